@@ -1,0 +1,306 @@
+# Compiled dense kernels; dense_numpy.py is their NumPy twin (same names, signatures, results).
+#
+# Design:
+# - GEMMs go through NumPy's matmul, i.e. the optimized BLAS NumPy was built with; this file never
+#   multiplies matrices itself.
+# - Everything around a GEMM is one fused pass over rows: bias + activation after the forward GEMM,
+#   activation derivative + bias-gradient reduction before the backward GEMMs.
+# - Activation derivatives are written in terms of the activation's output A, so the
+#   pre-activation Z is never stored.
+# - Rows are split across OpenMP threads only when the pass is large enough to pay for waking them
+#   (FNN_PARALLEL_MIN_WORK in kernels.h); no two threads write the same element. The bias gradient
+#   is reduced into one float64 row of partial sums per thread, added up at the end.
+# - Argument checks are the twin's (_checks.py), so both backends accept and reject alike.
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.math cimport tanh
+from libc.stdlib cimport calloc, free
+
+import numpy as np
+
+from ._checks import ACTIVATION_COST, activation_code, as_input, as_output, float_dtype
+
+cnp.import_array()
+
+__all__ = ["bias_act_forward", "bias_act_backward", "dense_forward", "dense_backward"]
+
+cdef extern from "kernels.h" nogil:
+    int omp_get_max_threads()
+    const long FNN_PARALLEL_MIN_WORK
+    float fnn_eluf(float z, float alpha)
+    double fnn_elu(double z, double alpha)
+    float fnn_sigmoidf(float z)
+    float fnn_tanhf(float z)
+    double fnn_sigmoid(double z)
+
+# Same numbering as _checks.ACTIVATIONS.
+cdef enum:
+    IDENTITY = 0
+    RELU = 1
+    LEAKY_RELU = 2
+    ELU = 3
+    SIGMOID = 4
+    TANH = 5
+
+
+cdef inline floating _elu(floating z, floating alpha) noexcept nogil:
+    if floating is float:
+        return fnn_eluf(z, alpha)
+    else:
+        return fnn_elu(z, alpha)
+
+
+cdef inline floating _sigmoid(floating z) noexcept nogil:
+    if floating is float:
+        return fnn_sigmoidf(z)
+    else:
+        return fnn_sigmoid(z)
+
+
+cdef inline floating _tanh(floating z) noexcept nogil:
+    if floating is float:
+        return fnn_tanhf(z)
+    else:
+        return tanh(z)
+
+
+cdef inline void _bias_act_row(const floating* z, const floating* b, floating* a, Py_ssize_t m,
+                               int act, floating alpha) noexcept nogil:
+    # a = act(z + b) for one row; a may be z.
+    cdef Py_ssize_t j
+    cdef floating v
+    if act == IDENTITY:
+        for j in range(m):
+            a[j] = z[j] + b[j]
+    elif act == RELU:
+        for j in range(m):
+            v = z[j] + b[j]
+            a[j] = v if v > 0 else 0
+    elif act == LEAKY_RELU:
+        for j in range(m):
+            v = z[j] + b[j]
+            a[j] = v if v > 0 else alpha * v
+    elif act == ELU:
+        for j in range(m):
+            a[j] = _elu(z[j] + b[j], alpha)
+    elif act == SIGMOID:
+        for j in range(m):
+            a[j] = _sigmoid(z[j] + b[j])
+    elif act == TANH:
+        for j in range(m):
+            a[j] = _tanh(z[j] + b[j])
+
+
+cdef inline void _grad_act_row(const floating* da, const floating* a, floating* dz, double* db_acc,
+                               Py_ssize_t m, int act, floating alpha) noexcept nogil:
+    # dz = da * act'(a) for one row, and db_acc += dz; dz may be da.
+    cdef Py_ssize_t j
+    cdef floating g
+    if act == IDENTITY:
+        for j in range(m):
+            g = da[j]
+            dz[j] = g
+            db_acc[j] += g
+    elif act == RELU:
+        for j in range(m):
+            g = da[j] * (a[j] > 0)
+            dz[j] = g
+            db_acc[j] += g
+    elif act == LEAKY_RELU:
+        for j in range(m):
+            g = da[j] * (1 if a[j] > 0 else alpha)
+            dz[j] = g
+            db_acc[j] += g
+    elif act == ELU:
+        for j in range(m):
+            g = da[j] * (1 if a[j] > 0 else a[j] + alpha)
+            dz[j] = g
+            db_acc[j] += g
+    elif act == SIGMOID:
+        for j in range(m):
+            g = da[j] * a[j] * (1 - a[j])
+            dz[j] = g
+            db_acc[j] += g
+    elif act == TANH:
+        for j in range(m):
+            g = da[j] * (1 - a[j] * a[j])
+            dz[j] = g
+            db_acc[j] += g
+
+
+cdef void _bias_act_forward(const floating* Z, const floating* b, floating* out, Py_ssize_t n,
+                            Py_ssize_t m, int act, floating alpha, bint threaded) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in prange(n, schedule="static", use_threads_if=threaded):
+        _bias_act_row(Z + i * m, b, out + i * m, m, act, alpha)
+
+
+cdef int _bias_act_backward(const floating* dA, const floating* A, floating* dZ, floating* db,
+                            Py_ssize_t n, Py_ssize_t m, int act, floating alpha, bint accumulate,
+                            bint threaded) noexcept nogil:
+    cdef int n_threads = omp_get_max_threads() if threaded else 1
+    cdef double* partial = <double*> calloc(n_threads * m, sizeof(double))
+    cdef double* acc
+    cdef double total
+    cdef Py_ssize_t i, j
+    cdef int t
+    if partial == NULL:
+        return -1
+    with parallel(num_threads=n_threads, use_threads_if=threaded):
+        acc = partial + threadid() * m
+        for i in prange(n, schedule="static"):
+            _grad_act_row(dA + i * m, A + i * m, dZ + i * m, acc, m, act, alpha)
+    if db != NULL:
+        for j in range(m):
+            total = 0
+            for t in range(n_threads):
+                total = total + partial[t * m + j]
+            db[j] = <floating>(db[j] + total) if accumulate else <floating>total
+    free(partial)
+    return 0
+
+
+cdef inline bint _threaded(Py_ssize_t n, Py_ssize_t m, int act):
+    return n > 1 and n * m * <long>ACTIVATION_COST[act] >= FNN_PARALLEL_MIN_WORK
+
+
+cdef inline void* _data(cnp.ndarray a):
+    return cnp.PyArray_DATA(a)
+
+
+def bias_act_forward(Z, b, *, activation="identity", alpha=0.0, out=None):
+    """out = act(Z + b). Z is (N, M), b is (M,) or None; out may be Z itself. Returns out."""
+    kernel = "bias_act_forward"
+    code, alpha = activation_code(kernel, activation, alpha)
+    dtype = float_dtype(kernel, "Z", Z)
+    Z = as_input(kernel, "Z", Z, dtype, 2)
+    n, m = Z.shape
+    out = as_output(kernel, "out", out, (n, m), dtype)
+    if b is None:
+        b = np.zeros(m, dtype=dtype)
+    else:
+        b = as_input(kernel, "b", b, dtype, 1)
+        if b.shape[0] != m:
+            raise ValueError(f"{kernel}: b must have shape ({m},), got {b.shape}")
+    _run_bias_act_forward(Z, b, out, code, alpha)
+    return out
+
+
+cdef _run_bias_act_forward(cnp.ndarray Z, cnp.ndarray b, cnp.ndarray out, int code, double alpha):
+    cdef Py_ssize_t n = Z.shape[0], m = Z.shape[1]
+    cdef bint threaded = _threaded(n, m, code)
+    cdef bint single = Z.descr.type_num == cnp.NPY_FLOAT
+    cdef void* z = _data(Z)
+    cdef void* bias = _data(b)
+    cdef void* a = _data(out)
+    with nogil:
+        if single:
+            _bias_act_forward[float](<float*> z, <float*> bias, <float*> a, n, m, code,
+                                     <float> alpha, threaded)
+        else:
+            _bias_act_forward[double](<double*> z, <double*> bias, <double*> a, n, m, code,
+                                      alpha, threaded)
+
+
+def bias_act_backward(dA, A, *, activation="identity", alpha=0.0, dZ=None, db=None,
+                      accumulate=False):
+    """dZ = dA * act'(A); db = sum of dZ over rows (+= when accumulate). Returns (dZ, db).
+
+    dA and A are (N, M); dZ may be dA itself. db=None skips the bias gradient.
+    """
+    kernel = "bias_act_backward"
+    code, alpha = activation_code(kernel, activation, alpha)
+    dtype = float_dtype(kernel, "A", A)
+    A = as_input(kernel, "A", A, dtype, 2)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    if dA.shape != A.shape:
+        raise ValueError(f"{kernel}: dA must have shape {A.shape}, got {dA.shape}")
+    dZ = as_output(kernel, "dZ", dZ, A.shape, dtype)
+    if db is not None:
+        db = as_output(kernel, "db", db, (A.shape[1],), dtype)
+    _run_bias_act_backward(dA, A, dZ, db, code, alpha, accumulate)
+    return dZ, db
+
+
+cdef _run_bias_act_backward(cnp.ndarray dA, cnp.ndarray A, cnp.ndarray dZ, object db, int code,
+                            double alpha, bint accumulate):
+    cdef Py_ssize_t n = A.shape[0], m = A.shape[1]
+    cdef bint threaded = _threaded(n, m, code)
+    cdef bint single = A.descr.type_num == cnp.NPY_FLOAT
+    cdef void* da = _data(dA)
+    cdef void* a = _data(A)
+    cdef void* dz = _data(dZ)
+    cdef void* bias_grad = NULL if db is None else _data(db)
+    cdef int status
+    with nogil:
+        if single:
+            status = _bias_act_backward[float](<float*> da, <float*> a, <float*> dz,
+                                               <float*> bias_grad, n, m, code, <float> alpha,
+                                               accumulate, threaded)
+        else:
+            status = _bias_act_backward[double](<double*> da, <double*> a, <double*> dz,
+                                                <double*> bias_grad, n, m, code, alpha,
+                                                accumulate, threaded)
+    if status != 0:
+        raise MemoryError("bias_act_backward: could not allocate the bias-gradient partial sums")
+
+
+def dense_forward(X, W, b, *, activation="identity", alpha=0.0, out=None):
+    """out = act(X @ W + b) for X (N, K), W (K, M), b (M,). Returns out (N, M)."""
+    kernel = "dense_forward"
+    code, alpha = activation_code(kernel, activation, alpha)
+    dtype = float_dtype(kernel, "W", W)
+    W = as_input(kernel, "W", W, dtype, 2)
+    X = as_input(kernel, "X", X, dtype, 2)
+    b = as_input(kernel, "b", b, dtype, 1)
+    n, (k, m) = X.shape[0], W.shape
+    if X.shape[1] != k:
+        raise ValueError(f"{kernel}: X must have shape (N, {k}), got {X.shape}")
+    if b.shape[0] != m:
+        raise ValueError(f"{kernel}: b must have shape ({m},), got {b.shape}")
+    out = as_output(kernel, "out", out, (n, m), dtype)
+    np.matmul(X, W, out=out)
+    _run_bias_act_forward(out, b, out, code, alpha)
+    return out
+
+
+def dense_backward(dA, X, W, A, *, activation="identity", alpha=0.0, dZ=None, dW=None, db=None,
+                   dX=None, need_dX=True, accumulate=False):
+    """Gradients of a dense layer A = act(X @ W + b), given dA = dL/dA.
+
+    dZ = dA * act'(A) (dZ may be dA itself); dW = X.T @ dZ; db = sum of dZ over rows;
+    dX = dZ @ W.T, skipped when need_dX is False (a network's first layer).
+    With accumulate, dW and db are added to instead of overwritten; dX is always overwritten.
+    Returns (dX or None, dW, db).
+    """
+    kernel = "dense_backward"
+    code, alpha = activation_code(kernel, activation, alpha)
+    dtype = float_dtype(kernel, "W", W)
+    W = as_input(kernel, "W", W, dtype, 2)
+    X = as_input(kernel, "X", X, dtype, 2)
+    A = as_input(kernel, "A", A, dtype, 2)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    n, (k, m) = X.shape[0], W.shape
+    if X.shape[1] != k:
+        raise ValueError(f"{kernel}: X must have shape (N, {k}), got {X.shape}")
+    if A.shape != (n, m):
+        raise ValueError(f"{kernel}: A must have shape {(n, m)}, got {A.shape}")
+    if dA.shape != (n, m):
+        raise ValueError(f"{kernel}: dA must have shape {(n, m)}, got {dA.shape}")
+    dZ = as_output(kernel, "dZ", dZ, (n, m), dtype)
+    if db is None:
+        db = np.zeros(m, dtype=dtype)
+    else:
+        db = as_output(kernel, "db", db, (m,), dtype)
+    dW = as_output(kernel, "dW", dW, (k, m), dtype)
+    _run_bias_act_backward(dA, A, dZ, db, code, alpha, accumulate)
+    if accumulate:
+        dW += X.T @ dZ
+    else:
+        np.matmul(X.T, dZ, out=dW)
+    if not need_dX:
+        return None, dW, db
+    dX = as_output(kernel, "dX", dX, (n, k), dtype)
+    np.matmul(dZ, W.T, out=dX)
+    return dX, dW, db

@@ -1,0 +1,126 @@
+/* Shared C helpers for fastnn's Cython kernels.
+ *
+ * - An OpenMP shim, so that the kernels build (serially) with a compiler that has no OpenMP.
+ * - The size threshold below which a kernel stays on one thread.
+ * - float32 exp/tanh/sigmoid/expm1 written as branch-free arithmetic so that GCC/Clang vectorize the
+ *   loops that call them (libm's scalar calls block vectorization). They are used only for
+ *   arguments <= 0 in exp (every caller needs exp(-|z|)), which keeps the range reduction simple.
+ *   Accuracy is a few ulp. float64 kernels call libm, to agree with NumPy to ~1e-12.
+ */
+#ifndef FASTNN_KERNELS_H
+#define FASTNN_KERNELS_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#define FNN_OPENMP 1
+#else
+#define FNN_OPENMP 0
+static inline int omp_get_max_threads(void) { return 1; }
+static inline void omp_set_num_threads(int n) { (void)n; }
+static inline int omp_get_num_procs(void) { return 1; }
+#endif
+
+/* Elementwise work (elements x cost per element) below which a kernel runs on one thread: waking a
+ * team of threads costs a few microseconds, more than a small pass over memory. Measured with
+ * bench/test_bench_kernels.py; see README. */
+#define FNN_PARALLEL_MIN_WORK 65536
+
+static inline float fnn_bits_to_float(int32_t bits) {
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline uint32_t fnn_float_to_bits(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bits;
+}
+
+/* cond ? a : b as a bitwise blend. A plain ?: whose one arm calls fnn_expf_nonpos lets GCC sink the
+ * arm's float-to-int conversion into a branch, which it then cannot vectorize. */
+static inline float fnn_select(int cond, float a, float b) {
+    uint32_t mask = 0u - (uint32_t)(cond != 0);
+    return fnn_bits_to_float((int32_t)((fnn_float_to_bits(a) & mask) | (fnn_float_to_bits(b) & ~mask)));
+}
+
+/* exp(x) for x <= 0 (Cephes-style range reduction and degree-6 polynomial). Results below
+ * FLT_MIN (x < -87.3) are flushed to 0: the clamp gives n = -127, whose scale bits are 0. */
+static inline float fnn_expf_nonpos(float x) {
+    const float log2e = 1.44269504088896341f;
+    const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    /* xc = max(x, -88) as an unsigned min on the bits (for x <= 0, larger bits = more negative):
+     * a float compare here lets GCC split the loop on the constant branch and stop vectorizing. */
+    uint32_t xb = fnn_float_to_bits(x), lim = 0xC2B00000u; /* -88.0f */
+    float xc = fnn_bits_to_float((int32_t)(xb < lim ? xb : lim));
+    /* Round xc*log2e (<= 0) to nearest by truncation; floorf would block vectorization. */
+    float n = (float)(int32_t)(xc * log2e - 0.5f);
+    float r = xc - n * ln2_hi;
+    r = r - n * ln2_lo;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    float scale = fnn_bits_to_float(((int32_t)n + 127) << 23);
+    return p * scale;
+}
+
+/* 1 / (1 + exp(-z)) without overflow for any finite z. */
+static inline float fnn_sigmoidf(float z) {
+    float e = fnn_expf_nonpos(-fabsf(z));
+    float s = 1.0f / (1.0f + e);
+    return z >= 0.0f ? s : e * s;
+}
+
+/* tanh(z): an odd polynomial near zero (no cancellation), (1 - e)/(1 + e) with e = exp(-2|z|) beyond. */
+static inline float fnn_tanhf(float z) {
+    float a = fabsf(z);
+    float z2 = z * z;
+    float p = -5.70498872745e-3f;
+    p = p * z2 + 2.06390887954e-2f;
+    p = p * z2 - 5.37397155531e-2f;
+    p = p * z2 + 1.33314422036e-1f;
+    p = p * z2 - 3.33332819422e-1f;
+    float small = p * z2 * z + z;
+    float e = fnn_expf_nonpos(-2.0f * a);
+    float big = copysignf((1.0f - e) / (1.0f + e), z);
+    return fnn_select(a < 0.625f, small, big);
+}
+
+/* exp(z) - 1 for z <= 0: a Taylor polynomial near zero (no cancellation), exp(z) - 1 beyond. */
+static inline float fnn_expm1f_nonpos(float z) {
+    float t = 1.0f / 5040.0f;
+    t = t * z + 1.0f / 720.0f;
+    t = t * z + 1.0f / 120.0f;
+    t = t * z + 1.0f / 24.0f;
+    t = t * z + 1.0f / 6.0f;
+    t = t * z + 0.5f;
+    float small = (t * z + 1.0f) * z;
+    float big = fnn_expf_nonpos(z) - 1.0f;
+    return fnn_select(z > -0.5f, small, big);
+}
+
+/* ELU: z for z > 0, alpha * (exp(z) - 1) otherwise. */
+static inline float fnn_eluf(float z, float alpha) {
+    float negative = alpha * fnn_expm1f_nonpos(fnn_select(z < 0.0f, z, 0.0f));
+    return fnn_select(z > 0.0f, z, negative);
+}
+
+static inline double fnn_elu(double z, double alpha) {
+    return z > 0.0 ? z : alpha * expm1(z);
+}
+
+static inline double fnn_sigmoid(double z) {
+    double e = exp(-fabs(z));
+    double s = 1.0 / (1.0 + e);
+    return z >= 0.0 ? s : e * s;
+}
+
+#endif

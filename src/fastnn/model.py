@@ -1,0 +1,135 @@
+"""Sequential: a model that is a list of layers."""
+import numpy as np
+
+from .layers import Layer, as_dtype
+
+
+def softmax(scores):
+    """Row-wise softmax, stable for any finite scores."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
+
+
+class Sequential:
+    """Layers applied in order. Every layer is (re)initialized from one generator seeded with
+    `seed`, in `dtype` ("float32" or "float64"), so the same seed gives the same model.
+
+        model = Sequential(Dense(64, 128, activation="relu"), Dense(128, 10), seed=0)
+        scores = model.forward(X, training=True)    # or model(X)
+        loss, dscores = fastnn.losses.softmax_cross_entropy(scores, y)
+        model.zero_grad(); model.backward(dscores)
+    """
+
+    def __init__(self, *layers, dtype="float32", seed=None):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        features = None
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential: layer {i} is {type(layer).__name__}, not a fastnn "
+                                "layer")
+            if features is not None and layer.in_features not in (None, features):
+                raise ValueError(f"Sequential: layer {i} ({layer!r}) expects {layer.in_features} "
+                                 f"input features, but the layer before it outputs {features}")
+            features = layer.out_features or features
+        self.dtype = as_dtype(dtype)
+        self.seed = seed
+        self.layers = list(layers)
+        self.training = True
+        rng = np.random.default_rng(seed)
+        for i, layer in enumerate(self.layers):
+            layer.name = f"layer {i} ({layer!r})"
+            layer.reset_parameters(self.dtype, rng)
+        self._output_shape = None
+
+    @property
+    def in_features(self):
+        return next(l.in_features for l in self.layers if l.in_features is not None)
+
+    @property
+    def out_features(self):
+        return next(l.out_features for l in reversed(self.layers) if l.out_features is not None)
+
+    def parameters(self):
+        """All learnable parameters, in layer order, weight before bias."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.zero_grad()
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def forward(self, X, training=None):
+        """Scores (N, out_features) for a batch X (N, in_features); a fresh array.
+
+        training=None uses the model's mode (train() / eval()). The input is checked for NaN/inf
+        here, once, with one cheap reduction.
+        """
+        training = self.training if training is None else bool(training)
+        X = self.layers[0]._check_input(X, self.dtype)
+        if not np.isfinite(np.add.reduce(X, axis=None)) and not np.isfinite(X).all():
+            raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
+        for layer in self.layers:
+            X = layer.forward(X, training=training)
+        self._output_shape = X.shape
+        return X.copy()
+
+    __call__ = forward
+
+    def backward(self, dscores):
+        """Backpropagate dL/dscores of the last forward; accumulates into each parameter's grad."""
+        if self._output_shape is None:
+            raise RuntimeError("Sequential.backward called before forward")
+        grad = dscores
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            grad = self.layers[i].backward(grad, need_dX=i > 0)
+
+    def predict_proba(self, X, batch_size=4096):
+        """Class probabilities (softmax of the scores) in inference mode."""
+        return softmax(self._predict_scores(X, batch_size))
+
+    def predict(self, X, batch_size=4096):
+        """Predicted class indices in inference mode."""
+        return self._predict_scores(X, batch_size).argmax(axis=1)
+
+    def _predict_scores(self, X, batch_size):
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] <= batch_size:
+            return self.forward(X, training=False)
+        return np.concatenate([self.forward(X[start:start + batch_size], training=False)
+                               for start in range(0, X.shape[0], batch_size)])
+
+    def state_dict(self):
+        """Copies of every parameter array, keyed "<layer index>.<name>"."""
+        return {f"{i}.{p.name}": p.data.copy()
+                for i, layer in enumerate(self.layers) for p in layer.parameters()}
+
+    def load_state_dict(self, state):
+        """Copy arrays from `state_dict()` output into the parameters (shapes must match)."""
+        expected = {f"{i}.{p.name}": p for i, layer in enumerate(self.layers)
+                    for p in layer.parameters()}
+        missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+        if missing or unexpected:
+            raise ValueError(f"load_state_dict: missing keys {sorted(missing)}, unexpected keys "
+                             f"{sorted(unexpected)}")
+        for key, p in expected.items():
+            value = np.asarray(state[key])
+            if value.shape != p.shape:
+                raise ValueError(f"load_state_dict: {key} has shape {value.shape}, the model "
+                                 f"expects {p.shape}")
+            p.data[...] = value
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"
