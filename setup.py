@@ -90,7 +90,6 @@ def extensions():
         "wraparound": debug,
         "initializedcheck": debug,
         "cdivision": True,
-        "embedsignature": True,
     }
     return cythonize(modules, compiler_directives=directives,
                      nthreads=os.cpu_count() or 1, quiet=True)
