@@ -13,35 +13,57 @@ IDENTITY, RELU, LEAKY_RELU, ELU, SIGMOID, TANH = range(6)
 
 
 def _activate(Z, code, alpha):
-    """Apply the activation to Z in place."""
+    """Apply the activation to Z in place, in Z's dtype (alpha is cast to it, as in dense.pyx)."""
+    alpha = Z.dtype.type(alpha)
     if code == RELU:
         np.maximum(Z, 0, out=Z)
     elif code == LEAKY_RELU:
-        np.multiply(Z, np.where(Z > 0, 1.0, alpha).astype(Z.dtype), out=Z)
+        # z if z > 0 else alpha * z, as z times a slope of 1 or alpha.
+        np.multiply(Z, np.where(Z > 0, Z.dtype.type(1), alpha), out=Z)
     elif code == ELU:
-        negative = Z < 0
-        Z[negative] = alpha * np.expm1(Z[negative])
+        # z if z > 0 else alpha * expm1(z) (both are z at z = 0, so only z < 0 is replaced);
+        # min(z, 0) keeps expm1 from overflowing on the entries the select leaves as they are.
+        negative = np.minimum(Z, 0)
+        np.expm1(negative, out=negative)
+        negative *= alpha
+        np.copyto(Z, negative, where=Z < 0)
     elif code == SIGMOID:
-        e = np.exp(-np.abs(Z))
-        s = 1.0 / (1.0 + e)
-        np.copyto(Z, np.where(Z >= 0, s, e * s))
+        # Stable: with e = exp(-|z|) and s = 1 / (1 + e), sigmoid(z) is s for z >= 0, e * s below.
+        e = np.abs(Z)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        s = np.add(e, 1)
+        np.divide(1, s, out=s)
+        e *= s
+        np.copyto(Z, np.where(Z >= 0, s, e))
     elif code == TANH:
         np.tanh(Z, out=Z)
 
 
-def _derivative_from_output(A, code, alpha):
-    """d act / d z, written in terms of the activation's output A."""
+def _activation_backward(dA, A, code, alpha, dZ):
+    """dZ = dA * act'(A), the derivative written in terms of the activation's output A.
+
+    dZ may be dA itself: the derivative is built in a separate array before dZ is written.
+    """
+    alpha = A.dtype.type(alpha)
     if code == IDENTITY:
-        return np.ones_like(A)
+        np.copyto(dZ, dA)
+        return
     if code == RELU:
-        return (A > 0).astype(A.dtype)
+        np.multiply(dA, A > 0, out=dZ)  # the boolean mask multiplies as 1 or 0
+        return
     if code == LEAKY_RELU:
-        return np.where(A > 0, 1.0, alpha).astype(A.dtype)
-    if code == ELU:
-        return np.where(A > 0, 1.0, A + alpha).astype(A.dtype)
-    if code == SIGMOID:
-        return A * (1 - A)
-    return 1 - A * A  # tanh
+        slope = np.where(A > 0, A.dtype.type(1), alpha)
+    elif code == ELU:
+        slope = np.add(A, alpha)  # A + alpha = alpha * exp(z) for z <= 0
+        np.copyto(slope, 1, where=A > 0)
+    elif code == SIGMOID:
+        slope = np.subtract(1, A)
+        slope *= A
+    else:  # tanh
+        slope = np.multiply(A, A)
+        np.subtract(1, slope, out=slope)
+    np.multiply(dA, slope, out=dZ)
 
 
 def bias_act_forward(Z, b, *, activation="identity", alpha=0.0, out=None):
@@ -76,7 +98,7 @@ def bias_act_backward(dA, A, *, activation="identity", alpha=0.0, dZ=None, db=No
     if dA.shape != A.shape:
         raise ValueError(f"{kernel}: dA must have shape {A.shape}, got {dA.shape}")
     dZ = as_output(kernel, "dZ", dZ, A.shape, dtype)
-    np.multiply(dA, _derivative_from_output(A, code, alpha), out=dZ)
+    _activation_backward(dA, A, code, alpha, dZ)
     if db is not None:
         db = as_output(kernel, "db", db, (A.shape[1],), dtype)
         column_sum = dZ.sum(axis=0, dtype=np.float64)
