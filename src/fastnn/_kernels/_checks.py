@@ -63,6 +63,90 @@ def as_output(kernel, name, out, shape, dtype):
     return out
 
 
+def as_vector(kernel, name, v, dtype, size):
+    """A per-feature IN vector of shape (size,), converted to `dtype` like as_input."""
+    v = as_input(kernel, name, v, dtype, 1)
+    if v.shape[0] != size:
+        raise ValueError(f"{kernel}: {name} must have shape ({size},), got {v.shape}")
+    return v
+
+
+# Dropout's counter-based random stream. Element i of a call with key k is kept iff
+#     (mix64(k + i * GOLDEN64) >> 32) >= floor(p * 2**32)
+# with mix64 the splitmix64 finalizer, in wrapping uint64 arithmetic. dropout.pyx and
+# dropout_numpy.py compute exactly this, so masks are bit-identical across backends and thread
+# counts; the key is a hash of (seed, layer, step), so a mask is a pure function of
+# (seed, layer, step, i).
+MASK64 = (1 << 64) - 1
+GOLDEN64 = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, splitmix64's counter increment
+MIX64_M1 = 0xBF58476D1CE4E5B9
+MIX64_M2 = 0x94D049BB133111EB
+
+
+def mix64(z):
+    """The splitmix64 finalizer of a Python int, mod 2**64 (a bijection of 64-bit integers)."""
+    z &= MASK64
+    z = ((z ^ (z >> 30)) * MIX64_M1) & MASK64
+    z = ((z ^ (z >> 27)) * MIX64_M2) & MASK64
+    return z ^ (z >> 31)
+
+
+def dropout_key(seed, layer, step):
+    """The 64-bit key of one dropout call, a hash of non-negative integers (seed, layer, step).
+
+    seed is taken mod 2**64. The same arguments give the same key (and mask) on every backend.
+    """
+    key = 0
+    for name, part in (("seed", seed), ("layer", layer), ("step", step)):
+        if isinstance(part, bool) or not isinstance(part, (int, np.integer)) or part < 0:
+            raise ValueError(f"dropout_key: {name} must be a non-negative integer, got {part!r}")
+        key = mix64((key ^ (int(part) & MASK64)) + GOLDEN64)
+    return key
+
+
+def drop_probability(kernel, p):
+    """(p, threshold): the drop probability as a float in [0, 1) and floor(p * 2**32)."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise TypeError(f"{kernel}: p must be a number, got {p!r}") from None
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{kernel}: p (the drop probability) must lie in [0, 1), got {p}")
+    return p, int(p * 4294967296.0)  # exact: scaling by a power of two, then floor
+
+
+def random_key(kernel, key):
+    """A dropout key (from dropout_key) as a Python int in [0, 2**64)."""
+    if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+        raise TypeError(f"{kernel}: key must be an integer, got {type(key).__name__}")
+    if not 0 <= key <= MASK64:
+        raise ValueError(f"{kernel}: key must lie in [0, 2**64), got {key}")
+    return int(key)
+
+
+def as_mask(kernel, mask, shape):
+    """A dropout mask (bool or uint8, nonzero = kept) as a C-contiguous uint8 array of `shape`."""
+    mask = np.asarray(mask)
+    if mask.dtype not in (np.dtype(np.bool_), np.dtype(np.uint8)):
+        raise TypeError(f"{kernel}: mask must be a uint8 or bool array, got dtype {mask.dtype}")
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{kernel}: mask must have shape {tuple(shape)}, got {mask.shape}")
+    return np.ascontiguousarray(mask).view(np.uint8)
+
+
+def batchnorm_options(kernel, n_samples, training, momentum, eps):
+    """Checked (momentum, eps) as floats; a batch of one is an error in training mode."""
+    momentum, eps = float(momentum), float(eps)
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"{kernel}: momentum must lie in [0, 1], got {momentum}")
+    if not 0.0 < eps < float("inf"):
+        raise ValueError(f"{kernel}: eps must be positive and finite, got {eps}")
+    if training and n_samples < 2:
+        raise ValueError(f"{kernel}: training mode needs more than one sample per feature to "
+                         f"compute batch statistics, got a batch of {n_samples}")
+    return momentum, eps
+
+
 def as_labels(kernel, y, n_samples, n_classes):
     """Integer class indices in [0, n_classes), one per sample, as an int64 array."""
     y = np.asarray(y)
@@ -78,3 +162,16 @@ def as_labels(kernel, y, n_samples, n_classes):
         raise ValueError(f"{kernel}: labels must lie in [0, {n_classes}), got values in "
                          f"[{y.min()}, {y.max()}]")
     return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def update_arrays(kernel, param, grad, states):
+    """Checks for an optimizer update: param and every state buffer are OUT arrays of param's
+    shape and dtype; grad is converted. Returns (dtype, param, grad)."""
+    dtype = float_dtype(kernel, "param", param)
+    param = as_output(kernel, "param", param, param.shape, dtype)
+    grad = as_input(kernel, "grad", grad, dtype, param.ndim)
+    if grad.shape != param.shape:
+        raise ValueError(f"{kernel}: grad must have shape {param.shape}, got {grad.shape}")
+    for name, state in states.items():
+        as_output(kernel, name, state, param.shape, dtype)
+    return dtype, param, grad

@@ -1,19 +1,31 @@
 # Compiled optimizer updates; optim_numpy.py is their NumPy twin (same names, signatures, results).
 #
-# Design: an update is one pass over the flat parameter, gradient and state arrays, in place;
-# chunks of the flat range go to threads above FNN_PARALLEL_MIN_WORK.
+# Design: an update is one pass over the flat parameter, gradient and state arrays, in place: each
+# element is read once, its new state and value computed in registers, and written once. Chunks of
+# the flat range go to threads above FNN_PARALLEL_MIN_WORK. Hyperparameters travel in one struct
+# per optimizer; per-step scalars (bias corrections, decayed learning rate) are computed once in
+# the wrapper, in float64.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport sqrt
 
-from ._checks import as_input, as_output, float_dtype
+from ._checks import update_arrays
 
 cnp.import_array()
 
-__all__ = ["sgd_update"]
+__all__ = ["sgd_update", "adagrad_update", "rmsprop_update", "adam_update"]
 
 cdef extern from "kernels.h" nogil:
     const long FNN_PARALLEL_MIN_WORK
+
+
+cdef inline void* _data(object a):
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray> a)
+
+
+cdef inline bint _threaded(Py_ssize_t size):
+    return size >= FNN_PARALLEL_MIN_WORK
 
 
 cdef struct SGDConfig:
@@ -54,30 +66,191 @@ def sgd_update(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0,
     param -= lr * g
     momentum_buffer (same shape as param) is updated in place; it may be None when momentum is 0.
     """
-    kernel = "sgd_update"
-    dtype = float_dtype(kernel, "param", param)
-    param = as_output(kernel, "param", param, param.shape, dtype)
-    grad = as_input(kernel, "grad", grad, dtype, param.ndim)
-    if grad.shape != param.shape:
-        raise ValueError(f"{kernel}: grad must have shape {param.shape}, got {grad.shape}")
+    states = {"momentum_buffer": momentum_buffer} if momentum != 0 else {}
+    _, param, grad = update_arrays("sgd_update", param, grad, states)
     cdef SGDConfig cfg = SGDConfig(lr=lr, momentum=momentum, dampening=dampening,
                                    weight_decay=weight_decay, nesterov=nesterov,
                                    first_step=first_step)
-    buf = param
-    if momentum != 0:
-        buf = as_output(kernel, "momentum_buffer", momentum_buffer, param.shape, dtype)
+    buf = momentum_buffer if momentum != 0 else param
     _run_sgd(param, grad, buf, cfg)
 
 
 cdef _run_sgd(cnp.ndarray param, cnp.ndarray grad, cnp.ndarray buf, SGDConfig cfg):
     cdef Py_ssize_t size = param.size
-    cdef bint threaded = size >= FNN_PARALLEL_MIN_WORK
+    cdef bint threaded = _threaded(size)
     cdef bint single = param.descr.type_num == cnp.NPY_FLOAT
-    cdef void* p = cnp.PyArray_DATA(param)
-    cdef void* g = cnp.PyArray_DATA(grad)
-    cdef void* b = cnp.PyArray_DATA(buf)
+    cdef void* p = _data(param)
+    cdef void* g = _data(grad)
+    cdef void* b = _data(buf)
     with nogil:
         if single:
             _sgd[float](<float*> p, <float*> g, <float*> b, size, cfg, threaded)
         else:
             _sgd[double](<double*> p, <double*> g, <double*> b, size, cfg, threaded)
+
+
+cdef struct AdagradConfig:
+    double clr, weight_decay, eps
+
+
+cdef void _adagrad(floating* p, const floating* grad, floating* state_sum, Py_ssize_t size,
+                   AdagradConfig cfg, bint threaded) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating g, s
+    cdef floating clr = <floating> cfg.clr, wd = <floating> cfg.weight_decay
+    cdef floating eps = <floating> cfg.eps
+    for i in prange(size, schedule="static", use_threads_if=threaded):
+        g = grad[i] + wd * p[i]
+        s = state_sum[i] + g * g
+        state_sum[i] = s
+        p[i] = p[i] - clr * g / (sqrt(s) + eps)
+
+
+def adagrad_update(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
+                   step):
+    """One step of torch.optim.Adagrad on `param`, in place (step counts from 1).
+
+    g = grad + weight_decay * param; state_sum += g * g
+    param -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(state_sum) + eps)
+    """
+    _, param, grad = update_arrays("adagrad_update", param, grad, {"state_sum": state_sum})
+    cdef AdagradConfig cfg = AdagradConfig(clr=lr / (1 + (step - 1) * lr_decay),
+                                           weight_decay=weight_decay, eps=eps)
+    cdef Py_ssize_t size = param.size
+    cdef bint threaded = _threaded(size)
+    cdef bint single = param.dtype.num == cnp.NPY_FLOAT
+    cdef void* p = _data(param)
+    cdef void* g = _data(grad)
+    cdef void* s = _data(state_sum)
+    with nogil:
+        if single:
+            _adagrad[float](<float*> p, <float*> g, <float*> s, size, cfg, threaded)
+        else:
+            _adagrad[double](<double*> p, <double*> g, <double*> s, size, cfg, threaded)
+
+
+cdef struct RMSpropConfig:
+    double lr, alpha, eps, weight_decay, momentum
+    bint centered
+
+
+cdef void _rmsprop(floating* p, const floating* grad, floating* square_avg, floating* grad_avg,
+                   floating* buf, Py_ssize_t size, RMSpropConfig cfg, bint threaded) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating g, sq, ga, avg, b
+    cdef floating lr = <floating> cfg.lr, alpha = <floating> cfg.alpha, eps = <floating> cfg.eps
+    cdef floating wd = <floating> cfg.weight_decay, mu = <floating> cfg.momentum
+    cdef floating one_minus_alpha = 1 - alpha
+    for i in prange(size, schedule="static", use_threads_if=threaded):
+        g = grad[i] + wd * p[i]
+        sq = alpha * square_avg[i] + one_minus_alpha * g * g
+        square_avg[i] = sq
+        if cfg.centered:
+            ga = alpha * grad_avg[i] + one_minus_alpha * g
+            grad_avg[i] = ga
+            avg = sqrt(sq - ga * ga) + eps
+        else:
+            avg = sqrt(sq) + eps
+        if mu > 0:
+            b = mu * buf[i] + g / avg
+            buf[i] = b
+            p[i] = p[i] - lr * b
+        else:
+            p[i] = p[i] - lr * g / avg
+
+
+def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha=0.99,
+                   eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    """One step of torch.optim.RMSprop on `param`, in place.
+
+    g = grad + weight_decay * param; square_avg = alpha * square_avg + (1 - alpha) * g * g
+    centered: grad_avg = alpha * grad_avg + (1 - alpha) * g; avg = sqrt(square_avg - grad_avg**2) + eps
+    otherwise avg = sqrt(square_avg) + eps
+    momentum > 0: buf = momentum * buf + g / avg; param -= lr * buf; otherwise param -= lr * g / avg
+    grad_avg may be None unless centered; momentum_buffer may be None unless momentum > 0.
+    """
+    states = {"square_avg": square_avg}
+    if centered:
+        states["grad_avg"] = grad_avg
+    if momentum > 0:
+        states["momentum_buffer"] = momentum_buffer
+    _, param, grad = update_arrays("rmsprop_update", param, grad, states)
+    cdef RMSpropConfig cfg = RMSpropConfig(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                           momentum=momentum, centered=centered)
+    cdef Py_ssize_t size = param.size
+    cdef bint threaded = _threaded(size)
+    cdef bint single = param.dtype.num == cnp.NPY_FLOAT
+    cdef void* p = _data(param)
+    cdef void* g = _data(grad)
+    cdef void* sq = _data(square_avg)
+    cdef void* ga = _data(grad_avg) if centered else NULL
+    cdef void* b = _data(momentum_buffer) if momentum > 0 else NULL
+    with nogil:
+        if single:
+            _rmsprop[float](<float*> p, <float*> g, <float*> sq, <float*> ga, <float*> b, size,
+                            cfg, threaded)
+        else:
+            _rmsprop[double](<double*> p, <double*> g, <double*> sq, <double*> ga, <double*> b,
+                             size, cfg, threaded)
+
+
+cdef struct AdamConfig:
+    double lr, beta1, beta2, eps, weight_decay, step_size, bias_correction2_sqrt
+    bint decoupled, amsgrad
+
+
+cdef void _adam(floating* p, const floating* grad, floating* m, floating* v, floating* vmax,
+                Py_ssize_t size, AdamConfig cfg, bint threaded) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating g, mi, vi, second, w
+    cdef floating beta1 = <floating> cfg.beta1, beta2 = <floating> cfg.beta2
+    cdef floating eps = <floating> cfg.eps, step_size = <floating> cfg.step_size
+    cdef floating bc2_sqrt = <floating> cfg.bias_correction2_sqrt
+    cdef floating wd = 0 if cfg.decoupled else <floating> cfg.weight_decay
+    cdef floating shrink = <floating> (1 - cfg.lr * cfg.weight_decay) if cfg.decoupled else 1
+    for i in prange(size, schedule="static", use_threads_if=threaded):
+        w = p[i] * shrink
+        g = grad[i] + wd * w
+        mi = beta1 * m[i] + (1 - beta1) * g
+        vi = beta2 * v[i] + (1 - beta2) * g * g
+        m[i] = mi
+        v[i] = vi
+        second = vi
+        if cfg.amsgrad:
+            second = vmax[i] if vmax[i] > vi else vi
+            vmax[i] = second
+        p[i] = w - step_size * mi / (sqrt(second) / bc2_sqrt + eps)
+
+
+def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1=0.9, beta2=0.999,
+                eps=1e-8, weight_decay=0.0, step, decoupled_weight_decay=False, amsgrad=False):
+    """One step of torch.optim.Adam (or AdamW with decoupled_weight_decay) on `param`, in place.
+
+    Adam: g = grad + weight_decay * param.  AdamW: param *= 1 - lr * weight_decay; g = grad.
+    m = beta1 * m + (1 - beta1) * g; v = beta2 * v + (1 - beta2) * g * g (amsgrad: vmax = max(vmax, v))
+    param -= lr / (1 - beta1**step) * m / (sqrt(v or vmax) / sqrt(1 - beta2**step) + eps)
+    step counts from 1; max_exp_avg_sq may be None unless amsgrad.
+    """
+    states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+    if amsgrad:
+        states["max_exp_avg_sq"] = max_exp_avg_sq
+    _, param, grad = update_arrays("adam_update", param, grad, states)
+    cdef AdamConfig cfg = AdamConfig(
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+        step_size=lr / (1 - beta1 ** step), bias_correction2_sqrt=(1 - beta2 ** step) ** 0.5,
+        decoupled=decoupled_weight_decay, amsgrad=amsgrad)
+    cdef Py_ssize_t size = param.size
+    cdef bint threaded = _threaded(size)
+    cdef bint single = param.dtype.num == cnp.NPY_FLOAT
+    cdef void* p = _data(param)
+    cdef void* g = _data(grad)
+    cdef void* m = _data(exp_avg)
+    cdef void* v = _data(exp_avg_sq)
+    cdef void* vmax = _data(max_exp_avg_sq) if amsgrad else NULL
+    with nogil:
+        if single:
+            _adam[float](<float*> p, <float*> g, <float*> m, <float*> v, <float*> vmax, size, cfg,
+                         threaded)
+        else:
+            _adam[double](<double*> p, <double*> g, <double*> m, <double*> v, <double*> vmax,
+                          size, cfg, threaded)

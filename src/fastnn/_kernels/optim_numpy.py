@@ -1,9 +1,13 @@
-"""NumPy twin of optim.pyx: in-place optimizer updates over one parameter array."""
+"""NumPy twin of optim.pyx: in-place optimizer updates over one parameter array.
+
+Each follows the formula of the torch.optim class of the same name; state buffers have the
+parameter's shape and dtype and are updated in place.
+"""
 import numpy as np
 
-from ._checks import as_input, as_output, float_dtype
+from ._checks import update_arrays
 
-__all__ = ["sgd_update"]
+__all__ = ["sgd_update", "adagrad_update", "rmsprop_update", "adam_update"]
 
 
 def sgd_update(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
@@ -16,17 +20,13 @@ def sgd_update(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0,
     param -= lr * g
     momentum_buffer (same shape as param) is updated in place; it may be None when momentum is 0.
     """
-    kernel = "sgd_update"
-    dtype = float_dtype(kernel, "param", param)
-    param = as_output(kernel, "param", param, param.shape, dtype)
-    grad = as_input(kernel, "grad", grad, dtype, param.ndim)
-    if grad.shape != param.shape:
-        raise ValueError(f"{kernel}: grad must have shape {param.shape}, got {grad.shape}")
+    states = {"momentum_buffer": momentum_buffer} if momentum != 0 else {}
+    dtype, param, grad = update_arrays("sgd_update", param, grad, states)
     lr, momentum, dampening, weight_decay = (dtype.type(v) for v in
                                              (lr, momentum, dampening, weight_decay))
     g = grad + weight_decay * param if weight_decay != 0 else grad.copy()
     if momentum != 0:
-        buf = as_output(kernel, "momentum_buffer", momentum_buffer, param.shape, dtype)
+        buf = momentum_buffer
         if first_step:
             np.copyto(buf, g)
         else:
@@ -37,3 +37,83 @@ def sgd_update(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0,
         else:
             g = buf
     param -= lr * g
+
+
+def adagrad_update(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
+                   step):
+    """One step of torch.optim.Adagrad on `param`, in place (step counts from 1).
+
+    g = grad + weight_decay * param; state_sum += g * g
+    param -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(state_sum) + eps)
+    """
+    dtype, param, grad = update_arrays("adagrad_update", param, grad, {"state_sum": state_sum})
+    g = grad + dtype.type(weight_decay) * param
+    state_sum += g * g
+    clr = dtype.type(lr / (1 + (step - 1) * lr_decay))
+    param -= clr * g / (np.sqrt(state_sum) + dtype.type(eps))
+
+
+def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha=0.99,
+                   eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    """One step of torch.optim.RMSprop on `param`, in place.
+
+    g = grad + weight_decay * param; square_avg = alpha * square_avg + (1 - alpha) * g * g
+    centered: grad_avg = alpha * grad_avg + (1 - alpha) * g; avg = sqrt(square_avg - grad_avg**2) + eps
+    otherwise avg = sqrt(square_avg) + eps
+    momentum > 0: buf = momentum * buf + g / avg; param -= lr * buf; otherwise param -= lr * g / avg
+    grad_avg may be None unless centered; momentum_buffer may be None unless momentum > 0.
+    """
+    states = {"square_avg": square_avg}
+    if centered:
+        states["grad_avg"] = grad_avg
+    if momentum > 0:
+        states["momentum_buffer"] = momentum_buffer
+    dtype, param, grad = update_arrays("rmsprop_update", param, grad, states)
+    alpha, eps = dtype.type(alpha), dtype.type(eps)
+    g = grad + dtype.type(weight_decay) * param
+    square_avg *= alpha
+    square_avg += (1 - alpha) * g * g
+    if centered:
+        grad_avg *= alpha
+        grad_avg += (1 - alpha) * g
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        momentum_buffer *= dtype.type(momentum)
+        momentum_buffer += g / avg
+        param -= dtype.type(lr) * momentum_buffer
+    else:
+        param -= dtype.type(lr) * g / avg
+
+
+def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1=0.9, beta2=0.999,
+                eps=1e-8, weight_decay=0.0, step, decoupled_weight_decay=False, amsgrad=False):
+    """One step of torch.optim.Adam (or AdamW with decoupled_weight_decay) on `param`, in place.
+
+    Adam: g = grad + weight_decay * param.  AdamW: param *= 1 - lr * weight_decay; g = grad.
+    m = beta1 * m + (1 - beta1) * g; v = beta2 * v + (1 - beta2) * g * g (amsgrad: vmax = max(vmax, v))
+    param -= lr / (1 - beta1**step) * m / (sqrt(v or vmax) / sqrt(1 - beta2**step) + eps)
+    step counts from 1; max_exp_avg_sq may be None unless amsgrad.
+    """
+    states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+    if amsgrad:
+        states["max_exp_avg_sq"] = max_exp_avg_sq
+    dtype, param, grad = update_arrays("adam_update", param, grad, states)
+    beta1, beta2 = dtype.type(beta1), dtype.type(beta2)
+    if decoupled_weight_decay:
+        param *= dtype.type(1 - lr * weight_decay)
+        g = grad
+    else:
+        g = grad + dtype.type(weight_decay) * param
+    exp_avg *= beta1
+    exp_avg += (1 - beta1) * g
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+    second = exp_avg_sq
+    if amsgrad:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        second = max_exp_avg_sq
+    step_size = dtype.type(lr / (1 - float(beta1) ** step))
+    bias_correction2_sqrt = dtype.type(np.sqrt(1 - float(beta2) ** step))
+    param -= step_size * exp_avg / (np.sqrt(second) / bias_correction2_sqrt + dtype.type(eps))

@@ -1,0 +1,143 @@
+"""Learning-rate schedules with torch.optim.lr_scheduler's names and usage; any optimizer.
+
+    scheduler = StepLR(optimizer, step_size=10, gamma=0.5)
+    for epoch in range(epochs):
+        train_one_epoch(...)
+        scheduler.step()
+
+Each schedule is a closed-form function of the epoch count t (`last_epoch`) and the group's
+initial learning rate lr0, so `lr_at(lr0, t)` is the schedule's formula:
+    StepLR            lr0 * gamma ** (t // step_size)                 (the notes' step decay)
+    ExponentialLR     lr0 * gamma ** t       (the notes' lr0 * exp(-k t) with gamma = exp(-k))
+    InverseTimeLR     lr0 / (1 + decay * t)                            (the notes' 1/t decay)
+    CosineAnnealingLR eta_min + (lr0 - eta_min) * (1 + cos(pi t / T_max)) / 2
+    LinearLR          lr0 * (start + (end - start) * min(t, total_iters) / total_iters)
+                      (linear warm-up with start_factor < 1)
+    LambdaLR          lr0 * lr_lambda(t)
+SequentialLR runs schedules one after another (e.g. warm-up, then cosine), each counting its
+epochs from its milestone.
+"""
+import math
+
+
+class LRScheduler:
+    def __init__(self, optimizer, last_epoch=-1):
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            if last_epoch == -1:
+                group.setdefault("initial_lr", group["lr"])
+            elif "initial_lr" not in group:
+                raise KeyError("param group has no 'initial_lr'; resuming a schedule needs the "
+                               "optimizer state it was saved with")
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self.step()
+
+    def lr_at(self, base_lr, epoch):
+        raise NotImplementedError
+
+    def step(self):
+        """Advance one epoch and set every group's learning rate."""
+        self.last_epoch += 1
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = self.lr_at(base, self.last_epoch)
+
+    def get_last_lr(self):
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        return {key: value for key, value in vars(self).items()
+                if key not in ("optimizer", "lr_lambda", "schedulers")}
+
+    def load_state_dict(self, state):
+        vars(self).update(state)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = self.lr_at(base, self.last_epoch)
+
+
+def _positive(name, key, value):
+    if not value > 0:
+        raise ValueError(f"{name}: {key} must be > 0, got {value!r}")
+
+
+class StepLR(LRScheduler):
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialLR(LRScheduler):
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        _positive("ExponentialLR", "gamma", gamma)
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** epoch
+
+
+class InverseTimeLR(LRScheduler):
+    def __init__(self, optimizer, decay, last_epoch=-1):
+        if not decay >= 0:
+            raise ValueError(f"InverseTimeLR: decay must be >= 0, got {decay!r}")
+        self.decay = decay
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr / (1 + self.decay * epoch)
+
+
+class CosineAnnealingLR(LRScheduler):
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        _positive("CosineAnnealingLR", "T_max", T_max)
+        self.T_max, self.eta_min = T_max, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch /
+                                                                        self.T_max)) / 2
+
+
+class LinearLR(LRScheduler):
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
+                 last_epoch=-1):
+        if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
+            raise ValueError("LinearLR: start_factor must lie in (0, 1] and end_factor in [0, 1]")
+        _positive("LinearLR", "total_iters", total_iters)
+        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        progress = min(epoch, self.total_iters) / self.total_iters
+        return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * progress)
+
+
+class LambdaLR(LRScheduler):
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        self.lr_lambda = lr_lambda
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * self.lr_lambda(epoch)
+
+
+class SequentialLR(LRScheduler):
+    """Schedules in turn: schedulers[k] runs from milestones[k-1] on, counting from 0 there."""
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        if len(milestones) != len(schedulers) - 1 or list(milestones) != sorted(milestones):
+            raise ValueError("SequentialLR: expected len(schedulers) - 1 increasing milestones")
+        self.schedulers, self.milestones = list(schedulers), list(milestones)
+        for group in optimizer.param_groups:  # the children stepped once when built
+            group["lr"] = group["initial_lr"]
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        k = sum(epoch >= m for m in self.milestones)
+        start = self.milestones[k - 1] if k else 0
+        return self.schedulers[k].lr_at(base_lr, epoch - start)
