@@ -175,3 +175,34 @@ def update_arrays(kernel, param, grad, states):
     for name, state in states.items():
         as_output(kernel, name, state, param.shape, dtype)
     return dtype, param, grad
+
+
+def as_binary_labels(kernel, y, n_samples, negative):
+    """Binary labels, one per sample, as float64 targets in {negative, 1}.
+
+    Accepts {0, 1}; for negative=-1 also {-1, +1} (0 is then read as -1)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or y.shape[0] != n_samples:
+        raise ValueError(f"{kernel}: labels must have shape ({n_samples},), got {y.shape}")
+    if y.dtype.kind not in "iufb":
+        raise TypeError(f"{kernel}: labels must be numbers, got dtype {y.dtype}")
+    y = y.astype(np.float64)
+    allowed = (0.0, 1.0) if negative == 0 else (-1.0, 0.0, 1.0)
+    if not np.all(np.isin(y, allowed)):
+        raise ValueError(f"{kernel}: labels must be in {{{', '.join(f'{a:g}' for a in allowed)}}}")
+    if negative != 0:
+        y = np.where(y > 0, 1.0, -1.0)
+    return np.ascontiguousarray(y)
+
+
+def as_binary_scores(kernel, scores):
+    """Scores of a binary loss: (N,) or (N, 1), float32/float64; returns (flat scores, shape)."""
+    dtype = float_dtype(kernel, "scores", scores)
+    scores = np.asarray(scores)
+    if scores.ndim not in (1, 2) or (scores.ndim == 2 and scores.shape[1] != 1):
+        raise ValueError(f"{kernel}: scores must have shape (N,) or (N, 1), got {scores.shape}")
+    if scores.shape[0] == 0:
+        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
+    return np.ascontiguousarray(scores.reshape(-1), dtype=dtype), scores.shape

@@ -1,18 +1,23 @@
 # Compiled loss kernels; loss_numpy.py is their NumPy twin (same names, signatures, results).
 #
-# Design: one pass per row computes the row maximum, exp(s - max) into dscores, the log-sum-exp
+# Design: every loss is one pass over the scores that writes d loss / d scores and reduces the mean
+# loss in float64. Multiclass losses work row by row: rows are independent, so they are split
+# across threads above FNN_PARALLEL_MIN_WORK. Softmax cross-entropy: one pass per row computes the row maximum, exp(s - max) into dscores, the log-sum-exp
 # and the row's loss, then scales dscores into the softmax gradient. Rows are independent, so they
 # are split across threads above FNN_PARALLEL_MIN_WORK; the batch loss is a float64 reduction.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, log
+from libc.math cimport exp, fabs, log, log1p
 
-from ._checks import as_input, as_labels, as_output, float_dtype
+import numpy as np
+
+from ._checks import (as_binary_labels, as_binary_scores, as_input, as_labels, as_output,
+                      float_dtype)
 
 cnp.import_array()
 
-__all__ = ["softmax_cross_entropy"]
+__all__ = ["softmax_cross_entropy", "multiclass_hinge", "binary_logistic", "binary_hinge", "mse"]
 
 cdef extern from "kernels.h" nogil:
     const long FNN_PARALLEL_MIN_WORK
@@ -90,3 +95,153 @@ cdef double _run(cnp.ndarray scores, cnp.ndarray y, cnp.ndarray dscores):
         else:
             loss = _softmax_ce[double](<double*> s, <double*> d, labels, n, c, threaded)
     return loss
+
+
+def _class_scores(kernel, scores, y, dscores):
+    dtype = float_dtype(kernel, "scores", scores)
+    scores = as_input(kernel, "scores", scores, dtype, 2)
+    n, c = scores.shape
+    if n == 0:
+        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
+    y = as_labels(kernel, y, n, c)
+    return scores, y, as_output(kernel, "dscores", dscores, (n, c), dtype)
+
+
+cdef inline double _hinge_row(const floating* s, floating* d, Py_ssize_t c, Py_ssize_t label,
+                              double inv_n) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating correct = s[label]
+    cdef floating margin
+    cdef double total = 0
+    cdef Py_ssize_t active = 0
+    for j in range(c):
+        margin = s[j] - correct + 1
+        if j != label and margin > 0:
+            total = total + margin
+            active = active + 1
+            d[j] = <floating> inv_n
+        else:
+            d[j] = 0
+    d[label] = <floating> (-active * inv_n)
+    return total
+
+
+cdef double _hinge(const floating* scores, floating* dscores, const cnp.int64_t* y, Py_ssize_t n,
+                   Py_ssize_t c, bint threaded) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double total = 0
+    cdef double inv_n = 1.0 / n
+    for i in prange(n, schedule="static", use_threads_if=threaded):
+        total += _hinge_row(scores + i * c, dscores + i * c, c, y[i], inv_n)
+    return total * inv_n
+
+
+def multiclass_hinge(scores, y, *, dscores=None):
+    """Multiclass SVM (Weston-Watkins) loss: mean over samples of
+    sum over j != y of max(0, s_j - s_y + 1). dscores may be scores itself.
+    Returns (loss, dscores (N, C))."""
+    scores, y, dscores = _class_scores("multiclass_hinge", scores, y, dscores)
+    cdef Py_ssize_t n = scores.shape[0], c = scores.shape[1]
+    cdef bint threaded = n > 1 and n * c >= FNN_PARALLEL_MIN_WORK
+    cdef bint single = scores.dtype.num == cnp.NPY_FLOAT
+    cdef void* sp = cnp.PyArray_DATA(scores)
+    cdef void* dp = cnp.PyArray_DATA(dscores)
+    cdef const cnp.int64_t* labels = <const cnp.int64_t*> cnp.PyArray_DATA(y)
+    cdef double loss
+    with nogil:
+        if single:
+            loss = _hinge[float](<float*> sp, <float*> dp, labels, n, c, threaded)
+        else:
+            loss = _hinge[double](<double*> sp, <double*> dp, labels, n, c, threaded)
+    return loss, dscores
+
+
+cdef double _binary(const floating* s, const double* t, floating* d, Py_ssize_t n,
+                    bint logistic) noexcept nogil:
+    # Per sample: logistic loss max(s,0) - t s + log1p(exp(-|s|)), gradient sigmoid(s) - t;
+    # hinge loss max(0, 1 - t s), gradient -t where the margin is positive.
+    cdef Py_ssize_t i
+    cdef double x, e, sigmoid, total = 0, inv_n = 1.0 / n
+    for i in range(n):
+        x = s[i]
+        if logistic:
+            e = exp(-fabs(x))
+            total += (x if x > 0 else 0) - t[i] * x + log1p(e)
+            sigmoid = 1 / (1 + e) if x >= 0 else e / (1 + e)
+            d[i] = <floating> ((sigmoid - t[i]) * inv_n)
+        else:
+            e = 1 - t[i] * x
+            total += e if e > 0 else 0
+            d[i] = <floating> ((-t[i] if e > 0 else 0) * inv_n)
+    return total * inv_n
+
+
+cdef _run_binary(kernel, scores, y, dscores, bint logistic):
+    s, shape = as_binary_scores(kernel, scores)
+    t = as_binary_labels(kernel, y, s.shape[0], 0 if logistic else -1)
+    dscores = as_output(kernel, "dscores", dscores, shape, s.dtype)
+    cdef Py_ssize_t n = s.shape[0]
+    cdef bint single = s.dtype.num == cnp.NPY_FLOAT
+    cdef void* sp = cnp.PyArray_DATA(s)
+    cdef const double* tp = <const double*> cnp.PyArray_DATA(t)
+    cdef void* dp = cnp.PyArray_DATA(dscores)
+    cdef double loss
+    with nogil:
+        if single:
+            loss = _binary[float](<float*> sp, tp, <float*> dp, n, logistic)
+        else:
+            loss = _binary[double](<double*> sp, tp, <double*> dp, n, logistic)
+    return loss, dscores
+
+
+def binary_logistic(scores, y, *, dscores=None):
+    """Binary logistic loss (sigmoid + cross-entropy) on one score per sample, labels in {0, 1}:
+    mean of log(1 + exp(-s)) for y = 1 and log(1 + exp(s)) for y = 0, computed stably as
+    max(s, 0) - y * s + log1p(exp(-|s|)). d/ds = (sigmoid(s) - y) / N.
+    Returns (loss, dscores shaped like scores)."""
+    return _run_binary("binary_logistic", scores, y, dscores, True)
+
+
+def binary_hinge(scores, y, *, dscores=None):
+    """Binary hinge (SVM) loss on one score per sample: mean of max(0, 1 - t * s) with t = +1 or -1.
+    Labels are {-1, +1} or {0, 1} (0 is read as -1). Returns (loss, dscores shaped like scores)."""
+    return _run_binary("binary_hinge", scores, y, dscores, False)
+
+
+cdef double _mse(const floating* s, const floating* t, floating* d, Py_ssize_t size,
+                 bint threaded) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double diff, total = 0, scale = 2.0 / size
+    for i in prange(size, schedule="static", use_threads_if=threaded):
+        diff = <double> s[i] - <double> t[i]
+        total += diff * diff
+        d[i] = <floating> (diff * scale)
+    return total / size
+
+
+def mse(scores, y, *, dscores=None):
+    """Mean squared error for regression, as torch.nn.MSELoss: the mean over all elements of
+    (scores - y)**2; y has the shape of scores. d/ds = 2 (scores - y) / scores.size.
+    Returns (loss, dscores)."""
+    kernel = "mse"
+    dtype = float_dtype(kernel, "scores", scores)
+    scores = np.ascontiguousarray(scores)
+    if scores.size == 0:
+        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
+    y = as_input(kernel, "targets", y, dtype, scores.ndim)
+    if y.shape != scores.shape:
+        raise ValueError(f"{kernel}: targets must have shape {scores.shape}, got {y.shape}")
+    dscores = as_output(kernel, "dscores", dscores, scores.shape, dtype)
+    cdef Py_ssize_t size = scores.size
+    cdef bint threaded = size >= FNN_PARALLEL_MIN_WORK
+    cdef bint single = dtype.num == cnp.NPY_FLOAT
+    cdef void* sp = cnp.PyArray_DATA(scores)
+    cdef void* tp = cnp.PyArray_DATA(y)
+    cdef void* dp = cnp.PyArray_DATA(dscores)
+    cdef double loss
+    with nogil:
+        if single:
+            loss = _mse[float](<float*> sp, <float*> tp, <float*> dp, size, threaded)
+        else:
+            loss = _mse[double](<double*> sp, <double*> tp, <double*> dp, size, threaded)
+    return loss, dscores
