@@ -34,7 +34,7 @@ def activation_code(kernel, activation, alpha):
 def float_dtype(kernel, name, array):
     """The dtype a kernel computes in, taken from one of its float arguments."""
     dtype = getattr(array, "dtype", None)
-    if dtype not in FLOAT_DTYPES:
+    if not isinstance(array, np.ndarray) or dtype not in FLOAT_DTYPES:
         raise TypeError(f"{kernel}: {name} must be a float32 or float64 array, got "
                         f"{type(array).__name__} of dtype {dtype}")
     return dtype
@@ -173,8 +173,21 @@ def update_arrays(kernel, param, grad, states):
     if grad.shape != param.shape:
         raise ValueError(f"{kernel}: grad must have shape {param.shape}, got {grad.shape}")
     for name, state in states.items():
+        if state is None:
+            raise TypeError(f"{kernel}: {name} must be an array (optimizer state kept between "
+                            "steps), got None")
         as_output(kernel, name, state, param.shape, dtype)
     return dtype, param, grad
+
+
+def hyperparameters(kernel, **values):
+    """Optimizer hyperparameters as Python floats; anything but a real number is a TypeError."""
+    for name, value in values.items():
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                         np.floating)):
+            raise TypeError(f"{kernel}: {name} must be a real number, got {value!r}")
+        values[name] = float(value)
+    return values
 
 
 def as_binary_labels(kernel, y, n_samples, negative):

@@ -76,11 +76,11 @@ cdef inline void _bias_act_row(const floating* z, const floating* b, floating* a
     elif act == RELU:
         for j in range(m):
             v = z[j] + b[j]
-            a[j] = v if v > 0 else 0
+            a[j] = 0 if v <= 0 else v  # NaN stays NaN
     elif act == LEAKY_RELU:
         for j in range(m):
             v = z[j] + b[j]
-            a[j] = v if v > 0 else alpha * v
+            a[j] = alpha * v if v <= 0 else v
     elif act == ELU:
         for j in range(m):
             a[j] = _elu(z[j] + b[j], alpha)
@@ -247,18 +247,21 @@ cdef _run_bias_act_backward(cnp.ndarray dA, cnp.ndarray A, cnp.ndarray dZ, objec
 
 
 def dense_forward(X, W, b, *, activation="identity", alpha=0.0, out=None):
-    """out = act(X @ W + b) for X (N, K), W (K, M), b (M,). Returns out (N, M)."""
+    """out = act(X @ W + b) for X (N, K), W (K, M), b (M,) or None. Returns out (N, M)."""
     kernel = "dense_forward"
     code, alpha = activation_code(kernel, activation, alpha)
     dtype = float_dtype(kernel, "W", W)
     W = as_input(kernel, "W", W, dtype, 2)
     X = as_input(kernel, "X", X, dtype, 2)
-    b = as_input(kernel, "b", b, dtype, 1)
     n, (k, m) = X.shape[0], W.shape
     if X.shape[1] != k:
         raise ValueError(f"{kernel}: X must have shape (N, {k}), got {X.shape}")
-    if b.shape[0] != m:
-        raise ValueError(f"{kernel}: b must have shape ({m},), got {b.shape}")
+    if b is None:
+        b = np.zeros(m, dtype=dtype)
+    else:
+        b = as_input(kernel, "b", b, dtype, 1)
+        if b.shape[0] != m:
+            raise ValueError(f"{kernel}: b must have shape ({m},), got {b.shape}")
     out = as_output(kernel, "out", out, (n, m), dtype)
     np.matmul(X, W, out=out)
     _run_bias_act_forward(out, b, out, code, alpha)

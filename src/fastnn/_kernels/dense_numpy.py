@@ -110,7 +110,7 @@ def bias_act_backward(dA, A, *, activation="identity", alpha=0.0, dZ=None, db=No
 
 
 def dense_forward(X, W, b, *, activation="identity", alpha=0.0, out=None):
-    """out = act(X @ W + b) for X (N, K), W (K, M), b (M,). Returns out (N, M)."""
+    """out = act(X @ W + b) for X (N, K), W (K, M), b (M,) or None. Returns out (N, M)."""
     kernel = "dense_forward"
     dtype = float_dtype(kernel, "W", W)
     W = as_input(kernel, "W", W, dtype, 2)
@@ -138,8 +138,12 @@ def dense_backward(dA, X, W, A, *, activation="identity", alpha=0.0, dZ=None, dW
     n, (k, m) = X.shape[0], W.shape
     if X.shape[1] != k:
         raise ValueError(f"{kernel}: X must have shape (N, {k}), got {X.shape}")
-    if np.shape(A) != (n, m):
-        raise ValueError(f"{kernel}: A must have shape {(n, m)}, got {np.shape(A)}")
+    A = as_input(kernel, "A", A, dtype, 2)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    if A.shape != (n, m):
+        raise ValueError(f"{kernel}: A must have shape {(n, m)}, got {A.shape}")
+    if dA.shape != (n, m):
+        raise ValueError(f"{kernel}: dA must have shape {(n, m)}, got {dA.shape}")
     if db is None:
         db = np.zeros(m, dtype=dtype)
     dZ, db = bias_act_backward(dA, A, activation=activation, alpha=alpha, dZ=dZ, db=db,

@@ -76,7 +76,7 @@ static inline float fnn_expf_nonpos(float x) {
 static inline float fnn_sigmoidf(float z) {
     float e = fnn_expf_nonpos(-fabsf(z));
     float s = 1.0f / (1.0f + e);
-    return z >= 0.0f ? s : e * s;
+    return fnn_select(z == z, z >= 0.0f ? s : e * s, z); /* NaN stays NaN */
 }
 
 /* tanh(z): an odd polynomial near zero (no cancellation), (1 - e)/(1 + e) with e = exp(-2|z|) beyond. */
@@ -91,7 +91,7 @@ static inline float fnn_tanhf(float z) {
     float small = p * z2 * z + z;
     float e = fnn_expf_nonpos(-2.0f * a);
     float big = copysignf((1.0f - e) / (1.0f + e), z);
-    return fnn_select(a < 0.625f, small, big);
+    return fnn_select(a < 0.625f || z != z, small, big); /* NaN: small is NaN */
 }
 
 /* exp(z) - 1 for z <= 0: a Taylor polynomial near zero (no cancellation), exp(z) - 1 beyond. */
@@ -110,7 +110,7 @@ static inline float fnn_expm1f_nonpos(float z) {
 /* ELU: z for z > 0, alpha * (exp(z) - 1) otherwise. */
 static inline float fnn_eluf(float z, float alpha) {
     float negative = alpha * fnn_expm1f_nonpos(fnn_select(z < 0.0f, z, 0.0f));
-    return fnn_select(z > 0.0f, z, negative);
+    return fnn_select(z <= 0.0f, negative, z); /* NaN stays NaN */
 }
 
 static inline double fnn_elu(double z, double alpha) {
