@@ -49,3 +49,149 @@ def relative_error(analytic, numeric):
     a, n = analytic[checked], numeric[checked]
     scale = np.linalg.norm(a) + np.linalg.norm(n)
     return float(np.linalg.norm(a - n) / scale) if scale > 0 else 0.0
+
+
+# The notes' thresholds on the relative error |a - n| / max(|a|, |n|).
+GOOD, ACCEPTABLE_WITH_KINKS, WRONG = 1e-7, 1e-4, 1e-2
+KINK_ACTIVATIONS = ("relu", "leaky_relu")
+
+
+class GradcheckResult:
+    """Per-parameter relative errors and the verdict of a `gradcheck` run.
+
+    errors: {parameter label: max relative error over the checked coordinates};
+    verdict: "good" (< 1e-7), "acceptable" (< 1e-4 with kinks in the objective), "suspicious"
+    (< 1e-2), "wrong" (>= 1e-2); kinks_crossed: coordinates where the perturbation moved an
+    input of a kink (relu, hinge) across it, whose numeric gradient is not trustworthy.
+    """
+
+    def __init__(self, errors, has_kinks, kinks_crossed):
+        self.errors = errors
+        self.has_kinks = has_kinks
+        self.kinks_crossed = kinks_crossed
+        self.max_error = max(errors.values()) if errors else 0.0
+        self.verdict = self.judge(self.max_error, has_kinks)
+
+    @staticmethod
+    def judge(error, has_kinks):
+        if error < GOOD:
+            return "good"
+        if error < ACCEPTABLE_WITH_KINKS and has_kinks:
+            return "acceptable"
+        return "suspicious" if error < WRONG else "wrong"
+
+    @property
+    def ok(self):
+        return self.verdict in ("good", "acceptable")
+
+    def __str__(self):
+        lines = [f"{label:<32} relative error {error:.2e}  "
+                 f"{self.judge(error, self.has_kinks)}" for label, error in self.errors.items()]
+        lines.append(f"verdict: {self.verdict} (max relative error {self.max_error:.2e}"
+                     f"{'; objective has kinks' if self.has_kinks else ''}"
+                     f"{f'; {len(self.kinks_crossed)} kink crossings' if self.kinks_crossed else ''})")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _kink_state(layers, scores, y, loss_name):
+    """Which side of every kink the current evaluation is on (compared before and after a step)."""
+    state = [np.asarray(layer._A) > 0 for layer in layers
+             if getattr(layer, "activation", None) in KINK_ACTIVATIONS and layer._A is not None]
+    for layer in layers:
+        pattern = getattr(layer, "kink_pattern", None)
+        if pattern is not None:
+            state.append(pattern())
+    if loss_name in ("multiclass_hinge", "svm"):
+        correct = scores[np.arange(scores.shape[0]), y][:, None]
+        state.append(scores - correct + 1 > 0)
+    elif loss_name == "binary_hinge":
+        t = np.where(np.asarray(y).reshape(-1) > 0, 1.0, -1.0)
+        state.append(1 - t * scores.reshape(-1) > 0)
+    return state
+
+
+def gradcheck(model, X, y=None, loss="softmax_cross_entropy", num_checks=10, h=1e-5, seed=0,
+              warn=True):
+    """Check a model's (or a single layer's) backward pass against centered differences.
+
+    model: a float64 Sequential or layer. With a Sequential, the objective is loss(model(X), y);
+    with a layer, it is sum(layer(X) * df) for a fixed random upstream gradient df (as in the
+    CS231n checker). For each parameter, `num_checks` random coordinates are perturbed by +-h.
+    Returns a GradcheckResult (print it for a table); warns when a kink was crossed.
+    """
+    from . import losses
+    from .model import Sequential
+
+    layers = model.layers if isinstance(model, Sequential) else [model]
+    params = [(f"{'layer ' + str(i) + ' ' if len(layers) > 1 else ''}{type(layer).__name__}."
+               f"{p.name}", p) for i, layer in enumerate(layers) for p in layer.parameters()]
+    if not params:
+        raise ValueError("gradcheck: the model has no parameters to check")
+    if any(p.dtype != np.float64 for _, p in params):
+        raise TypeError("gradcheck: build the model in float64 (dtype=\"float64\") for gradient "
+                        "checks; float32 finite differences are too coarse")
+    rng = np.random.default_rng(seed)
+    X = np.asarray(X, dtype=np.float64)
+    if isinstance(model, Sequential):
+        loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "")
+        loss_fn = losses.get(loss)
+
+        def objective():
+            scores = model.forward(X, training=True)
+            value, dscores = loss_fn(scores, y)
+            return value, dscores, scores
+
+        def backward(dscores):
+            model.zero_grad()
+            model.backward(dscores)
+    else:
+        loss_name = ""
+        df = None
+
+        def objective():
+            nonlocal df
+            out = model.forward(X, training=True)
+            if df is None:
+                df = rng.standard_normal(out.shape)
+            return float(np.sum(out * df)), df, out
+
+        def backward(dout):
+            model.zero_grad()
+            model.backward(dout, need_dX=False)
+
+    _, upstream, scores = objective()
+    backward(upstream)
+    reference_kinks = _kink_state(layers, scores, y, loss_name)
+    has_kinks = bool(reference_kinks)
+    errors, crossed = {}, []
+    for label, p in params:
+        analytic = p.grad.copy()
+        flat = p.data.reshape(-1)
+        coords = rng.choice(flat.size, size=min(num_checks, flat.size), replace=False)
+        worst = 0.0
+        for i in coords:
+            old = flat[i]
+            values = []
+            for shift in (h, -h):
+                flat[i] = old + shift
+                value, _, scores = objective()
+                values.append(value)
+                state = _kink_state(layers, scores, y, loss_name)
+                if any(not np.array_equal(a, b) for a, b in zip(state, reference_kinks)):
+                    crossed.append((label, int(i)))
+            flat[i] = old
+            numeric = (values[0] - values[1]) / (2 * h)
+            a = analytic.reshape(-1)[i]
+            denominator = max(abs(a), abs(numeric))
+            worst = max(worst, abs(a - numeric) / denominator if denominator > 0 else 0.0)
+        errors[label] = worst
+    objective()  # leave the layers' buffers as they were for the unperturbed parameters
+    crossed = sorted(set(crossed))
+    if crossed and warn:
+        import warnings
+        warnings.warn(f"gradcheck: {len(crossed)} checked coordinates crossed a kink (relu or "
+                      "hinge); their numeric gradients are unreliable. Check fewer datapoints or "
+                      "a smaller h.", UserWarning, stacklevel=2)
+    return GradcheckResult(errors, has_kinks, crossed)

@@ -1,44 +1,92 @@
 """Weight initializers: `initialize(init, (fan_in, fan_out), rng, dtype)`.
 
-`init` is a name or a float. A float s gives small random weights s * randn (the CS231n notes'
-0.01 * randn). Names: "he" (normal, std sqrt(2 / fan_in): the default for the relu family) and
-"xavier" (normal, std sqrt(1 / fan_in), the notes' variance calibration: the default otherwise).
+`init` is one of:
+- a float s: small random weights s * randn (the CS231n notes' 0.01 * randn);
+- a name:
+    "small"                              0.01 * randn
+    "xavier", "xavier_normal"            normal, Var = 1 / fan_in (the notes' calibration)
+    "xavier_uniform"                     uniform on +-sqrt(3 / fan_in), Var = 1 / fan_in
+    "glorot", "glorot_normal"            normal, Var = 2 / (fan_in + fan_out) (Glorot & Bengio)
+    "glorot_uniform"                     uniform on +-sqrt(6 / (fan_in + fan_out))
+    "he", "kaiming", "he_normal",        normal, std = sqrt(2 / fan_in) (He et al., for ReLU)
+    "kaiming_normal"
+    "he_uniform", "kaiming_uniform"      uniform on +-sqrt(6 / fan_in)
+    "zeros"                              all zero
+- `constant(value)`: every weight equal to value;
+- any callable f(shape, rng) returning an array of that shape.
+Weights that are all equal (zeros, constant) make every unit of a layer compute the same thing and
+receive the same gradient, so symmetry is never broken: `initialize` warns about that.
 """
 import numbers
+import warnings
 
 import numpy as np
 
 
-def _he(shape, rng):
-    return rng.standard_normal(shape) * np.sqrt(2.0 / shape[0])
+def _normal(std):
+    return lambda shape, rng: rng.standard_normal(shape) * std(*shape)
 
 
-def _xavier(shape, rng):
-    return rng.standard_normal(shape) * np.sqrt(1.0 / shape[0])
+def _uniform(limit):
+    return lambda shape, rng: rng.uniform(-1.0, 1.0, shape) * limit(*shape)
 
 
-INITIALIZERS = {"he": _he, "xavier": _xavier}
+def constant(value):
+    """An initializer that sets every weight to `value` (warns about symmetry when used)."""
+    value = float(value)
+
+    def init(shape, rng):
+        return np.full(shape, value)
+
+    init.__name__ = f"constant({value})"
+    return init
+
+
+INITIALIZERS = {
+    "small": _normal(lambda fan_in, fan_out: 0.01),
+    "xavier": _normal(lambda fan_in, fan_out: np.sqrt(1.0 / fan_in)),
+    "xavier_uniform": _uniform(lambda fan_in, fan_out: np.sqrt(3.0 / fan_in)),
+    "glorot": _normal(lambda fan_in, fan_out: np.sqrt(2.0 / (fan_in + fan_out))),
+    "glorot_uniform": _uniform(lambda fan_in, fan_out: np.sqrt(6.0 / (fan_in + fan_out))),
+    "he": _normal(lambda fan_in, fan_out: np.sqrt(2.0 / fan_in)),
+    "he_uniform": _uniform(lambda fan_in, fan_out: np.sqrt(6.0 / fan_in)),
+    "zeros": lambda shape, rng: np.zeros(shape),
+}
+ALIASES = {"xavier_normal": "xavier", "glorot_normal": "glorot", "kaiming": "he",
+           "he_normal": "he", "kaiming_normal": "he", "kaiming_uniform": "he_uniform"}
 
 
 def default_init(activation):
     return "he" if activation in ("relu", "leaky_relu", "elu") else "xavier"
 
 
-def check_init(init):
-    """Raise a clear error for an init that `initialize` would not accept."""
+def _resolve(init):
     if isinstance(init, numbers.Real) and not isinstance(init, bool):
         if not np.isfinite(init) or init < 0:
             raise ValueError(f"init scale must be a finite number >= 0, got {init}")
-        return
-    if init not in INITIALIZERS:
-        raise ValueError(f"unknown init {init!r}; expected a float scale or one of "
-                         f"{sorted(INITIALIZERS)}")
+        scale = float(init)
+        return lambda shape, rng: rng.standard_normal(shape) * scale
+    if callable(init):
+        return init
+    if isinstance(init, str) and ALIASES.get(init, init) in INITIALIZERS:
+        return INITIALIZERS[ALIASES.get(init, init)]
+    raise ValueError(f"unknown init {init!r}; expected a float scale, a callable, or one of "
+                     f"{sorted(set(INITIALIZERS) | set(ALIASES))}")
 
 
-def initialize(init, shape, rng, dtype):
-    check_init(init)
-    if isinstance(init, numbers.Real):
-        values = init * rng.standard_normal(shape)
-    else:
-        values = INITIALIZERS[init](shape, rng)
-    return np.ascontiguousarray(values, dtype=dtype)
+def check_init(init):
+    """Raise a clear error for an init that `initialize` would not accept."""
+    _resolve(init)
+
+
+def initialize(init, shape, rng, dtype, where="layer"):
+    values = np.asarray(_resolve(init)(shape, rng), dtype=dtype)
+    if values.shape != tuple(shape):
+        raise ValueError(f"{where}: init {init!r} returned shape {values.shape}, expected "
+                         f"{tuple(shape)}")
+    if values.size > 1 and shape[-1] > 1 and np.all(values == values.flat[0]):
+        warnings.warn(f"{where}: init {init!r} makes every weight equal, so all units of the "
+                      "layer compute the same output and get the same gradient: symmetry is never "
+                      "broken. Use small random weights (e.g. 'he' or 'xavier') instead.",
+                      UserWarning, stacklevel=3)
+    return np.ascontiguousarray(values)

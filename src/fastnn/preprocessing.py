@@ -1,8 +1,74 @@
-"""Preprocessing fitted on training data and applied to any data (scikit-learn's method names)."""
+"""Preprocessing fitted on training data and applied to any data (scikit-learn's method names).
+
+As the CS231n notes insist, statistics are computed on the training data only (`fit`) and then
+applied to the training, validation and test data alike (`transform`).
+
+- MeanSubtraction: per feature (for flattened images, the "mean image"), or per channel of image
+  arrays.
+- StandardScaler: per-feature zero mean and unit variance.
+- PCA: project onto the top principal components (k of them, or enough to keep a variance
+  fraction), optionally whitened (each component divided by sqrt(eigenvalue + eps)).
+- ZCAWhitening: PCA whitening rotated back into the input space.
+Each has fit, transform, fit_transform and inverse_transform.
+"""
+import numbers
+
 import numpy as np
 
 
-class StandardScaler:
+class _Transformer:
+    def fit_transform(self, X):
+        return self.fit(X).transform(X)
+
+
+class MeanSubtraction(_Transformer):
+    """Subtract the training mean: per feature (`per="feature"`, the mean image of flattened
+    images) or per channel of an image array (`per="channel"`, with `channel_axis`, e.g. -1 for
+    (N, H, W, C) or 1 for (N, C, H, W))."""
+
+    def __init__(self, per="feature", channel_axis=-1):
+        if per not in ("feature", "channel"):
+            raise ValueError(f"MeanSubtraction: per must be 'feature' or 'channel', got {per!r}")
+        self.per, self.channel_axis = per, channel_axis
+        self.mean_ = None
+
+    def fit(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim < 2 or X.shape[0] == 0:
+            raise ValueError(f"MeanSubtraction.fit: expected a non-empty (N, ...) array, got shape "
+                             f"{X.shape}")
+        if self.per == "feature":
+            self.mean_ = X.mean(axis=0)
+        else:
+            axis = self.channel_axis % X.ndim
+            if axis == 0:
+                raise ValueError("MeanSubtraction: channel_axis cannot be the sample axis 0")
+            others = tuple(a for a in range(X.ndim) if a != axis)
+            self.mean_ = X.mean(axis=others, keepdims=True)[0]
+        return self
+
+    def transform(self, X):
+        return self._checked(X) - self.mean_
+
+    def inverse_transform(self, X):
+        return self._checked(X) + self.mean_
+
+    def _checked(self, X):
+        if self.mean_ is None:
+            raise RuntimeError("MeanSubtraction: call fit before transform")
+        X = np.asarray(X, dtype=np.float64)
+        if X.shape[1:] != self._sample_shape(X):
+            raise ValueError(f"MeanSubtraction: fitted on samples of shape {self.mean_.shape}, "
+                             f"got {X.shape[1:]}")
+        return X
+
+    def _sample_shape(self, X):
+        if self.per == "feature":
+            return self.mean_.shape
+        return tuple(d if m == 1 else m for d, m in zip(X.shape[1:], self.mean_.shape))
+
+
+class StandardScaler(_Transformer):
     """Per-feature standardization: (X - mean) / std, with the mean and std of the training data.
 
     Features with zero variance are left centred but unscaled (their std is taken as 1).
@@ -24,9 +90,6 @@ class StandardScaler:
         self._check_fitted(X)
         return (X - self.mean_) / self.scale_
 
-    def fit_transform(self, X):
-        return self.fit(X).transform(X)
-
     def inverse_transform(self, X):
         X = _as_2d("StandardScaler.inverse_transform", X)
         self._check_fitted(X)
@@ -38,6 +101,92 @@ class StandardScaler:
         if X.shape[1] != self.mean_.shape[0]:
             raise ValueError(f"StandardScaler: fitted on {self.mean_.shape[0]} features, got "
                              f"{X.shape[1]}")
+
+
+class PCA(_Transformer):
+    """Principal component analysis on centred data.
+
+    n_components: an int k (keep the top k components), a float in (0, 1) (keep the fewest
+    components whose explained variance reaches that fraction) or None (all). whiten divides each
+    component by sqrt(eigenvalue + eps), so whitened training data has covariance ~ identity.
+    Attributes after fit: mean_, components_ (D, k) columns, explained_variance_ (k,),
+    explained_variance_ratio_ (k,).
+    """
+
+    def __init__(self, n_components=None, whiten=False, eps=1e-5):
+        self.n_components, self.whiten, self.eps = n_components, whiten, eps
+        self.mean_ = self.components_ = None
+
+    def fit(self, X):
+        X = _as_2d("PCA.fit", X)
+        self.mean_, eigenvalues, eigenvectors = _covariance_eigh(X)
+        k = self._n_kept(eigenvalues, X.shape[1])
+        total = eigenvalues.sum()
+        self.components_ = eigenvectors[:, :k]
+        self.explained_variance_ = eigenvalues[:k]
+        self.explained_variance_ratio_ = eigenvalues[:k] / total if total > 0 else eigenvalues[:k]
+        return self
+
+    def _n_kept(self, eigenvalues, n_features):
+        k = self.n_components
+        if k is None:
+            return n_features
+        if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            if not 1 <= k <= n_features:
+                raise ValueError(f"PCA: n_components must lie in [1, {n_features}], got {k}")
+            return int(k)
+        if isinstance(k, numbers.Real) and 0 < k < 1:
+            ratio = np.cumsum(eigenvalues) / eigenvalues.sum()
+            return int(np.searchsorted(ratio, k) + 1)
+        raise ValueError(f"PCA: n_components must be an int, a fraction in (0, 1) or None, got "
+                         f"{k!r}")
+
+    def transform(self, X):
+        Z = (self._checked(X, "transform") - self.mean_) @ self.components_
+        if self.whiten:
+            Z /= np.sqrt(self.explained_variance_ + self.eps)
+        return Z
+
+    def inverse_transform(self, Z):
+        Z = _as_2d("PCA.inverse_transform", Z)
+        if self.components_ is None or Z.shape[1] != self.components_.shape[1]:
+            raise ValueError("PCA.inverse_transform: expected the output of transform")
+        if self.whiten:
+            Z = Z * np.sqrt(self.explained_variance_ + self.eps)
+        return Z @ self.components_.T + self.mean_
+
+    def _checked(self, X, method):
+        if self.components_ is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit before {method}")
+        X = _as_2d(f"{type(self).__name__}.{method}", X)
+        if X.shape[1] != self.mean_.shape[0]:
+            raise ValueError(f"{type(self).__name__}: fitted on {self.mean_.shape[0]} features, "
+                             f"got {X.shape[1]}")
+        return X
+
+
+class ZCAWhitening(PCA):
+    """ZCA whitening: PCA whitening rotated back, X_white = (X - mean) U diag(1/sqrt(S + eps)) U^T.
+    The whitened training data has covariance ~ identity and stays closest to the original."""
+
+    def __init__(self, eps=1e-5):
+        super().__init__(n_components=None, whiten=True, eps=eps)
+
+    def transform(self, X):
+        return super().transform(X) @ self.components_.T
+
+    def inverse_transform(self, X):
+        return super().inverse_transform(_as_2d("ZCAWhitening.inverse_transform", X) @
+                                         self.components_)
+
+
+def _covariance_eigh(X):
+    """Mean, and eigenvalues (descending) and eigenvectors (columns) of the covariance X^T X / N."""
+    mean = X.mean(axis=0)
+    centred = X - mean
+    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / X.shape[0])
+    order = np.argsort(eigenvalues)[::-1]
+    return mean, np.clip(eigenvalues[order], 0, None), eigenvectors[:, order]
 
 
 def _as_2d(where, X):
