@@ -6,9 +6,9 @@ positional IN arrays first, then keyword-only options and OUT buffers (`out=None
 """
 from types import SimpleNamespace
 
-from . import dense_numpy, loss_numpy, optim_numpy
+from . import batchnorm_numpy, dense_numpy, dropout_numpy, loss_numpy, optim_numpy
 
-KERNEL_MODULES = ("dense", "loss", "optim")
+KERNEL_MODULES = ("dense", "loss", "optim", "dropout", "batchnorm")
 
 
 def _kernel_set(name, modules):
@@ -19,16 +19,17 @@ def _kernel_set(name, modules):
     return kernels
 
 
-NUMPY = _kernel_set("numpy", [dense_numpy, loss_numpy, optim_numpy])
+NUMPY = _kernel_set("numpy", [dense_numpy, loss_numpy, optim_numpy, dropout_numpy,
+                               batchnorm_numpy])
 
 try:
-    from . import dense, loss, optim, parallel
+    from . import batchnorm, dense, dropout, loss, optim, parallel
 except ImportError as error:
     CYTHON = None
     parallel = None
     COMPILED_ERROR = f"{type(error).__name__}: {error}"
 else:
-    CYTHON = _kernel_set("cython", [dense, loss, optim])
+    CYTHON = _kernel_set("cython", [dense, loss, optim, dropout, batchnorm])
     COMPILED_ERROR = None
 
 

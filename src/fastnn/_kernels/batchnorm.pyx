@@ -1,0 +1,319 @@
+# Compiled batch-normalization kernels; batchnorm_numpy.py is their NumPy twin (same names,
+# signatures, results).
+#
+# Design:
+# - Forward, training mode: one pass over X accumulates, per feature, the sums of x - K and
+#   (x - K)**2 with the shift K = the first row, in float64. Since |mean - K| is of the order of
+#   the standard deviation, var = s2/N - (s1/N)**2 does not cancel catastrophically even for
+#   features around 1e4 with std 1 (the textbook E[x^2] - E[x]^2 would). A second pass writes
+#   out = (x - mean) * (gamma * inv_std) + beta: centred before it is scaled, never
+#   x * scale + shift, which cancels for large means.
+# - Backward in the compact closed form, two passes: column sums of dY and dY * xhat, then
+#   dX = gamma * inv_std * (dY - sum(dY)/N - xhat * sum(dY * xhat)/N). xhat = (x - mean) * inv_std
+#   is recomputed from X in both passes rather than stored.
+# - Threads split the rows above FNN_PARALLEL_MIN_WORK; no two threads write the same element.
+#   Column sums go into one float64 row of partial sums per thread, added up at the end (so the
+#   statistics may differ in the last bits between thread counts, like any parallel reduction).
+# - Argument checks are the twin's (_checks.py), so both backends accept and reject alike.
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.math cimport sqrt
+from libc.stdlib cimport calloc, free, malloc
+
+import numpy as np
+
+from ._checks import as_input, as_output, as_vector, batchnorm_options, float_dtype
+
+cnp.import_array()
+
+__all__ = ["batchnorm_forward", "batchnorm_backward"]
+
+cdef extern from "kernels.h" nogil:
+    int omp_get_max_threads()
+    const long FNN_PARALLEL_MIN_WORK
+
+
+cdef inline void _shifted_sums_row(const floating* x, const floating* k, double* s1, double* s2,
+                                   Py_ssize_t d) noexcept nogil:
+    # s1 += x - k, s2 += (x - k)**2 for one row.
+    cdef Py_ssize_t j
+    cdef double v
+    for j in range(d):
+        v = <double> x[j] - <double> k[j]
+        s1[j] += v
+        s2[j] += v * v
+
+
+cdef inline void _normalize_row(const floating* x, const floating* mean, const floating* scale,
+                                const floating* beta, floating* out, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(d):
+        out[j] = (x[j] - mean[j]) * scale[j] + beta[j]
+
+
+cdef inline void _grad_sums_row(const floating* dy, const floating* x, const floating* mean,
+                                const floating* inv_std, double* s1, double* s2,
+                                Py_ssize_t d) noexcept nogil:
+    # s1 += dy, s2 += dy * xhat for one row.
+    cdef Py_ssize_t j
+    cdef floating g
+    for j in range(d):
+        g = dy[j]
+        s1[j] += g
+        s2[j] += g * ((x[j] - mean[j]) * inv_std[j])
+
+
+cdef inline void _grad_input_row(const floating* dy, const floating* x, const floating* mean,
+                                 const floating* inv_std, const floating* scale,
+                                 const floating* mean_dy, const floating* mean_dy_xhat,
+                                 floating* dx, Py_ssize_t d) noexcept nogil:
+    # dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat)) for one row; dx may be dy.
+    cdef Py_ssize_t j
+    for j in range(d):
+        dx[j] = (dy[j] - mean_dy[j] - ((x[j] - mean[j]) * inv_std[j]) * mean_dy_xhat[j]) * scale[j]
+
+
+cdef inline void _scale_row(const floating* dy, const floating* scale, floating* dx,
+                            Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(d):
+        dx[j] = dy[j] * scale[j]
+
+
+cdef double* _column_sums(const floating* A, const floating* X, const floating* mean,
+                          const floating* inv_std, Py_ssize_t n, Py_ssize_t d,
+                          bint threaded) noexcept nogil:
+    # Two float64 rows (2, D) of column sums: those of A - X[0] and (A - X[0])**2 when mean is
+    # NULL (the forward statistics; A is X), else those of A and A * xhat (the backward pass;
+    # A is dY). Returns NULL when out of memory; the caller frees the result.
+    cdef int n_threads = omp_get_max_threads() if threaded else 1
+    cdef double* partial = <double*> calloc(n_threads * 2 * d, sizeof(double))
+    cdef double* acc
+    cdef Py_ssize_t i, j
+    cdef int t
+    if partial == NULL:
+        return NULL
+    with parallel(num_threads=n_threads, use_threads_if=threaded):
+        acc = partial + threadid() * 2 * d
+        for i in prange(n, schedule="static"):
+            if mean == NULL:
+                _shifted_sums_row(A + i * d, X, acc, acc + d, d)
+            else:
+                _grad_sums_row(A + i * d, X + i * d, mean, inv_std, acc, acc + d, d)
+    for t in range(1, n_threads):
+        for j in range(2 * d):
+            partial[j] += partial[t * 2 * d + j]
+    return partial
+
+
+cdef int _batchnorm_forward(const floating* X, const floating* gamma, const floating* beta,
+                            floating* running_mean, floating* running_var, floating* out,
+                            floating* mean, floating* inv_std, Py_ssize_t n, Py_ssize_t d,
+                            bint training, double momentum, double eps,
+                            bint threaded) noexcept nogil:
+    cdef floating* scale = <floating*> malloc(d * sizeof(floating))
+    cdef double* sums = NULL
+    cdef double m1, var, batch_mean
+    cdef Py_ssize_t i, j
+    if scale == NULL:
+        return -1
+    if training:
+        sums = _column_sums(X, X, <floating*> NULL, <floating*> NULL, n, d, threaded)
+        if sums == NULL:
+            free(scale)
+            return -1
+        for j in range(d):
+            m1 = sums[j] / n
+            var = sums[d + j] / n - m1 * m1
+            if var < 0:  # rounding can leave -tiny for a constant feature
+                var = 0
+            batch_mean = X[j] + m1
+            mean[j] = <floating> batch_mean
+            inv_std[j] = <floating> (1.0 / sqrt(var + eps))
+            running_mean[j] = <floating> ((1.0 - momentum) * running_mean[j]
+                                          + momentum * batch_mean)
+            running_var[j] = <floating> ((1.0 - momentum) * running_var[j]
+                                         + momentum * (var * (<double> n / (n - 1))))
+        free(sums)
+    else:
+        for j in range(d):
+            mean[j] = running_mean[j]
+            inv_std[j] = <floating> (1.0 / sqrt(<double> running_var[j] + eps))
+    for j in range(d):
+        scale[j] = gamma[j] * inv_std[j]
+    for i in prange(n, schedule="static", use_threads_if=threaded):
+        _normalize_row(X + i * d, mean, scale, beta, out + i * d, d)
+    free(scale)
+    return 0
+
+
+cdef int _batchnorm_backward(const floating* dY, const floating* X, const floating* gamma,
+                             const floating* mean, const floating* inv_std, floating* dX,
+                             floating* dgamma, floating* dbeta, Py_ssize_t n, Py_ssize_t d,
+                             bint training, bint accumulate, bint threaded) noexcept nogil:
+    cdef floating* coef = <floating*> malloc(3 * d * sizeof(floating))
+    cdef floating* scale = coef
+    cdef floating* mean_dy = coef + d
+    cdef floating* mean_dy_xhat = coef + 2 * d
+    cdef double* sums
+    cdef Py_ssize_t i, j
+    if coef == NULL:
+        return -1
+    # Pass 1: sums[j] = sum of dY, sums[d + j] = sum of dY * xhat.
+    sums = _column_sums(dY, X, mean, inv_std, n, d, threaded)
+    if sums == NULL:
+        free(coef)
+        return -1
+    for j in range(d):
+        if accumulate:
+            dbeta[j] = <floating> (dbeta[j] + sums[j])
+            dgamma[j] = <floating> (dgamma[j] + sums[d + j])
+        else:
+            dbeta[j] = <floating> sums[j]
+            dgamma[j] = <floating> sums[d + j]
+        scale[j] = gamma[j] * inv_std[j]
+        mean_dy[j] = <floating> (sums[j] / n)
+        mean_dy_xhat[j] = <floating> (sums[d + j] / n)
+    free(sums)
+    # Pass 2: dX.
+    if training:
+        for i in prange(n, schedule="static", use_threads_if=threaded):
+            _grad_input_row(dY + i * d, X + i * d, mean, inv_std, scale, mean_dy, mean_dy_xhat,
+                            dX + i * d, d)
+    else:
+        for i in prange(n, schedule="static", use_threads_if=threaded):
+            _scale_row(dY + i * d, scale, dX + i * d, d)
+    free(coef)
+    return 0
+
+
+cdef inline bint _threaded(Py_ssize_t n, Py_ssize_t d):
+    return n > 1 and n * d >= FNN_PARALLEL_MIN_WORK
+
+
+cdef inline void* _data(cnp.ndarray a):
+    return cnp.PyArray_DATA(a)
+
+
+def batchnorm_forward(X, gamma, beta, running_mean, running_var, *, training, momentum, eps,
+                      out=None, mean=None, inv_std=None):
+    """Batch normalization: out = (X - mean) * (gamma * inv_std) + beta, inv_std = 1/sqrt(var + eps).
+
+    X is (N, D); gamma, beta, running_mean and running_var are (D,). Training mode normalizes
+    with the batch mean and biased variance (one pass over X), writes them to mean and inv_std
+    (D,) for the backward pass, and updates running_mean and running_var in place:
+    r = (1 - momentum) * r + momentum * batch statistic, the unbiased variance N/(N-1) * var for
+    running_var (torch.nn.BatchNorm1d's rule). It needs N > 1. Inference mode normalizes with the
+    running statistics (and writes them to mean and inv_std the same way). out may be X itself.
+    Returns out.
+    """
+    kernel = "batchnorm_forward"
+    dtype = float_dtype(kernel, "gamma", gamma)
+    X = as_input(kernel, "X", X, dtype, 2)
+    n, d = X.shape
+    momentum, eps = batchnorm_options(kernel, n, training, momentum, eps)
+    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
+    beta = as_vector(kernel, "beta", beta, dtype, d)
+    out = as_output(kernel, "out", out, (n, d), dtype)
+    mean = as_output(kernel, "mean", mean, (d,), dtype)
+    inv_std = as_output(kernel, "inv_std", inv_std, (d,), dtype)
+    if training:
+        running_mean = as_output(kernel, "running_mean", running_mean, (d,), dtype)
+        running_var = as_output(kernel, "running_var", running_var, (d,), dtype)
+    else:
+        running_mean = as_vector(kernel, "running_mean", running_mean, dtype, d)
+        running_var = as_vector(kernel, "running_var", running_var, dtype, d)
+    _run_forward(X, gamma, beta, running_mean, running_var, out, mean, inv_std, bool(training),
+                 momentum, eps)
+    return out
+
+
+cdef _run_forward(cnp.ndarray X, cnp.ndarray gamma, cnp.ndarray beta, cnp.ndarray running_mean,
+                  cnp.ndarray running_var, cnp.ndarray out, cnp.ndarray mean, cnp.ndarray inv_std,
+                  bint training, double momentum, double eps):
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef bint threaded = _threaded(n, d)
+    cdef bint single = X.descr.type_num == cnp.NPY_FLOAT
+    cdef void* x = _data(X)
+    cdef void* g = _data(gamma)
+    cdef void* b = _data(beta)
+    cdef void* rm = _data(running_mean)
+    cdef void* rv = _data(running_var)
+    cdef void* o = _data(out)
+    cdef void* mu = _data(mean)
+    cdef void* inv = _data(inv_std)
+    cdef int status
+    with nogil:
+        if single:
+            status = _batchnorm_forward[float](<float*> x, <float*> g, <float*> b, <float*> rm,
+                                               <float*> rv, <float*> o, <float*> mu,
+                                               <float*> inv, n, d, training, momentum, eps,
+                                               threaded)
+        else:
+            status = _batchnorm_forward[double](<double*> x, <double*> g, <double*> b,
+                                                <double*> rm, <double*> rv, <double*> o,
+                                                <double*> mu, <double*> inv, n, d, training,
+                                                momentum, eps, threaded)
+    if status != 0:
+        raise MemoryError("batchnorm_forward: could not allocate the per-feature work arrays")
+
+
+def batchnorm_backward(dY, X, gamma, mean, inv_std, *, training, dX=None, dgamma=None,
+                       dbeta=None, accumulate=False):
+    """Gradients of batchnorm_forward, given dY = dL/dout and its saved mean and inv_std (D,).
+
+    With xhat = (X - mean) * inv_std (recomputed, not stored): dbeta = sum of dY over rows,
+    dgamma = sum of dY * xhat; training mode (batch statistics depend on X):
+    dX = gamma * inv_std * (dY - sum(dY)/N - xhat * sum(dY * xhat)/N), in two passes;
+    inference mode (fixed running statistics): dX = dY * gamma * inv_std.
+    With accumulate, dgamma and dbeta are added to instead of overwritten. dX may be dY itself.
+    Returns (dX, dgamma, dbeta).
+    """
+    kernel = "batchnorm_backward"
+    dtype = float_dtype(kernel, "gamma", gamma)
+    X = as_input(kernel, "X", X, dtype, 2)
+    dY = as_input(kernel, "dY", dY, dtype, 2)
+    n, d = X.shape
+    if dY.shape != (n, d):
+        raise ValueError(f"{kernel}: dY must have shape {(n, d)}, got {dY.shape}")
+    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
+    mean = as_vector(kernel, "mean", mean, dtype, d)
+    inv_std = as_vector(kernel, "inv_std", inv_std, dtype, d)
+    dX = as_output(kernel, "dX", dX, (n, d), dtype)
+    dgamma = np.zeros(d, dtype) if dgamma is None else as_output(kernel, "dgamma", dgamma, (d,),
+                                                                 dtype)
+    dbeta = np.zeros(d, dtype) if dbeta is None else as_output(kernel, "dbeta", dbeta, (d,), dtype)
+    _run_backward(dY, X, gamma, mean, inv_std, dX, dgamma, dbeta, bool(training),
+                  bool(accumulate))
+    return dX, dgamma, dbeta
+
+
+cdef _run_backward(cnp.ndarray dY, cnp.ndarray X, cnp.ndarray gamma, cnp.ndarray mean,
+                   cnp.ndarray inv_std, cnp.ndarray dX, cnp.ndarray dgamma, cnp.ndarray dbeta,
+                   bint training, bint accumulate):
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef bint threaded = _threaded(n, d)
+    cdef bint single = X.descr.type_num == cnp.NPY_FLOAT
+    cdef void* dy = _data(dY)
+    cdef void* x = _data(X)
+    cdef void* g = _data(gamma)
+    cdef void* mu = _data(mean)
+    cdef void* inv = _data(inv_std)
+    cdef void* dx = _data(dX)
+    cdef void* dg = _data(dgamma)
+    cdef void* db = _data(dbeta)
+    cdef int status
+    with nogil:
+        if single:
+            status = _batchnorm_backward[float](<float*> dy, <float*> x, <float*> g,
+                                                <float*> mu, <float*> inv, <float*> dx,
+                                                <float*> dg, <float*> db, n, d, training,
+                                                accumulate, threaded)
+        else:
+            status = _batchnorm_backward[double](<double*> dy, <double*> x, <double*> g,
+                                                 <double*> mu, <double*> inv, <double*> dx,
+                                                 <double*> dg, <double*> db, n, d, training,
+                                                 accumulate, threaded)
+    if status != 0:
+        raise MemoryError("batchnorm_backward: could not allocate the per-feature work arrays")

@@ -1,0 +1,154 @@
+# Compiled dropout kernels; dropout_numpy.py is their NumPy twin (same names, signatures, results).
+#
+# Design:
+# - Random numbers come from a counter-based hash, not a generator with state: element i of a call
+#   is kept iff (mix64(key + i * GOLDEN64) >> 32) >= floor(p * 2**32), mix64 being the splitmix64
+#   finalizer (see _checks.py, which also derives the per-call key from (seed, layer, step)). Any
+#   element's decision is computed on its own, so threads take any chunks of the flat range and the
+#   mask is the same for every thread count, and the same as the twin's, bit for bit.
+# - The forward pass makes the mask and applies it in one pass over the activations (out may be
+#   X, in place); the mask is one uint8 per unit. Kept values are x * scale and dropped ones
+#   x * 0, the twin's (x * mask) * scale exactly, so the values are bit-identical too.
+# - The flat range is cut into fixed blocks, split across OpenMP threads above
+#   FNN_PARALLEL_MIN_WORK; each block is a plain loop that GCC/Clang vectorize.
+# - Argument checks are the twin's (_checks.py), so both backends accept and reject alike.
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport uint8_t, uint64_t
+
+import numpy as np
+
+from ._checks import as_input, as_mask, as_output, drop_probability, float_dtype, random_key
+
+cnp.import_array()
+
+__all__ = ["dropout_forward", "dropout_backward"]
+
+cdef extern from "kernels.h" nogil:
+    const long FNN_PARALLEL_MIN_WORK
+
+cdef extern from *:
+    """
+    /* splitmix64's finalizer of key + i * 2**64/golden ratio (the constants of _checks.py). */
+    static inline uint64_t fnn_dropout_hash(uint64_t key, uint64_t i) {
+        uint64_t z = key + i * 0x9E3779B97F4A7C15ULL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31);
+    }
+    """
+    uint64_t fnn_dropout_hash(uint64_t key, uint64_t i) noexcept nogil
+
+cdef enum:
+    # Elements per block handed to a thread (a multiple of any SIMD width).
+    BLOCK = 8192
+    # Relative cost of one forward element (the hash is a few 64-bit multiplies), for the
+    # single-thread threshold.
+    FORWARD_COST = 4
+
+
+cdef inline void _forward_block(const floating* x, floating* out, uint8_t* mask, Py_ssize_t start,
+                                Py_ssize_t stop, uint64_t key, uint64_t threshold,
+                                floating scale) noexcept nogil:
+    # out[i] = x[i] * (scale or 0) and mask[i] = kept, for start <= i < stop.
+    cdef Py_ssize_t i
+    cdef bint keep
+    for i in range(start, stop):
+        keep = (fnn_dropout_hash(key, <uint64_t> i) >> 32) >= threshold
+        mask[i] = keep
+        out[i] = x[i] * (scale if keep else 0)
+
+
+cdef inline void _backward_block(const floating* da, const uint8_t* mask, floating* dx,
+                                 Py_ssize_t start, Py_ssize_t stop, floating scale) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        dx[i] = da[i] * (scale if mask[i] != 0 else 0)
+
+
+cdef void _dropout_forward(const floating* x, floating* out, uint8_t* mask, Py_ssize_t size,
+                           uint64_t key, uint64_t threshold, floating scale,
+                           bint threaded) noexcept nogil:
+    cdef Py_ssize_t blocks = (size + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t b
+    for b in prange(blocks, schedule="static", use_threads_if=threaded):
+        _forward_block(x, out, mask, b * BLOCK, min(size, (b + 1) * BLOCK), key, threshold, scale)
+
+
+cdef void _dropout_backward(const floating* da, const uint8_t* mask, floating* dx,
+                            Py_ssize_t size, floating scale, bint threaded) noexcept nogil:
+    cdef Py_ssize_t blocks = (size + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t b
+    for b in prange(blocks, schedule="static", use_threads_if=threaded):
+        _backward_block(da, mask, dx, b * BLOCK, min(size, (b + 1) * BLOCK), scale)
+
+
+cdef inline void* _data(cnp.ndarray a):
+    return cnp.PyArray_DATA(a)
+
+
+def dropout_forward(X, *, p, key, out=None, mask=None):
+    """Inverted dropout: out = X * mask / (1 - p), with a fresh mask drawn from `key`.
+
+    X is (N, D); p is the probability of dropping a unit, in [0, 1); key (an integer in
+    [0, 2**64), see _checks.dropout_key) selects the random stream. mask (N, D) uint8 gets 1 for
+    kept units, 0 for dropped ones; the mask is made and applied in one pass. out may be X itself.
+    Returns (out, mask).
+    """
+    kernel = "dropout_forward"
+    p, threshold = drop_probability(kernel, p)
+    key = random_key(kernel, key)
+    dtype = float_dtype(kernel, "X", X)
+    X = as_input(kernel, "X", X, dtype, 2)
+    out = as_output(kernel, "out", out, X.shape, dtype)
+    mask = as_output(kernel, "mask", mask, X.shape, np.dtype(np.uint8))
+    _run_forward(X, out, mask, key, threshold, 1.0 / (1.0 - p))
+    return out, mask
+
+
+cdef _run_forward(cnp.ndarray X, cnp.ndarray out, cnp.ndarray mask, uint64_t key,
+                  uint64_t threshold, double scale):
+    cdef Py_ssize_t size = X.size
+    cdef bint threaded = size * FORWARD_COST >= FNN_PARALLEL_MIN_WORK
+    cdef bint single = X.descr.type_num == cnp.NPY_FLOAT
+    cdef void* x = _data(X)
+    cdef void* o = _data(out)
+    cdef uint8_t* m = <uint8_t*> _data(mask)
+    with nogil:
+        if single:
+            _dropout_forward[float](<float*> x, <float*> o, m, size, key, threshold,
+                                    <float> scale, threaded)
+        else:
+            _dropout_forward[double](<double*> x, <double*> o, m, size, key, threshold, scale,
+                                     threaded)
+
+
+def dropout_backward(dA, mask, *, p, dX=None):
+    """dX = dA * mask / (1 - p), the gradient of dropout_forward given its mask.
+
+    dA and mask are (N, D); mask is uint8 or bool, nonzero where a unit was kept. dX may be dA
+    itself. Returns dX.
+    """
+    kernel = "dropout_backward"
+    p, _ = drop_probability(kernel, p)
+    dtype = float_dtype(kernel, "dA", dA)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    mask = as_mask(kernel, mask, dA.shape)
+    dX = as_output(kernel, "dX", dX, dA.shape, dtype)
+    _run_backward(dA, mask, dX, 1.0 / (1.0 - p))
+    return dX
+
+
+cdef _run_backward(cnp.ndarray dA, cnp.ndarray mask, cnp.ndarray dX, double scale):
+    cdef Py_ssize_t size = dA.size
+    cdef bint threaded = size >= FNN_PARALLEL_MIN_WORK
+    cdef bint single = dA.descr.type_num == cnp.NPY_FLOAT
+    cdef void* da = _data(dA)
+    cdef const uint8_t* m = <const uint8_t*> _data(mask)
+    cdef void* dx = _data(dX)
+    with nogil:
+        if single:
+            _dropout_backward[float](<float*> da, m, <float*> dx, size, <float> scale, threaded)
+        else:
+            _dropout_backward[double](<double*> da, m, <double*> dx, size, scale, threaded)
