@@ -5,13 +5,18 @@ The protocol (Sequential relies on nothing else):
     reset_parameters(dtype, rng)      (re)initialize parameters in the given dtype
     forward(X, training)              -> output (N, out_features); keeps what backward needs
     backward(dA, need_dX=True)        accumulates parameter gradients; returns dL/dX or None
+    buffers()                         -> dict of non-learnable state arrays (BatchNorm's running
+                                         statistics), saved by Sequential.state_dict()
+    bind(index, seed)                 called by Sequential after reset_parameters with the layer's
+                                         position and an integer seed, for layers that draw
+                                         random numbers (Dropout)
 Buffers are grown to the largest batch seen and reused through row views, so a training loop
 allocates nothing per step once it has seen its batch size.
 """
 import numpy as np
 
 from . import _backend
-from ._kernels._checks import ACTIVATIONS
+from ._kernels._checks import ACTIVATIONS, MASK64, batchnorm_options, dropout_key
 from .init import check_init, default_init, initialize
 
 DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
@@ -86,7 +91,13 @@ class Layer:
     def parameters(self):
         return []
 
+    def buffers(self):
+        return {}
+
     def reset_parameters(self, dtype="float32", rng=None):
+        pass
+
+    def bind(self, index, seed):
         pass
 
     def zero_grad(self):
@@ -193,3 +204,156 @@ class Dense(Layer):
     def __repr__(self):
         act = "" if self.activation == "identity" else f", {self.activation}"
         return f"Dense({self.in_features} -> {self.out_features}{act})"
+
+
+def stream_seed(seed):
+    """The integer seed of a counter-based random stream: `seed` itself (a non-negative integer,
+    taken mod 2**64), or fresh entropy from the operating system when it is None."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy) & MASK64
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    return int(seed) & MASK64
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, each unit is zeroed with probability p and the kept ones are
+    scaled by 1/(1 - p), so that inference is the identity (and costs nothing).
+
+    p is the probability of *dropping* a unit (the PyTorch/Keras convention); the CS231n notes' p
+    is the probability of keeping one, 1 - p here. p = 0 is the identity; p must lie in [0, 1).
+
+    Masks come from a counter-based generator: the mask of a training forward is a pure function of
+    (seed, layer index, step, element), so both backends and every thread count draw the same
+    masks and a run is reproducible from its seed. In a Sequential, the seed is the model's (see
+    Sequential) and the index the layer's position; used on its own, the layer takes `seed`
+    (None: fresh entropy) and index 0. The step counts the training forwards since the layer was
+    (re)initialized. The mask is kept for backward as one byte per unit.
+    """
+
+    def __init__(self, p=0.5, dtype="float32", seed=None):
+        try:
+            p = float(p)
+        except (TypeError, ValueError):
+            raise TypeError(f"Dropout: p must be a number, got {p!r}") from None
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p (the probability of dropping a unit) must lie in "
+                             f"[0, 1), got {p}")
+        self.p = p
+        self.seed = stream_seed(seed)
+        self.index = 0
+        self.reset_parameters(dtype)
+
+    def reset_parameters(self, dtype="float32", rng=None):
+        self.dtype = as_dtype(dtype)
+        self.step = 0
+        self._out = self._dX = self._masks = None
+        self._shape = self._mask = None
+
+    def bind(self, index, seed):
+        self.index = int(index)
+        self.seed = stream_seed(seed)
+        self.step = 0
+
+    def forward(self, X, training=False):
+        X = self._check_input(X, self.dtype)
+        self._shape = X.shape
+        self._mask = None
+        if not training or self.p == 0.0:
+            return X
+        n, d = X.shape
+        if self._out is None or self._out.cols != d:
+            self._out, self._dX = Buffer(d, self.dtype), Buffer(d, self.dtype)
+            self._masks = Buffer(d, np.uint8)
+        key = dropout_key(self.seed, self.index, self.step)
+        self.step += 1
+        out, self._mask = _backend.kernels.dropout_forward(
+            X, p=self.p, key=key, out=self._out.rows(n), mask=self._masks.rows(n))
+        return out
+
+    def backward(self, dA, need_dX=True):
+        dA = self._check_grad(dA, self._shape, self.dtype)
+        if not need_dX:
+            return None
+        if self._mask is None:  # the last forward was the identity
+            return dA
+        return _backend.kernels.dropout_backward(dA, self._mask, p=self.p,
+                                                 dX=self._dX.rows(dA.shape[0]))
+
+    def __repr__(self):
+        return f"Dropout(p={self.p:g})"
+
+
+class BatchNorm(Layer):
+    """Batch normalization of (N, D) activations, with torch.nn.BatchNorm1d's semantics.
+
+    Training mode: out = (X - mean) / sqrt(var + eps) * gamma + beta with the batch mean and the
+    biased batch variance, and the running statistics are updated as
+        running_mean = (1 - momentum) * running_mean + momentum * mean
+        running_var  = (1 - momentum) * running_var  + momentum * var * N / (N - 1)
+    (the unbiased variance). Inference mode normalizes with running_mean and running_var.
+    momentum weights the *new* batch statistic, as in PyTorch; the CS231n notes and Keras call
+    the weight of the *old* value momentum (their 0.9 is our 0.1). gamma (ones) and beta (zeros)
+    are the learnable parameters; running_mean (zeros) and running_var (ones) are buffers, saved
+    by Sequential.state_dict(). A batch of one in training mode is an error (no variance to
+    estimate); constant features are fine (eps keeps 1/sqrt(var + eps) finite).
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype="float32"):
+        if (isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer))
+                or num_features < 1):
+            raise ValueError(f"BatchNorm: num_features must be a positive integer, got "
+                             f"{num_features!r}")
+        self.momentum, self.eps = batchnorm_options("BatchNorm", 2, False, momentum, eps)
+        self.in_features = self.out_features = int(num_features)
+        self.reset_parameters(dtype)
+
+    def reset_parameters(self, dtype="float32", rng=None):
+        dtype = as_dtype(dtype)
+        d = self.in_features
+        self.gamma = Parameter(np.ones(d, dtype=dtype), "gamma")
+        self.beta = Parameter(np.zeros(d, dtype=dtype), "beta")
+        self.running_mean = np.zeros(d, dtype=dtype)
+        self.running_var = np.ones(d, dtype=dtype)
+        self._mean = np.empty(d, dtype=dtype)  # statistics of the last forward, for backward
+        self._inv_std = np.empty(d, dtype=dtype)
+        self._out = Buffer(d, dtype)
+        self._dX = Buffer(d, dtype)
+        self._X = self._training = None
+
+    @property
+    def dtype(self):
+        return self.gamma.dtype
+
+    def parameters(self):
+        return [self.gamma, self.beta]
+
+    def buffers(self):
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def forward(self, X, training=False):
+        X = self._check_input(X, self.dtype)
+        training = bool(training)
+        if training and X.shape[0] == 1:
+            raise ValueError(f"{self._label()}: training mode needs more than one sample per "
+                             "batch to compute batch statistics, got a batch of 1 (use "
+                             "training=False / model.eval() for single samples)")
+        out = _backend.kernels.batchnorm_forward(
+            X, self.gamma.data, self.beta.data, self.running_mean, self.running_var,
+            training=training, momentum=self.momentum, eps=self.eps,
+            out=self._out.rows(X.shape[0]), mean=self._mean, inv_std=self._inv_std)
+        self._X, self._training = X, training
+        return out
+
+    def backward(self, dA, need_dX=True):
+        dA = self._check_grad(dA, None if self._X is None else self._X.shape, self.dtype)
+        accumulate = not (self.gamma._grad_is_zero and self.beta._grad_is_zero)
+        dX, _, _ = _backend.kernels.batchnorm_backward(
+            dA, self._X, self.gamma.data, self._mean, self._inv_std, training=self._training,
+            dX=self._dX.rows(dA.shape[0]), dgamma=self.gamma.grad, dbeta=self.beta.grad,
+            accumulate=accumulate)
+        self.gamma._grad_is_zero = self.beta._grad_is_zero = False
+        return dX if need_dX else None
+
+    def __repr__(self):
+        return f"BatchNorm({self.in_features})"

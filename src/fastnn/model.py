@@ -14,7 +14,10 @@ def softmax(scores):
 
 class Sequential:
     """Layers applied in order. Every layer is (re)initialized from one generator seeded with
-    `seed`, in `dtype` ("float32" or "float64"), so the same seed gives the same model.
+    `seed`, in `dtype` ("float32" or "float64"), so the same seed gives the same model. Layers
+    that draw random numbers in training (Dropout) key them on the seed and their index: an
+    integer seed is used as it is, any other (None: fresh entropy) gives one integer drawn from
+    that generator after the layers are initialized.
 
         model = Sequential(Dense(64, 128, activation="relu"), Dense(128, 10), seed=0)
         scores = model.forward(X, training=True)    # or model(X)
@@ -44,6 +47,10 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.name = f"layer {i} ({layer!r})"
             layer.reset_parameters(self.dtype, rng)
+        integer_seed = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+        stream_seed = int(seed) if integer_seed else int(rng.integers(2**63))
+        for i, layer in enumerate(self.layers):
+            layer.bind(i, stream_seed)
         self._output_shape = None
 
     @property
@@ -110,25 +117,32 @@ class Sequential:
         return np.concatenate([self.forward(X[start:start + batch_size], training=False)
                                for start in range(0, X.shape[0], batch_size)])
 
+    def _state_arrays(self):
+        """Every parameter array and buffer (running statistics), keyed "<layer index>.<name>"."""
+        state = {}
+        for i, layer in enumerate(self.layers):
+            state.update((f"{i}.{p.name}", p.data) for p in layer.parameters())
+            state.update((f"{i}.{name}", array) for name, array in layer.buffers().items())
+        return state
+
     def state_dict(self):
-        """Copies of every parameter array, keyed "<layer index>.<name>"."""
-        return {f"{i}.{p.name}": p.data.copy()
-                for i, layer in enumerate(self.layers) for p in layer.parameters()}
+        """Copies of every parameter array and buffer, keyed "<layer index>.<name>"."""
+        return {key: array.copy() for key, array in self._state_arrays().items()}
 
     def load_state_dict(self, state):
-        """Copy arrays from `state_dict()` output into the parameters (shapes must match)."""
-        expected = {f"{i}.{p.name}": p for i, layer in enumerate(self.layers)
-                    for p in layer.parameters()}
+        """Copy arrays from `state_dict()` output into the parameters and buffers (shapes must
+        match)."""
+        expected = self._state_arrays()
         missing, unexpected = set(expected) - set(state), set(state) - set(expected)
         if missing or unexpected:
             raise ValueError(f"load_state_dict: missing keys {sorted(missing)}, unexpected keys "
                              f"{sorted(unexpected)}")
-        for key, p in expected.items():
+        for key, array in expected.items():
             value = np.asarray(state[key])
-            if value.shape != p.shape:
+            if value.shape != array.shape:
                 raise ValueError(f"load_state_dict: {key} has shape {value.shape}, the model "
-                                 f"expects {p.shape}")
-            p.data[...] = value
+                                 f"expects {array.shape}")
+            array[...] = value
 
     def __repr__(self):
         inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
