@@ -291,7 +291,8 @@ def test_matches_torch_batchnorm1d(rng, dtype):
     n, d = 32, 13
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
     layer = fnn.BatchNorm(d, eps=1e-3, momentum=0.2, dtype=dtype)
-    ref = torch.nn.BatchNorm1d(d, eps=1e-3, momentum=0.2, dtype=getattr(torch, np.dtype(dtype).name))
+    ref = torch.nn.BatchNorm1d(d, eps=1e-3, momentum=0.2,
+                               dtype=getattr(torch, np.dtype(dtype).name))
     gamma = rng.uniform(0.5, 1.5, d).astype(dtype)
     beta = rng.standard_normal(d).astype(dtype)
     layer.gamma.data[:] = gamma

@@ -32,7 +32,7 @@ def _batch_statistics(X):
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, *, training, momentum, eps,
                       out=None, mean=None, inv_std=None):
-    """Batch normalization: out = (X - mean) * (gamma * inv_std) + beta, inv_std = 1/sqrt(var + eps).
+    """Batch norm: out = (X - mean) * (gamma * inv_std) + beta, with inv_std = 1/sqrt(var + eps).
 
     X is (N, D); gamma, beta, running_mean and running_var are (D,). Training mode normalizes
     with the batch mean and biased variance (one pass over X), writes them to mean and inv_std
