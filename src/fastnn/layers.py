@@ -35,14 +35,17 @@ class Parameter:
 
     Write into `.data` in place to change the model. `backward` accumulates into `.grad`;
     `zero_grad` clears it (and lets the next backward write gradients instead of adding them).
+    `is_weight` marks connection weights, the parameters that weight penalties (L2, L1) and
+    max-norm constraints apply to; biases and normalization parameters are not weights.
     """
 
-    __slots__ = ("name", "data", "grad", "_grad_is_zero")
+    __slots__ = ("name", "data", "grad", "is_weight", "_grad_is_zero")
 
-    def __init__(self, data, name):
+    def __init__(self, data, name, is_weight=False):
         self.name = name
         self.data = data
         self.grad = np.zeros_like(data)
+        self.is_weight = is_weight
         self._grad_is_zero = True
 
     @property
@@ -110,6 +113,11 @@ class Layer:
     def _label(self):
         return self.name or repr(self)
 
+    def kink_pattern(self):
+        """Which side of its kinks (relu's 0, maxout's winning piece) the last forward was on, or
+        None for a smooth layer. gradcheck compares it before and after a perturbation."""
+        return None
+
     def _check_input(self, X, dtype):
         """X as a C-contiguous (N, in_features) array of `dtype`, or a clear error."""
         try:
@@ -145,7 +153,11 @@ class Dense(Layer):
     W has shape (in_features, out_features), so that X @ W needs no transpose; b starts at zero.
     activation: "identity" (default), "relu", "leaky_relu" (alpha, default 0.01), "elu" (alpha,
     default 1.0), "sigmoid" or "tanh". init: "he" (default for the relu family), "xavier"
-    (default otherwise) or a float scale s for s * randn.
+    (default otherwise), a float scale s for s * randn, or any name in fastnn.init.
+
+    In a Sequential, an identity Dense followed by an activation layer (ReLU(), Tanh(), ...) runs
+    the activation inside this layer's fused kernel (`epilogue`); the activation layer then
+    passes values through.
     """
 
     def __init__(self, in_features, out_features, activation="identity", init=None, alpha=None,
@@ -160,15 +172,18 @@ class Dense(Layer):
         self.out_features = int(out_features)
         self.activation = activation
         self.alpha = float(DEFAULT_ALPHA.get(activation, 0.0) if alpha is None else alpha)
+        _check_activation_alpha("Dense", activation, self.alpha)
         self.init = default_init(activation) if init is None else init
         check_init(self.init)
+        self.epilogue = (activation, self.alpha)
         self.reset_parameters(dtype, np.random.default_rng(seed))
 
     def reset_parameters(self, dtype="float32", rng=None):
         dtype = as_dtype(dtype)
         rng = np.random.default_rng() if rng is None else rng
         shape = (self.in_features, self.out_features)
-        self.W = Parameter(initialize(self.init, shape, rng, dtype), "W")
+        self.W = Parameter(initialize(self.init, shape, rng, dtype, self._label()), "W",
+                           is_weight=True)
         self.b = Parameter(np.zeros(self.out_features, dtype=dtype), "b")
         self._out = Buffer(self.out_features, dtype)
         self._dZ = Buffer(self.out_features, dtype)
@@ -185,8 +200,9 @@ class Dense(Layer):
     def forward(self, X, training=False):
         X = self._check_input(X, self.dtype)
         self._X = X
+        activation, alpha = self.epilogue
         self._A = _backend.kernels.dense_forward(
-            X, self.W.data, self.b.data, activation=self.activation, alpha=self.alpha,
+            X, self.W.data, self.b.data, activation=activation, alpha=alpha,
             out=self._out.rows(X.shape[0]))
         return self._A
 
@@ -194,16 +210,114 @@ class Dense(Layer):
         dA = self._check_grad(dA, None if self._A is None else self._A.shape, self.dtype)
         n = dA.shape[0]
         accumulate = not (self.W._grad_is_zero and self.b._grad_is_zero)
+        activation, alpha = self.epilogue
         dX, _, _ = _backend.kernels.dense_backward(
-            dA, self._X, self.W.data, self._A, activation=self.activation, alpha=self.alpha,
+            dA, self._X, self.W.data, self._A, activation=activation, alpha=alpha,
             dZ=self._dZ.rows(n), dW=self.W.grad, db=self.b.grad,
             dX=self._dX.rows(n) if need_dX else None, need_dX=need_dX, accumulate=accumulate)
         self.W._grad_is_zero = self.b._grad_is_zero = False
         return dX
 
+    def kink_pattern(self):
+        return _kinks(self.epilogue[0], self._A)
+
     def __repr__(self):
         act = "" if self.activation == "identity" else f", {self.activation}"
         return f"Dense({self.in_features} -> {self.out_features}{act})"
+
+
+def _kinks(activation, A):
+    return None if A is None or activation not in ("relu", "leaky_relu") else A > 0
+
+
+class Activation(Layer):
+    """An elementwise activation as a layer of its own: A = act(X). Any shape (N, D) passes.
+
+    Prefer the fused form Dense(..., activation=...); a Sequential fuses an identity Dense
+    followed by an activation layer by itself (the layer then passes values through).
+    """
+
+    activation = "identity"
+    default_alpha = 0.0
+
+    def __init__(self, alpha=None, dtype="float32"):
+        self.alpha = float(self.default_alpha if alpha is None else alpha)
+        _check_activation_alpha(type(self).__name__, self.activation, self.alpha)
+        self.fused = False
+        self.reset_parameters(dtype)
+
+    def reset_parameters(self, dtype="float32", rng=None):
+        self.dtype = as_dtype(dtype)
+        self._out = self._dX = None
+        self._A = None
+
+    def forward(self, X, training=False):
+        X = self._check_input(X, self.dtype)
+        if self.fused:
+            self._A = X
+            return X
+        n, d = X.shape
+        if self._out is None or self._out.cols != d:
+            self._out, self._dX = Buffer(d, self.dtype), Buffer(d, self.dtype)
+        self._A = _backend.kernels.bias_act_forward(
+            X, None, activation=self.activation, alpha=self.alpha, out=self._out.rows(n))
+        return self._A
+
+    def backward(self, dA, need_dX=True):
+        dA = self._check_grad(dA, None if self._A is None else self._A.shape, self.dtype)
+        if not need_dX:
+            return None
+        if self.fused:
+            return dA
+        dX, _ = _backend.kernels.bias_act_backward(
+            dA, self._A, activation=self.activation, alpha=self.alpha,
+            dZ=self._dX.rows(dA.shape[0]))
+        return dX
+
+    def kink_pattern(self):
+        return None if self.fused else _kinks(self.activation, self._A)
+
+    def __repr__(self):
+        alpha = f"alpha={self.alpha:g}" if self.activation in DEFAULT_ALPHA else ""
+        return f"{type(self).__name__}({alpha})"
+
+
+def _check_activation_alpha(where, activation, alpha):
+    if activation == "leaky_relu" and not alpha >= 0:
+        raise ValueError(f"{where}: alpha (the negative slope) must be >= 0, got {alpha}")
+    if activation == "elu" and not alpha > 0:
+        raise ValueError(f"{where}: alpha must be > 0, got {alpha}")
+
+
+class Identity(Activation):
+    activation = "identity"
+
+
+class ReLU(Activation):
+    """max(0, x)."""
+    activation = "relu"
+
+
+class LeakyReLU(Activation):
+    """x for x > 0, alpha * x otherwise (alpha: the negative slope, default 0.01)."""
+    activation = "leaky_relu"
+    default_alpha = 0.01
+
+
+class ELU(Activation):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise (default alpha 1.0)."""
+    activation = "elu"
+    default_alpha = 1.0
+
+
+class Sigmoid(Activation):
+    """1 / (1 + exp(-x))."""
+    activation = "sigmoid"
+
+
+class Tanh(Activation):
+    """tanh(x)."""
+    activation = "tanh"
 
 
 def stream_seed(seed):

@@ -1,7 +1,7 @@
 """Sequential: a model that is a list of layers."""
 import numpy as np
 
-from .layers import Layer, as_dtype
+from .layers import Activation, Dense, Layer, as_dtype
 
 
 def softmax(scores):
@@ -51,7 +51,18 @@ class Sequential:
         stream_seed = int(seed) if integer_seed else int(rng.integers(2**63))
         for i, layer in enumerate(self.layers):
             layer.bind(i, stream_seed)
+        self._fuse_activations()
         self._output_shape = None
+
+    def _fuse_activations(self):
+        """Run an activation layer that follows an identity Dense inside the Dense's kernel."""
+        for before, after in zip(self.layers, self.layers[1:]):
+            if isinstance(after, Activation):
+                fuse = (isinstance(before, Dense) and before.activation == "identity"
+                        and not after.fused)
+                if fuse:
+                    before.epilogue = (after.activation, after.alpha)
+                    after.fused = True
 
     @property
     def in_features(self):
