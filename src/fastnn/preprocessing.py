@@ -40,32 +40,31 @@ class MeanSubtraction(_Transformer):
         if self.per == "feature":
             self.mean_ = X.mean(axis=0)
         else:
+            if not -X.ndim <= self.channel_axis < X.ndim or self.channel_axis % X.ndim == 0:
+                raise ValueError(f"MeanSubtraction: channel_axis {self.channel_axis} is not a "
+                                 f"non-sample axis of an array of shape {X.shape}")
             axis = self.channel_axis % X.ndim
-            if axis == 0:
-                raise ValueError("MeanSubtraction: channel_axis cannot be the sample axis 0")
             others = tuple(a for a in range(X.ndim) if a != axis)
             self.mean_ = X.mean(axis=others, keepdims=True)[0]
         return self
 
     def transform(self, X):
-        return self._checked(X) - self.mean_
+        return self._checked(X, "transform") - self.mean_
 
     def inverse_transform(self, X):
-        return self._checked(X) + self.mean_
+        return self._checked(X, "inverse_transform") + self.mean_
 
-    def _checked(self, X):
+    def _checked(self, X, method):
         if self.mean_ is None:
-            raise RuntimeError("MeanSubtraction: call fit before transform")
+            raise RuntimeError(f"MeanSubtraction: call fit before {method}")
         X = np.asarray(X, dtype=np.float64)
-        if X.shape[1:] != self._sample_shape(X):
-            raise ValueError(f"MeanSubtraction: fitted on samples of shape {self.mean_.shape}, "
-                             f"got {X.shape[1:]}")
+        matches = X.ndim == self.mean_.ndim + 1 and all(
+            m in (1, d) if self.per == "channel" else m == d
+            for d, m in zip(X.shape[1:], self.mean_.shape))
+        if not matches:
+            raise ValueError(f"MeanSubtraction: fitted on samples of shape {self.mean_.shape} "
+                             f"(per {self.per}), got an array of shape {X.shape}")
         return X
-
-    def _sample_shape(self, X):
-        if self.per == "feature":
-            return self.mean_.shape
-        return tuple(d if m == 1 else m for d, m in zip(X.shape[1:], self.mean_.shape))
 
 
 class StandardScaler(_Transformer):
@@ -148,9 +147,12 @@ class PCA(_Transformer):
         return Z
 
     def inverse_transform(self, Z):
-        Z = _as_2d("PCA.inverse_transform", Z)
-        if self.components_ is None or Z.shape[1] != self.components_.shape[1]:
-            raise ValueError("PCA.inverse_transform: expected the output of transform")
+        if self.components_ is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit before inverse_transform")
+        Z = _as_2d(f"{type(self).__name__}.inverse_transform", Z)
+        if Z.shape[1] != self.components_.shape[1]:
+            raise ValueError(f"{type(self).__name__}.inverse_transform: expected "
+                             f"{self.components_.shape[1]} components, got {Z.shape[1]}")
         if self.whiten:
             Z = Z * np.sqrt(self.explained_variance_ + self.eps)
         return Z @ self.components_.T + self.mean_
@@ -176,6 +178,8 @@ class ZCAWhitening(PCA):
         return super().transform(X) @ self.components_.T
 
     def inverse_transform(self, X):
+        if self.components_ is None:
+            raise RuntimeError("ZCAWhitening: call fit before inverse_transform")
         return super().inverse_transform(_as_2d("ZCAWhitening.inverse_transform", X) @
                                          self.components_)
 

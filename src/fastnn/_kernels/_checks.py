@@ -46,7 +46,7 @@ def as_input(kernel, name, x, dtype, ndim):
         raise TypeError(f"{kernel}: {name} must hold real numbers, got dtype {x.dtype}")
     if x.ndim != ndim:
         raise ValueError(f"{kernel}: {name} must be {ndim}-D, got shape {x.shape}")
-    return np.ascontiguousarray(x, dtype=dtype)
+    return np.asarray(x, dtype=dtype, order="C")  # unlike ascontiguousarray, keeps 0-d as 0-d
 
 
 def as_output(kernel, name, out, shape, dtype):
@@ -187,6 +187,8 @@ def hyperparameters(kernel, **values):
                                                                          np.floating)):
             raise TypeError(f"{kernel}: {name} must be a real number, got {value!r}")
         values[name] = float(value)
+    if "step" in values and not values["step"] >= 1:
+        raise ValueError(f"{kernel}: step counts updates from 1, got {values['step']!r}")
     return values
 
 

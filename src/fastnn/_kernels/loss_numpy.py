@@ -99,7 +99,7 @@ def mse(scores, y, *, dscores=None):
     Returns (loss, dscores)."""
     kernel = "mse"
     dtype = float_dtype(kernel, "scores", scores)
-    scores = np.ascontiguousarray(scores)
+    scores = np.asarray(scores, order="C")
     if scores.size == 0:
         raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
     y = as_input(kernel, "targets", y, dtype, scores.ndim)

@@ -144,7 +144,7 @@ cdef void _rmsprop(floating* p, const floating* grad, floating* square_avg, floa
     cdef floating g, sq, ga, avg, b
     cdef floating lr = <floating> cfg.lr, alpha = <floating> cfg.alpha, eps = <floating> cfg.eps
     cdef floating wd = <floating> cfg.weight_decay, mu = <floating> cfg.momentum
-    cdef floating one_minus_alpha = 1 - alpha
+    cdef floating one_minus_alpha = <floating> (1 - cfg.alpha)
     for i in prange(size, schedule="static", use_threads_if=threaded):
         g = grad[i] + wd * p[i]
         sq = alpha * square_avg[i] + one_minus_alpha * g * g
@@ -210,6 +210,8 @@ cdef void _adam(floating* p, const floating* grad, floating* m, floating* v, flo
     cdef Py_ssize_t i
     cdef floating g, mi, vi, second, w
     cdef floating beta1 = <floating> cfg.beta1, beta2 = <floating> cfg.beta2
+    cdef floating one_minus_b1 = <floating> (1 - cfg.beta1)
+    cdef floating one_minus_b2 = <floating> (1 - cfg.beta2)
     cdef floating eps = <floating> cfg.eps, step_size = <floating> cfg.step_size
     cdef floating bc2_sqrt = <floating> cfg.bias_correction2_sqrt
     cdef floating wd = 0 if cfg.decoupled else <floating> cfg.weight_decay
@@ -217,8 +219,8 @@ cdef void _adam(floating* p, const floating* grad, floating* m, floating* v, flo
     for i in prange(size, schedule="static", use_threads_if=threaded):
         w = p[i] * shrink
         g = grad[i] + wd * w
-        mi = beta1 * m[i] + (1 - beta1) * g
-        vi = beta2 * v[i] + (1 - beta2) * g * g
+        mi = beta1 * m[i] + one_minus_b1 * g
+        vi = beta2 * v[i] + one_minus_b2 * g * g
         m[i] = mi
         v[i] = vi
         second = vi

@@ -24,8 +24,8 @@ def sgd_update(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0,
                     weight_decay=weight_decay)
     states = {"momentum_buffer": momentum_buffer} if momentum != 0 else {}
     dtype, param, grad = update_arrays("sgd_update", param, grad, states)
-    lr, momentum, dampening, weight_decay = (dtype.type(v) for v in
-                                             (lr, momentum, dampening, weight_decay))
+    lr, momentum, keep, weight_decay = (dtype.type(v) for v in
+                                        (lr, momentum, 1 - dampening, weight_decay))
     g = grad + weight_decay * param if weight_decay != 0 else grad.copy()
     if momentum != 0:
         buf = momentum_buffer
@@ -33,7 +33,7 @@ def sgd_update(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0,
             np.copyto(buf, g)
         else:
             buf *= momentum
-            buf += (1 - dampening) * g
+            buf += keep * g
         if nesterov:
             g += momentum * buf
         else:
@@ -75,13 +75,13 @@ def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, al
     if momentum > 0:
         states["momentum_buffer"] = momentum_buffer
     dtype, param, grad = update_arrays("rmsprop_update", param, grad, states)
-    alpha, eps = dtype.type(alpha), dtype.type(eps)
+    alpha, one_minus_alpha, eps = dtype.type(alpha), dtype.type(1 - alpha), dtype.type(eps)
     g = grad + dtype.type(weight_decay) * param
     square_avg *= alpha
-    square_avg += (1 - alpha) * g * g
+    square_avg += one_minus_alpha * g * g
     if centered:
         grad_avg *= alpha
-        grad_avg += (1 - alpha) * g
+        grad_avg += one_minus_alpha * g
         avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
     else:
         avg = np.sqrt(square_avg) + eps
@@ -108,20 +108,21 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1=0
     if amsgrad:
         states["max_exp_avg_sq"] = max_exp_avg_sq
     dtype, param, grad = update_arrays("adam_update", param, grad, states)
-    beta1, beta2 = dtype.type(beta1), dtype.type(beta2)
+    b1, b2 = dtype.type(beta1), dtype.type(beta2)
+    one_minus_b1, one_minus_b2 = dtype.type(1 - beta1), dtype.type(1 - beta2)
     if decoupled_weight_decay:
         param *= dtype.type(1 - lr * weight_decay)
         g = grad
     else:
         g = grad + dtype.type(weight_decay) * param
-    exp_avg *= beta1
-    exp_avg += (1 - beta1) * g
-    exp_avg_sq *= beta2
-    exp_avg_sq += (1 - beta2) * g * g
+    exp_avg *= b1
+    exp_avg += one_minus_b1 * g
+    exp_avg_sq *= b2
+    exp_avg_sq += one_minus_b2 * g * g
     second = exp_avg_sq
     if amsgrad:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
         second = max_exp_avg_sq
-    step_size = dtype.type(lr / (1 - float(beta1) ** step))
-    bias_correction2_sqrt = dtype.type(np.sqrt(1 - float(beta2) ** step))
+    step_size = dtype.type(lr / (1 - beta1 ** step))
+    bias_correction2_sqrt = dtype.type(np.sqrt(1 - beta2 ** step))
     param -= step_size * exp_avg / (np.sqrt(second) / bias_correction2_sqrt + dtype.type(eps))
