@@ -3,21 +3,21 @@
 Compiled Cython kernels with a pure-NumPy twin of each (the "numpy" backend, for debugging:
 FASTNN_BACKEND=numpy or fastnn.set_backend("numpy")).
 """
-from . import _backend, data, init, losses, optim, preprocessing
+from . import _backend, data, init, losses, optim, preprocessing, regularization
 from ._backend import (compiled_available, get_backend, get_num_threads, openmp_enabled,
                        set_backend, set_num_threads, use_backend)
 from .gradcheck import gradcheck  # the function; its module stays importable as fastnn.gradcheck
 from .layers import (ELU, Activation, BatchNorm, Dense, Dropout, Identity, Layer, LeakyReLU,
-                     Parameter, ReLU, Sigmoid, Tanh)
+                     Maxout, Parameter, PReLU, ReLU, Sigmoid, Tanh)
 from .model import Sequential
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ELU", "Activation", "BatchNorm", "Dense", "Dropout", "Identity", "Layer", "LeakyReLU",
-    "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh", "compiled_available", "data",
+    "Maxout", "Parameter", "PReLU", "ReLU", "Sequential", "Sigmoid", "Tanh", "compiled_available", "data",
     "get_backend", "get_num_threads", "gradcheck", "init", "losses", "openmp_enabled", "optim",
-    "preprocessing", "set_backend", "set_num_threads", "use_backend",
+    "preprocessing", "regularization", "set_backend", "set_num_threads", "use_backend",
 ]
 
 _backend._configure_from_environment()

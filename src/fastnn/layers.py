@@ -471,3 +471,118 @@ class BatchNorm(Layer):
 
     def __repr__(self):
         return f"BatchNorm({self.in_features})"
+
+
+class PReLU(Layer):
+    """Parametric ReLU: x for x > 0, a_j * x otherwise, with a learnable slope a_j per feature
+    (initialized to `init`, 0.25 as in PyTorch). Slopes are not weights: no weight decay."""
+
+    def __init__(self, num_features, init=0.25, dtype="float32"):
+        if (isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer))
+                or num_features < 1):
+            raise ValueError(f"PReLU: num_features must be a positive integer, got "
+                             f"{num_features!r}")
+        self.in_features = self.out_features = int(num_features)
+        self.init = float(init)
+        self.reset_parameters(dtype)
+
+    def reset_parameters(self, dtype="float32", rng=None):
+        dtype = as_dtype(dtype)
+        self.a = Parameter(np.full(self.in_features, self.init, dtype=dtype), "a")
+        self._out = Buffer(self.in_features, dtype)
+        self._dX = Buffer(self.in_features, dtype)
+        self._X = None
+
+    @property
+    def dtype(self):
+        return self.a.dtype
+
+    def parameters(self):
+        return [self.a]
+
+    def forward(self, X, training=False):
+        X = self._check_input(X, self.dtype)
+        self._X = X
+        return _backend.kernels.prelu_forward(X, self.a.data, out=self._out.rows(X.shape[0]))
+
+    def backward(self, dA, need_dX=True):
+        dA = self._check_grad(dA, None if self._X is None else self._X.shape, self.dtype)
+        dX, _ = _backend.kernels.prelu_backward(
+            dA, self._X, self.a.data, dX=self._dX.rows(dA.shape[0]), da=self.a.grad,
+            accumulate=not self.a._grad_is_zero)
+        self.a._grad_is_zero = False
+        return dX if need_dX else None
+
+    def kink_pattern(self):
+        return None if self._X is None else self._X > 0
+
+    def __repr__(self):
+        return f"PReLU({self.in_features})"
+
+
+class Maxout(Layer):
+    """Maxout units: out_j = max over k pieces of (X @ W_k + b_k)_j (Goodfellow et al.).
+
+    W has shape (in_features, out_features * pieces): the pieces of unit j are the columns
+    j * pieces ... j * pieces + pieces - 1. Backward routes each unit's gradient to its winning
+    piece. init as for Dense (default "xavier"; fan_in = in_features).
+    """
+
+    def __init__(self, in_features, out_features, pieces=2, init="xavier", dtype="float32",
+                 seed=None):
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Maxout: {name} must be a positive integer, got {value!r}")
+        if isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or not (
+                2 <= pieces <= 255):
+            raise ValueError(f"Maxout: pieces must be an integer in [2, 255], got {pieces!r}")
+        self.in_features, self.out_features, self.pieces = int(in_features), int(out_features), \
+            int(pieces)
+        self.init = init
+        check_init(init)
+        self.reset_parameters(dtype, np.random.default_rng(seed))
+
+    def reset_parameters(self, dtype="float32", rng=None):
+        dtype = as_dtype(dtype)
+        rng = np.random.default_rng() if rng is None else rng
+        width = self.out_features * self.pieces
+        self.W = Parameter(initialize(self.init, (self.in_features, width), rng, dtype,
+                                      self._label()), "W", is_weight=True)
+        self.b = Parameter(np.zeros(width, dtype=dtype), "b")
+        self._Z, self._dZ = Buffer(width, dtype), Buffer(width, dtype)
+        self._out, self._dX = Buffer(self.out_features, dtype), Buffer(self.in_features, dtype)
+        self._argmax = Buffer(self.out_features, np.uint8)
+        self._X = self._winners = None
+
+    @property
+    def dtype(self):
+        return self.W.dtype
+
+    def parameters(self):
+        return [self.W, self.b]
+
+    def forward(self, X, training=False):
+        X = self._check_input(X, self.dtype)
+        n = X.shape[0]
+        self._X = X
+        out, self._winners = _backend.kernels.maxout_forward(
+            X, self.W.data, self.b.data, pieces=self.pieces, Z=self._Z.rows(n),
+            out=self._out.rows(n), argmax=self._argmax.rows(n))
+        return out
+
+    def backward(self, dA, need_dX=True):
+        expected = None if self._X is None else (self._X.shape[0], self.out_features)
+        dA = self._check_grad(dA, expected, self.dtype)
+        n = dA.shape[0]
+        dX, _, _ = _backend.kernels.maxout_backward(
+            dA, self._X, self.W.data, self._winners, pieces=self.pieces, dZ=self._dZ.rows(n),
+            dW=self.W.grad, db=self.b.grad, dX=self._dX.rows(n) if need_dX else None,
+            need_dX=need_dX, accumulate=not (self.W._grad_is_zero and self.b._grad_is_zero))
+        self.W._grad_is_zero = self.b._grad_is_zero = False
+        return dX
+
+    def kink_pattern(self):
+        return None if self._winners is None else self._winners.copy()
+
+    def __repr__(self):
+        return f"Maxout({self.in_features} -> {self.out_features}, pieces={self.pieces})"

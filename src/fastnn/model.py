@@ -155,6 +155,41 @@ class Sequential:
                                  f"expects {array.shape}")
             array[...] = value
 
+    def summary(self, print_fn=print):
+        """Print a table of the layers and the totals the CS231n notes count; return the totals.
+
+        Per layer: output size, weights, biases and learnable parameters. Totals: neurons (units
+        of the layers with weights; inputs are not neurons), weights, biases, learnable parameters
+        (including BatchNorm's and PReLU's) and the N of "N-layer network" (layers with weights;
+        the input layer is not counted).
+        """
+        rows, totals = [], dict(layers=0, neurons=0, weights=0, biases=0, parameters=0)
+        features = self.in_features
+        for i, layer in enumerate(self.layers):
+            params = layer.parameters()
+            n_weights = sum(p.size for p in params if p.is_weight)
+            n_biases = sum(p.size for p in params if p.name == "b")
+            n_params = sum(p.size for p in params)
+            features = layer.out_features or features
+            if n_weights:
+                totals["layers"] += 1
+                totals["neurons"] += features
+            totals["weights"] += n_weights
+            totals["biases"] += n_biases
+            totals["parameters"] += n_params
+            rows.append((f"{i}: {layer!r}", f"(N, {features})", n_weights, n_biases, n_params))
+        header = ("layer", "output", "weights", "biases", "parameters")
+        widths = [max(len(str(r[c])) for r in rows + [header]) for c in range(5)]
+        line = "  ".join(f"{{:<{widths[0]}}}" if c == 0 else f"{{:>{widths[c]}}}"
+                         for c in range(5))
+        print_fn(line.format(*header))
+        for row in rows:
+            print_fn(line.format(*row))
+        print_fn(f"{totals['layers']}-layer network: {totals['neurons']} neurons, "
+                 f"{totals['weights']} weights, {totals['biases']} biases, "
+                 f"{totals['parameters']} learnable parameters")
+        return totals
+
     def __repr__(self):
         inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"

@@ -4,11 +4,10 @@ Each compiled module `NAME.pyx` has a NumPy twin `NAME_numpy.py` beside it. `NUM
 gather them into one namespace per backend; fastnn._backend picks the active one. Conventions:
 positional IN arrays first, then keyword-only options and OUT buffers (`out=None` allocates).
 """
+import importlib
 from types import SimpleNamespace
 
-from . import batchnorm_numpy, dense_numpy, dropout_numpy, loss_numpy, optim_numpy
-
-KERNEL_MODULES = ("dense", "loss", "optim", "dropout", "batchnorm")
+KERNEL_MODULES = ("dense", "loss", "optim", "dropout", "batchnorm", "units")
 
 
 def _kernel_set(name, modules):
@@ -19,17 +18,20 @@ def _kernel_set(name, modules):
     return kernels
 
 
-NUMPY = _kernel_set("numpy", [dense_numpy, loss_numpy, optim_numpy, dropout_numpy,
-                               batchnorm_numpy])
+def _load(suffix):
+    return [importlib.import_module(f"{__name__}.{module}{suffix}") for module in KERNEL_MODULES]
+
+
+NUMPY = _kernel_set("numpy", _load("_numpy"))
 
 try:
-    from . import batchnorm, dense, dropout, loss, optim, parallel
+    CYTHON = _kernel_set("cython", _load(""))
+    from . import parallel
 except ImportError as error:
     CYTHON = None
     parallel = None
     COMPILED_ERROR = f"{type(error).__name__}: {error}"
 else:
-    CYTHON = _kernel_set("cython", [dense, loss, optim, dropout, batchnorm])
     COMPILED_ERROR = None
 
 

@@ -221,3 +221,12 @@ def as_binary_scores(kernel, scores):
     if scores.shape[0] == 0:
         raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
     return np.ascontiguousarray(scores.reshape(-1), dtype=dtype), scores.shape
+
+
+def maxout_pieces(kernel, pieces, width):
+    """The number of maxout units, checking that `pieces` (2..255) divides the width of W."""
+    if isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or not 2 <= pieces <= 255:
+        raise ValueError(f"{kernel}: pieces must be an integer in [2, 255], got {pieces!r}")
+    if width % pieces:
+        raise ValueError(f"{kernel}: W has {width} columns, not a multiple of pieces={pieces}")
+    return width // pieces

@@ -1,0 +1,266 @@
+# Compiled PReLU and Maxout kernels; units_numpy.py is their NumPy twin (same names, signatures,
+# results).
+#
+# Design: as in dense.pyx, GEMMs go through NumPy's matmul (its BLAS) and everything around them
+# is one fused pass over rows, split across threads above FNN_PARALLEL_MIN_WORK. Column sums (the
+# slope and bias gradients) go into one float64 row of partial sums per thread, added up at the
+# end, so no two threads write the same element. Maxout keeps the winning piece of each unit as
+# one byte for backward.
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+
+import numpy as np
+
+from ._checks import as_input, as_output, float_dtype, maxout_pieces
+
+cnp.import_array()
+
+__all__ = ["prelu_forward", "prelu_backward", "maxout_forward", "maxout_backward"]
+
+cdef extern from "kernels.h" nogil:
+    int omp_get_max_threads()
+    const long FNN_PARALLEL_MIN_WORK
+
+
+cdef inline void* _data(object a):
+    return cnp.PyArray_DATA(<cnp.ndarray> a)
+
+
+cdef inline bint _threaded(Py_ssize_t n, Py_ssize_t m):
+    return n > 1 and n * m >= FNN_PARALLEL_MIN_WORK
+
+
+cdef void _prelu_forward(const floating* X, const floating* a, floating* out, Py_ssize_t n,
+                         Py_ssize_t d, bint threaded) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating x
+    for i in prange(n, schedule="static", use_threads_if=threaded):
+        for j in range(d):
+            x = X[i * d + j]
+            out[i * d + j] = a[j] * x if x <= 0 else x
+
+
+cdef int _prelu_backward(const floating* dA, const floating* X, const floating* a, floating* dX,
+                         floating* da, Py_ssize_t n, Py_ssize_t d, bint accumulate,
+                         bint threaded) noexcept nogil:
+    cdef int n_threads = omp_get_max_threads() if threaded else 1
+    cdef double* partial = <double*> calloc(n_threads * d, sizeof(double))
+    cdef double* acc
+    cdef double total
+    cdef Py_ssize_t i, j
+    cdef int t
+    cdef floating x, g
+    if partial == NULL:
+        return -1
+    with parallel(num_threads=n_threads, use_threads_if=threaded):
+        acc = partial + threadid() * d
+        for i in prange(n, schedule="static"):
+            for j in range(d):
+                x = X[i * d + j]
+                g = dA[i * d + j]
+                dX[i * d + j] = g if x > 0 else a[j] * g
+                acc[j] += 0 if x > 0 else g * x
+    for j in range(d):
+        total = 0
+        for t in range(n_threads):
+            total = total + partial[t * d + j]
+        da[j] = <floating> (da[j] + total) if accumulate else <floating> total
+    free(partial)
+    return 0
+
+
+def prelu_forward(X, a, *, out=None):
+    """out = X where X > 0, a * X elsewhere, with one learnable slope a_j per feature.
+    Returns out (N, D); out may be X itself."""
+    kernel = "prelu_forward"
+    dtype = float_dtype(kernel, "a", a)
+    X = as_input(kernel, "X", X, dtype, 2)
+    a = as_input(kernel, "a", a, dtype, 1)
+    if a.shape != (X.shape[1],):
+        raise ValueError(f"{kernel}: a must have shape ({X.shape[1]},), got {a.shape}")
+    out = as_output(kernel, "out", out, X.shape, dtype)
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef bint threaded = _threaded(n, d), single = dtype.num == cnp.NPY_FLOAT
+    cdef void* x = _data(X)
+    cdef void* slopes = _data(a)
+    cdef void* o = _data(out)
+    with nogil:
+        if single:
+            _prelu_forward[float](<float*> x, <float*> slopes, <float*> o, n, d, threaded)
+        else:
+            _prelu_forward[double](<double*> x, <double*> slopes, <double*> o, n, d, threaded)
+    return out
+
+
+def prelu_backward(dA, X, a, *, dX=None, da=None, accumulate=False):
+    """dX = dA where X > 0, a * dA elsewhere; da = sum over rows of dA * X where X <= 0
+    (+= when accumulate). Returns (dX, da)."""
+    kernel = "prelu_backward"
+    dtype = float_dtype(kernel, "a", a)
+    X = as_input(kernel, "X", X, dtype, 2)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    a = as_input(kernel, "a", a, dtype, 1)
+    if dA.shape != X.shape or a.shape != (X.shape[1],):
+        raise ValueError(f"{kernel}: expected dA of shape {X.shape} and a of shape "
+                         f"({X.shape[1]},), got {dA.shape} and {a.shape}")
+    dX = as_output(kernel, "dX", dX, X.shape, dtype)
+    da = as_output(kernel, "da", da, a.shape, dtype)
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef bint threaded = _threaded(n, d), single = dtype.num == cnp.NPY_FLOAT
+    cdef void* g = _data(dA)
+    cdef void* x = _data(X)
+    cdef void* slopes = _data(a)
+    cdef void* gx = _data(dX)
+    cdef void* ga = _data(da)
+    cdef bint add = accumulate
+    cdef int status
+    with nogil:
+        if single:
+            status = _prelu_backward[float](<float*> g, <float*> x, <float*> slopes, <float*> gx,
+                                            <float*> ga, n, d, add, threaded)
+        else:
+            status = _prelu_backward[double](<double*> g, <double*> x, <double*> slopes,
+                                             <double*> gx, <double*> ga, n, d, add, threaded)
+    if status != 0:
+        raise MemoryError(f"{kernel}: could not allocate the slope-gradient partial sums")
+    return dX, da
+
+
+cdef void _maxout_forward(floating* Z, const floating* b, floating* out, cnp.uint8_t* argmax,
+                          Py_ssize_t n, Py_ssize_t m, Py_ssize_t pieces,
+                          bint threaded) noexcept nogil:
+    # Z += b, then the maximum over each unit's pieces and its index (the first on ties).
+    cdef Py_ssize_t i, j, p, width = m * pieces
+    cdef floating best, v
+    cdef int winner
+    cdef floating* z
+    for i in prange(n, schedule="static", use_threads_if=threaded):
+        z = Z + i * width
+        for j in range(width):
+            z[j] = z[j] + b[j]
+        for j in range(m):
+            best = z[j * pieces]
+            winner = 0
+            for p in range(1, pieces):
+                v = z[j * pieces + p]
+                if v > best:
+                    best = v
+                    winner = p
+            out[i * m + j] = best
+            argmax[i * m + j] = <cnp.uint8_t> winner
+
+
+cdef int _maxout_route(const floating* dA, const cnp.uint8_t* argmax, floating* dZ, floating* db,
+                       Py_ssize_t n, Py_ssize_t m, Py_ssize_t pieces, bint accumulate,
+                       bint threaded) noexcept nogil:
+    # dZ: dA of each unit at its winning piece, zeros elsewhere; db (+)= column sums of dZ.
+    cdef Py_ssize_t width = m * pieces
+    cdef int n_threads = omp_get_max_threads() if threaded else 1
+    cdef double* partial = <double*> calloc(n_threads * width, sizeof(double))
+    cdef double* acc
+    cdef double total
+    cdef Py_ssize_t i, j, column
+    cdef int t
+    if partial == NULL:
+        return -1
+    with parallel(num_threads=n_threads, use_threads_if=threaded):
+        acc = partial + threadid() * width
+        for i in prange(n, schedule="static"):
+            memset(dZ + i * width, 0, width * sizeof(floating))
+            for j in range(m):
+                column = j * pieces + argmax[i * m + j]
+                dZ[i * width + column] = dA[i * m + j]
+                acc[column] += dA[i * m + j]
+    for j in range(width):
+        total = 0
+        for t in range(n_threads):
+            total = total + partial[t * width + j]
+        db[j] = <floating> (db[j] + total) if accumulate else <floating> total
+    free(partial)
+    return 0
+
+
+def maxout_forward(X, W, b, *, pieces, Z=None, out=None, argmax=None):
+    """out[:, j] = max over p of Z[:, j * pieces + p] with Z = X @ W + b; argmax (uint8) records
+    the winning piece (the first on ties). Z is a (N, M * pieces) work buffer.
+    Returns (out (N, M), argmax (N, M))."""
+    kernel = "maxout_forward"
+    dtype = float_dtype(kernel, "W", W)
+    W = as_input(kernel, "W", W, dtype, 2)
+    X = as_input(kernel, "X", X, dtype, 2)
+    b = as_input(kernel, "b", b, dtype, 1)
+    n, (k, width) = X.shape[0], W.shape
+    m = maxout_pieces(kernel, pieces, width)
+    if X.shape[1] != k or b.shape != (width,):
+        raise ValueError(f"{kernel}: expected X of shape (N, {k}) and b of shape ({width},), got "
+                         f"{X.shape} and {b.shape}")
+    Z = as_output(kernel, "Z", Z, (n, width), dtype)
+    out = as_output(kernel, "out", out, (n, m), dtype)
+    argmax = as_output(kernel, "argmax", argmax, (n, m), np.dtype(np.uint8))
+    np.matmul(X, W, out=Z)
+    cdef Py_ssize_t rows = n, units = m, k_pieces = pieces
+    cdef bint threaded = _threaded(rows, width), single = dtype.num == cnp.NPY_FLOAT
+    cdef void* z = _data(Z)
+    cdef void* bias = _data(b)
+    cdef void* o = _data(out)
+    cdef cnp.uint8_t* winners = <cnp.uint8_t*> _data(argmax)
+    with nogil:
+        if single:
+            _maxout_forward[float](<float*> z, <float*> bias, <float*> o, winners, rows, units,
+                                   k_pieces, threaded)
+        else:
+            _maxout_forward[double](<double*> z, <double*> bias, <double*> o, winners, rows,
+                                    units, k_pieces, threaded)
+    return out, argmax
+
+
+def maxout_backward(dA, X, W, argmax, *, pieces, dZ=None, dW=None, db=None, dX=None,
+                    need_dX=True, accumulate=False):
+    """Gradients of maxout: dZ routes dA[:, j] to the winning piece of unit j (zeros elsewhere);
+    dW = X.T @ dZ, db = sum of dZ over rows (+= when accumulate), dX = dZ @ W.T unless need_dX is
+    False. Returns (dX or None, dW, db)."""
+    kernel = "maxout_backward"
+    dtype = float_dtype(kernel, "W", W)
+    W = as_input(kernel, "W", W, dtype, 2)
+    X = as_input(kernel, "X", X, dtype, 2)
+    n, (k, width) = X.shape[0], W.shape
+    m = maxout_pieces(kernel, pieces, width)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    argmax = as_input(kernel, "argmax", argmax, np.dtype(np.uint8), 2)
+    if X.shape[1] != k or dA.shape != (n, m) or argmax.shape != (n, m):
+        raise ValueError(f"{kernel}: expected X (N, {k}), dA and argmax (N, {m}), got {X.shape}, "
+                         f"{dA.shape} and {argmax.shape}")
+    if argmax.size and argmax.max() >= pieces:
+        raise ValueError(f"{kernel}: argmax holds a piece >= pieces ({pieces})")
+    dZ = as_output(kernel, "dZ", dZ, (n, width), dtype)
+    dW = as_output(kernel, "dW", dW, (k, width), dtype)
+    db = as_output(kernel, "db", db, (width,), dtype)
+    cdef Py_ssize_t rows = n, units = m, k_pieces = pieces
+    cdef bint threaded = _threaded(rows, width), single = dtype.num == cnp.NPY_FLOAT
+    cdef void* g = _data(dA)
+    cdef cnp.uint8_t* winners = <cnp.uint8_t*> _data(argmax)
+    cdef void* dz = _data(dZ)
+    cdef void* gb = _data(db)
+    cdef bint add = accumulate
+    cdef int status
+    with nogil:
+        if single:
+            status = _maxout_route[float](<float*> g, winners, <float*> dz, <float*> gb, rows,
+                                          units, k_pieces, add, threaded)
+        else:
+            status = _maxout_route[double](<double*> g, winners, <double*> dz, <double*> gb, rows,
+                                           units, k_pieces, add, threaded)
+    if status != 0:
+        raise MemoryError(f"{kernel}: could not allocate the bias-gradient partial sums")
+    if accumulate:
+        dW += X.T @ dZ
+    else:
+        np.matmul(X.T, dZ, out=dW)
+    if not need_dX:
+        return None, dW, db
+    dX = as_output(kernel, "dX", dX, (n, k), dtype)
+    np.matmul(dZ, W.T, out=dX)
+    return dX, dW, db

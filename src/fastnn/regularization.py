@@ -1,0 +1,102 @@
+"""Weight penalties and constraints. They act on connection weights only (`Parameter.is_weight`:
+Dense and Maxout W), never on biases, BatchNorm's gamma/beta or PReLU's slopes.
+
+    penalty = fnn.regularization.L2(1e-3)
+    loss, dscores = fnn.losses.softmax_cross_entropy(model(X), y)
+    model.zero_grad(); model.backward(dscores)
+    reg_loss = penalty(model)        # adds its gradient to the weights' .grad, returns its value
+    optimizer.step()
+    fnn.regularization.MaxNorm(3.0)(model)   # after the step: clip each unit's incoming weights
+
+The data loss and the penalty stay separate numbers: report loss + reg_loss as the objective.
+Conventions of the CS231n notes: L2 is 0.5 * lam * sum(w**2) (gradient lam * w), L1 is
+lam * sum(|w|) (gradient lam * sign(w)), elastic net is the sum of the two.
+"""
+import numpy as np
+
+__all__ = ["L2", "L1", "ElasticNet", "MaxNorm", "weights"]
+
+
+def weights(params):
+    """The weight Parameters of a model, a layer or a list of Parameters."""
+    params = params.parameters() if hasattr(params, "parameters") else params
+    return [p for p in params if p.is_weight]
+
+
+def _check_strength(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not (
+            np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name}: strength must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+class ElasticNet:
+    """l1 * sum(|w|) + 0.5 * l2 * sum(w**2) over the weights."""
+
+    def __init__(self, l1=0.0, l2=0.0):
+        self.l1 = _check_strength(type(self).__name__, l1)
+        self.l2 = _check_strength(type(self).__name__, l2)
+
+    def value(self, params):
+        """The penalty, without touching gradients."""
+        total = 0.0
+        for p in weights(params):
+            w = p.data.reshape(-1)
+            if self.l2:
+                total += 0.5 * self.l2 * float(np.dot(w, w))
+            if self.l1:
+                total += self.l1 * float(np.abs(w).sum(dtype=np.float64))
+        return total
+
+    def __call__(self, params):
+        """Add the penalty's gradient to every weight's .grad; return the penalty."""
+        for p in weights(params):
+            if self.l2:
+                p.grad += p.dtype.type(self.l2) * p.data
+            if self.l1:
+                p.grad += p.dtype.type(self.l1) * np.sign(p.data)
+            p._grad_is_zero = False
+        return self.value(params)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(l1={self.l1:g}, l2={self.l2:g})"
+
+
+class L2(ElasticNet):
+    """0.5 * lam * sum(w**2): weight decay as a penalty (gradient lam * w)."""
+
+    def __init__(self, lam):
+        super().__init__(l2=lam)
+
+    def __repr__(self):
+        return f"L2({self.l2:g})"
+
+
+class L1(ElasticNet):
+    """lam * sum(|w|): drives weights to exactly sparse solutions (gradient lam * sign(w))."""
+
+    def __init__(self, lam):
+        super().__init__(l1=lam)
+
+    def __repr__(self):
+        return f"L1({self.l1:g})"
+
+
+class MaxNorm:
+    """Max-norm constraint: after each update, every unit's incoming weight vector (a column of
+    W, shape (in, out)) is scaled down to Euclidean norm <= c if it is longer."""
+
+    def __init__(self, c):
+        if not (isinstance(c, (int, float, np.floating)) and np.isfinite(c) and c > 0):
+            raise ValueError(f"MaxNorm: c must be a finite number > 0, got {c!r}")
+        self.c = float(c)
+
+    def __call__(self, params):
+        for p in weights(params):
+            norms = np.sqrt(np.einsum("ij,ij->j", p.data, p.data, dtype=np.float64))
+            too_long = norms > self.c
+            if np.any(too_long):
+                p.data[:, too_long] *= (self.c / norms[too_long]).astype(p.dtype)
+
+    def __repr__(self):
+        return f"MaxNorm({self.c:g})"
