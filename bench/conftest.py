@@ -22,6 +22,9 @@ from fastnn import _backend, _kernels
 BACKENDS = ("cython", "numpy")
 # Set on some machines; they pick slower OpenBLAS kernels (unset them in the benchmark command).
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Thread settings that change the figures (recorded, never set here).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_NUM_THREADS",
+                    "FASTNN_BACKEND")
 
 
 def blas_info():
@@ -135,6 +138,8 @@ def environment():
         "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
         "openblas_variables": variables,
+        "thread_variables": {name: os.environ[name] for name in THREAD_VARIABLES
+                             if name in os.environ},
     }
 
 
@@ -145,7 +150,8 @@ def pytest_report_header(config):
         f" (OpenMP {'on' if env['fastnn_openmp'] else 'off'}), {env['fastnn_threads']} kernel "
         f"threads; numpy {env['numpy']}",
         f"BLAS ({env['blas']['source']}): {blas_summary(env['blas'])}",
-        f"CPU: {env['cpu']} ({env['cpus_available']} available)",
+        f"CPU: {env['cpu']} ({env['cpus_available']} available); thread settings: "
+        f"{env['thread_variables'] or 'none set'}",
     ]
     set_variables = {k: v for k, v in env["openblas_variables"].items() if v is not None}
     if set_variables:
