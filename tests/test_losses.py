@@ -514,10 +514,9 @@ def test_get_by_name_alias_and_callable():
             losses.get(bad)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "mse(np.array(1.0), np.array(0.5)) (0-d prediction and target of the same shape, as "
-    "torch.nn.MSELoss accepts) raises ValueError 'mse: targets must be 1-D, got shape ()': "
-    "np.ascontiguousarray turns the 0-d scores into shape (1,); expected loss 0.25, dscores 1.0"))
-def test_mse_accepts_0d_arrays():
-    loss, d = losses.mse(np.array(1.0), np.array(0.5))
-    assert loss == 0.25 and float(d) == 1.0
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mse_accepts_0d_arrays(dtype):
+    """0-d prediction and target (as torch.nn.MSELoss accepts); once a ValueError 'targets must be
+    1-D, got shape ()' because the 0-d scores were converted to shape (1,)."""
+    loss, d = losses.mse(np.array(1.0, dtype), np.array(0.5))
+    assert loss == 0.25 and d.shape == () and d.dtype == np.dtype(dtype) and float(d) == 1.0

@@ -7,10 +7,10 @@ public classes and run once per backend (conftest). Tolerances: float32 ~1e-5 an
 relative to the magnitude of the values compared.
 """
 import inspect
-import math
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -25,12 +25,6 @@ P = _kernels.NUMPY
 
 DTYPES = (np.float32, np.float64)
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
-# Optimizer state in float32: Adam's exp_avg_sq differs from torch's by 1.3e-5 relative at the
-# default beta2 = 0.999, because (1 - beta2) is rounded in float32 (see
-# test_float32_second_moment_coefficient_is_rounded_once below, an xfail). 2e-5 lets the other
-# comparisons of the state run; the xfail pins the bug itself.
-STATE_RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}
-
 needs_compiled = pytest.mark.skipif(C is None, reason="the compiled backend is not built")
 
 # name -> (optimizer class name, hyperparameters); the same keywords work for torch.optim.
@@ -87,7 +81,7 @@ def test_matches_torch_over_20_steps(variant, dtype):
     topt = getattr(torch.optim, name)([tw], **options)
     p = Parameter(w0.copy(), "W")
     opt = getattr(fnn.optim, name)([p], **options)
-    rtol, state_rtol = RTOL[np.dtype(dtype)], STATE_RTOL[np.dtype(dtype)]
+    rtol = RTOL[np.dtype(dtype)]
     for step, g in enumerate(gradients(rng, shape, dtype), start=1):
         tw.grad = torch.from_numpy(g.copy())
         topt.step()
@@ -99,7 +93,7 @@ def test_matches_torch_over_20_steps(variant, dtype):
         assert set(state) == set(tstate)
         assert state["step"] == int(tstate["step"]) == step
         for key in sorted(set(tstate) - {"step"}):
-            assert_close(state[key], tstate[key].numpy(), state_rtol, err_msg=f"{key}, step {step}")
+            assert_close(state[key], tstate[key].numpy(), rtol, err_msg=f"{key}, step {step}")
     assert not np.allclose(p.data, w0)  # the parameters moved
     state = opt.state[p]
     if "max_exp_avg_sq" in state:  # amsgrad was not vacuous: the maximum differs from v
@@ -140,7 +134,7 @@ def test_adamw_default_weight_decay_is_decoupled():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("beta2", [0.999, 0.9999])
-def test_adam_first_step_moves_each_coordinate_by_lr(request, beta2, dtype):
+def test_adam_first_step_moves_each_coordinate_by_lr(beta2, dtype):
     """After one step, m_hat = g and v_hat = g^2, so Adam moves each coordinate by lr * sign(g)
     (up to eps), whatever beta2 is. Tolerance: float32's rounding of the few operations."""
     rng = np.random.default_rng(3)
@@ -148,11 +142,6 @@ def test_adam_first_step_moves_each_coordinate_by_lr(request, beta2, dtype):
     p = Parameter(np.zeros(1000, dtype), "w")
     opt = fnn.optim.Adam([p], lr=0.1, betas=(0.9, beta2), eps=1e-12)
     p.grad[...] = g
-    if np.dtype(dtype) == np.float32 and fastnn.get_backend() == "cython":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            f"float32 Adam, compiled backend, beta2={beta2}: v uses (1 - beta2) rounded in "
-            "float32 but the bias correction the exact beta2, so the first step is "
-            "lr * (1 - 6.6e-6) (beta2=0.999) or lr * (1 - 8.3e-5) (0.9999) instead of lr")))
     opt.step()
     g64 = g.astype(np.float64)
     want = (-0.1 * g64 / (np.abs(g64) + 1e-12)).astype(dtype)
@@ -160,7 +149,7 @@ def test_adam_first_step_moves_each_coordinate_by_lr(request, beta2, dtype):
 
 
 # ------------------------------------------------------------------------------------------------
-# Bugs pinned by strict xfails (kernel level, both backends compared explicitly)
+# The (1 - beta) coefficients, rounded once (float32 once computed them from the rounded beta)
 
 
 def _first_step_states(kernels, dtype, beta2):
@@ -176,32 +165,21 @@ def _first_step_states(kernels, dtype, beta2):
 
 @needs_compiled
 @pytest.mark.backend_independent
-@pytest.mark.xfail(strict=True, reason=(
-    "float32 optimizer kernels compute (1 - beta2) and (1 - alpha) in float32 from the "
-    "float32-rounded hyperparameter: with beta2 = alpha = 0.9999 and g = 1, one step gives "
-    "exp_avg_sq = square_avg = 1.00016594e-4 on both backends; torch (and the float64 formula) "
-    "give 1e-4 (relative error 1.7e-4; 1.3e-5 at the default 0.999). The compiled Adam then "
-    "applies the exact bias correction, so its first step is -0.099991724 instead of -0.1"))
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("beta2", [0.999, 0.9999])
-def test_float32_second_moment_coefficient_is_rounded_once(beta2):
-    want = np.float32(1 - beta2)  # (1 - beta2) * g^2 with g = 1, rounded once
+def test_second_moment_coefficient_is_rounded_once(beta2, dtype):
+    """With g = 1, one step gives exp_avg_sq = square_avg = (1 - beta2) rounded once to the dtype,
+    as torch computes it, and Adam's first step is lr / (1 + eps). Once, float32 computed
+    1 - float32(0.9999) = 1.00016594e-4 (and the compiled Adam's first step was -0.099991724)."""
+    tolerance = 4 * np.finfo(dtype).eps
     for kernels in (C, P):
-        p, v, s = _first_step_states(kernels, np.float32, beta2)
-        np.testing.assert_allclose(v, want, rtol=1e-6, err_msg=f"{kernels.name} exp_avg_sq")
-        np.testing.assert_allclose(s, want, rtol=1e-6, err_msg=f"{kernels.name} square_avg")
-        np.testing.assert_allclose(p, -0.1, rtol=1e-6, err_msg=f"{kernels.name} Adam param")
-
-
-@needs_compiled
-@pytest.mark.backend_independent
-@pytest.mark.parametrize("beta2", [0.999, 0.9999])
-def test_float64_second_moment_coefficient(beta2):
-    """The float64 counterpart of the xfail above holds."""
-    for kernels in (C, P):
-        p, v, s = _first_step_states(kernels, np.float64, beta2)
-        np.testing.assert_allclose(v, 1 - beta2, rtol=1e-14)
-        np.testing.assert_allclose(s, 1 - beta2, rtol=1e-14)
-        np.testing.assert_allclose(p, -0.1 / (1 + 1e-8), rtol=1e-14)
+        p, v, s = _first_step_states(kernels, dtype, beta2)
+        np.testing.assert_allclose(v, dtype(1 - beta2), rtol=tolerance,
+                                   err_msg=f"{kernels.name} exp_avg_sq")
+        np.testing.assert_allclose(s, dtype(1 - beta2), rtol=tolerance,
+                                   err_msg=f"{kernels.name} square_avg")
+        np.testing.assert_allclose(p, -0.1 / (1 + 1e-8), rtol=tolerance,
+                                   err_msg=f"{kernels.name} Adam param")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -617,51 +595,55 @@ def test_adagrad_rmsprop_reject_non_numeric_hyperparameters_on_both(kernel, opti
 
 
 STEP_BELOW_ONE = {
-    "adam-step0": (lambda k, p, s: k.adam_update(p, np.ones(4), s[0], s[1], None, lr=0.1, step=0),
-                   "adam_update(step=0): both raise ZeroDivisionError, but the twin first writes "
-                   "exp_avg = 0.1 and exp_avg_sq = 0.001 (the compiled kernel writes nothing)"),
-    "adam-step-1": (lambda k, p, s: k.adam_update(p, np.ones(4), s[0], s[1], None, lr=0.1,
-                                                  step=-1),
-                    "adam_update(step=-1): the compiled kernel raises TypeError ('must be real "
-                    "number, not complex', from (1 - beta2**-1) ** 0.5); the twin raises nothing "
-                    "and writes NaN into the parameter (RuntimeWarning from sqrt)"),
-    "adagrad-step0": (lambda k, p, s: k.adagrad_update(p, np.ones(4), s[0], lr=0.1, lr_decay=1.0,
-                                                       step=0),
-                      "adagrad_update(lr_decay=1, step=0): both raise ZeroDivisionError, but the "
-                      "twin first writes state_sum = 1 (the compiled kernel writes nothing)"),
+    # once: the twin wrote exp_avg and exp_avg_sq before a ZeroDivisionError
+    "adam-step0": lambda k, p, s: k.adam_update(p, np.ones(4), s[0], s[1], None, lr=0.1, step=0),
+    # once: a TypeError (complex power) on the compiled kernel, NaN parameters on the twin
+    "adam-step-1": lambda k, p, s: k.adam_update(p, np.ones(4), s[0], s[1], None, lr=0.1,
+                                                 step=-1),
+    "adam-step-half": lambda k, p, s: k.adam_update(p, np.ones(4), s[0], s[1], None, lr=0.1,
+                                                    step=0.5),
+    "adam-step-nan": lambda k, p, s: k.adam_update(p, np.ones(4), s[0], s[1], None, lr=0.1,
+                                                   step=float("nan")),
+    # once: the twin wrote state_sum before a ZeroDivisionError
+    "adagrad-step0-lr_decay": lambda k, p, s: k.adagrad_update(p, np.ones(4), s[0], lr=0.1,
+                                                               lr_decay=1.0, step=0),
+    "adagrad-step0": lambda k, p, s: k.adagrad_update(p, np.ones(4), s[0], lr=0.1, step=0),
 }
 
 
 @needs_compiled
 @pytest.mark.backend_independent
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("case", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="step < 1 is not validated: "
-                                               + reason))
-    for name, (_, reason) in STEP_BELOW_ONE.items()])
+@pytest.mark.parametrize("case", sorted(STEP_BELOW_ONE))
 def test_a_step_below_one_raises_alike_and_writes_nothing(case):
-    """Steps count from 1; a call with step < 1 should be rejected before anything is written,
-    with the same error on both backends."""
-    call, _ = STEP_BELOW_ONE[case]
-    raised = []
+    """Steps count from 1; a call with step < 1 is a ValueError on both backends, raised before
+    anything is written."""
     for kernels in (C, P):
         p, states = np.ones(4), [np.zeros(4), np.zeros(4)]
-        with pytest.raises(Exception) as info:
-            call(kernels, p, states)
-        raised.append(type(info.value))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match="step"):
+                STEP_BELOW_ONE[case](kernels, p, states)
         np.testing.assert_array_equal(p, np.ones(4), err_msg=kernels.name)
         assert not any(s.any() for s in states), f"{kernels.name} wrote the state"
-    assert raised[0] is raised[1]
 
 
 @needs_compiled
 @pytest.mark.backend_independent
-@pytest.mark.xfail(strict=True, reason=(
-    "a 0-d parameter (np.array(1.0)) is rejected by every update kernel with ValueError "
-    "'grad must have shape (), got (1,)' although grad has shape (): _checks.as_input's "
-    "np.ascontiguousarray turns the 0-d grad into shape (1,); torch.optim updates 0-d tensors"))
 def test_update_kernels_accept_0d_parameters():
+    """A 0-d parameter (as torch.optim updates 0-d tensors); once rejected with 'grad must have
+    shape (), got (1,)' because the 0-d grad was converted to shape (1,)."""
     for kernels in (C, P):
         p = np.array(1.0)
         kernels.adam_update(p, np.array(2.0), np.array(0.0), np.array(0.0), None, lr=0.1, step=1)
-        assert p.shape == () and p == pytest.approx(0.9)
+        assert p.shape == () and float(p) == pytest.approx(0.9, rel=1e-7)
+        p, state_sum = np.array(1.0, np.float32), np.array(0.0, np.float32)
+        kernels.adagrad_update(p, 2, state_sum, lr=0.5, step=1)
+        assert p.shape == () and float(p) == pytest.approx(0.5, rel=1e-6)
+        p = np.array(1.0)
+        kernels.sgd_update(p, np.array(4.0), None, lr=0.25)
+        assert p.shape == () and float(p) == 0.0
+    p = Parameter(np.array(3.0), "scale")
+    opt = fnn.optim.RMSprop([p], lr=0.01, momentum=0.5)
+    p.grad[...] = 1.0
+    opt.step()
+    assert p.data.shape == () and float(p.data) == pytest.approx(3 - 0.01 / (0.1 + 1e-8))
