@@ -82,7 +82,8 @@ def test_binary_losses(data, loss, kinks):
     "Sequential(Dense(5, 4, tanh), Dense(4, 1), float64, seed=1) with binary_logistic on "
     "X = default_rng(0).standard_normal((8, 5)), num_checks=20, h=1e-5 gets 'suspicious' "
     "(layer 0 Dense.W error 4.2e-7 at an entry of gradient 6.3e-6, the largest being 7.8e-2); "
-    "expected 'good' (relative_error's norm over the array gives ~1e-9)"))
+    "expected 'good' (relative_error's norm over the array gives ~1e-9; the rounding-noise floor "
+    "100 eps |f| / h ~ 1.5e-9 is far below that entry)"))
 def test_tiny_gradient_entries_do_not_make_a_correct_model_suspicious(data):
     X, y = data
     net = fnn.Sequential(fnn.Dense(D, 4, activation="tanh"), fnn.Dense(4, 1), dtype="float64",
@@ -96,6 +97,27 @@ def test_mse_regression_model(data):
     targets = np.random.default_rng(1).standard_normal((N, K))
     result = run_quietly(model("tanh"), X, targets, loss="mse", num_checks=20)
     assert result.verdict == "good"
+
+
+@pytest.mark.parametrize("act_layer", [fnn.ReLU, fnn.LeakyReLU, fnn.Tanh])
+def test_models_with_standalone_activation_layers(data, act_layer):
+    """Dense -> activation layer (fused by Sequential) and BatchNorm -> activation layer (not
+    fused): kinks are tracked either way."""
+    X, y = data
+    kinks = act_layer is not fnn.Tanh
+    for net in (fnn.Sequential(fnn.Dense(D, H), act_layer(), fnn.Dense(H, K), dtype="float64",
+                               seed=0),
+                fnn.Sequential(fnn.Dense(D, H), fnn.BatchNorm(H), act_layer(), fnn.Dense(H, K),
+                               dtype="float64", seed=0)):
+        result = run_quietly(net, X, y, num_checks=15)
+        assert result.has_kinks is kinks
+        assert result.ok and result.max_error < 1e-6
+        assert not any(type(layer).__name__ in label for label in result.errors
+                       for layer in net.layers if not layer.parameters())
+
+
+def test_fnn_gradcheck_is_the_function():
+    assert fnn.gradcheck is gradcheck
 
 
 def test_batchnorm_model(data):
@@ -206,11 +228,16 @@ def test_judge_uses_the_notes_thresholds(error, kinks, verdict):
 # Kinks crossed
 
 
-def kinked_model(X, activation="relu", alpha=None):
+def kinked_model(X, activation="relu", alpha=None, standalone=False):
     """A relu-family model where sample 0's pre-activation of hidden unit 0 is h/2 = 5e-6: a
-    perturbation of +-h of that unit's bias crosses the kink."""
-    net = fnn.Sequential(fnn.Dense(D, 4, activation=activation, alpha=alpha), fnn.Dense(4, K),
-                         dtype="float64", seed=0)
+    perturbation of +-h of that unit's bias crosses the kink. standalone: the activation as a
+    layer of its own after an identity Dense (which Sequential fuses into the Dense)."""
+    if standalone:
+        act_layer = {"relu": fnn.ReLU, "leaky_relu": fnn.LeakyReLU}[activation]()
+        layers = [fnn.Dense(D, 4), act_layer, fnn.Dense(4, K)]
+    else:
+        layers = [fnn.Dense(D, 4, activation=activation, alpha=alpha), fnn.Dense(4, K)]
+    net = fnn.Sequential(*layers, dtype="float64", seed=0)
     layer = net.layers[0]
     layer.b.data[0] = -(X[0] @ layer.W.data[:, 0]) + 5e-6
     pre = X @ layer.W.data + layer.b.data
@@ -219,10 +246,11 @@ def kinked_model(X, activation="relu", alpha=None):
     return net
 
 
+@pytest.mark.parametrize("standalone", [False, True], ids=["fused", "layer"])
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
-def test_crossing_a_kink_warns_and_lists_the_coordinate(data, activation):
+def test_crossing_a_kink_warns_and_lists_the_coordinate(data, activation, standalone):
     X, y = data
-    net = kinked_model(X, activation)
+    net = kinked_model(X, activation, standalone=standalone)
     with pytest.warns(UserWarning, match="kink"):
         result = gradcheck(net, X, y, num_checks=100, h=1e-5)
     assert ("layer 0 Dense.b", 0) in result.kinks_crossed
