@@ -1,10 +1,12 @@
 # Compiled optimizer updates; optim_numpy.py is their NumPy twin (same names, signatures, results).
 #
 # Design: an update is one pass over the flat parameter, gradient and state arrays, in place: each
-# element is read once, its new state and value computed in registers, and written once. Chunks of
-# the flat range go to threads above FNN_PARALLEL_MIN_WORK. Hyperparameters travel in one struct
-# per optimizer; per-step scalars (bias corrections, decayed learning rate) are computed once in
-# the wrapper, in float64.
+# element is read once, its new state and value computed in registers, and written once. The flat
+# range is cut into CHUNK-sized pieces that go to threads above FNN_PARALLEL_MIN_WORK; each piece
+# runs a `*_chunk` function whose hyperparameters are by-value arguments, so the compiler sees
+# them as loop invariants and vectorizes the loop (read from a struct inside the OpenMP loop,
+# they are reloaded every element). Hyperparameters travel in one struct per optimizer; per-step
+# scalars (bias corrections, decayed learning rate, 1 - beta) are computed once, in float64.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
@@ -28,32 +30,53 @@ cdef inline bint _threaded(Py_ssize_t size):
     return size >= FNN_PARALLEL_MIN_WORK
 
 
+cdef enum:
+    CHUNK = 8192  # elements per piece of work: a few L1-sized blocks of each array
+
+
+cdef inline Py_ssize_t _chunks(Py_ssize_t size) noexcept nogil:
+    return (size + CHUNK - 1) // CHUNK
+
+
+cdef inline Py_ssize_t _chunk_length(Py_ssize_t c, Py_ssize_t size) noexcept nogil:
+    return CHUNK if (c + 1) * CHUNK <= size else size - c * CHUNK
+
+
 cdef struct SGDConfig:
     double lr, momentum, dampening, weight_decay
     bint nesterov, first_step
 
 
-cdef void _sgd(floating* p, const floating* grad, floating* buf, Py_ssize_t size, SGDConfig cfg,
-               bint threaded) noexcept nogil:
+cdef void _sgd_chunk(floating* p, const floating* grad, floating* buf, Py_ssize_t n, floating lr,
+                     floating wd, floating mu, floating keep, bint nesterov,
+                     bint first_step) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating g, b
-    cdef floating lr = <floating> cfg.lr, wd = <floating> cfg.weight_decay
-    cdef floating mu = <floating> cfg.momentum, keep = <floating> (1 - cfg.dampening)
     if mu == 0:
-        for i in prange(size, schedule="static", use_threads_if=threaded):
+        for i in range(n):
             g = grad[i] + wd * p[i]
             p[i] = p[i] - lr * g
-    elif cfg.first_step:
-        for i in prange(size, schedule="static", use_threads_if=threaded):
+    elif first_step:
+        for i in range(n):
             g = grad[i] + wd * p[i]
             buf[i] = g
-            p[i] = p[i] - lr * (g + mu * g if cfg.nesterov else g)
+            p[i] = p[i] - lr * (g + mu * g if nesterov else g)
     else:
-        for i in prange(size, schedule="static", use_threads_if=threaded):
+        for i in range(n):
             g = grad[i] + wd * p[i]
             b = mu * buf[i] + keep * g
             buf[i] = b
-            p[i] = p[i] - lr * (g + mu * b if cfg.nesterov else b)
+            p[i] = p[i] - lr * (g + mu * b if nesterov else b)
+
+
+cdef void _sgd(floating* p, const floating* grad, floating* buf, Py_ssize_t size, SGDConfig cfg,
+               bint threaded) noexcept nogil:
+    cdef Py_ssize_t c, at
+    for c in prange(_chunks(size), schedule="static", use_threads_if=threaded):
+        at = c * CHUNK
+        _sgd_chunk(p + at, grad + at, buf + at, _chunk_length(c, size), <floating> cfg.lr,
+                   <floating> cfg.weight_decay, <floating> cfg.momentum,
+                   <floating> (1 - cfg.dampening), cfg.nesterov, cfg.first_step)
 
 
 def sgd_update(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
@@ -95,17 +118,24 @@ cdef struct AdagradConfig:
     double clr, weight_decay, eps
 
 
-cdef void _adagrad(floating* p, const floating* grad, floating* state_sum, Py_ssize_t size,
-                   AdagradConfig cfg, bint threaded) noexcept nogil:
+cdef void _adagrad_chunk(floating* p, const floating* grad, floating* state_sum, Py_ssize_t n,
+                         floating clr, floating wd, floating eps) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating g, s
-    cdef floating clr = <floating> cfg.clr, wd = <floating> cfg.weight_decay
-    cdef floating eps = <floating> cfg.eps
-    for i in prange(size, schedule="static", use_threads_if=threaded):
+    for i in range(n):
         g = grad[i] + wd * p[i]
         s = state_sum[i] + g * g
         state_sum[i] = s
         p[i] = p[i] - clr * g / (sqrt(s) + eps)
+
+
+cdef void _adagrad(floating* p, const floating* grad, floating* state_sum, Py_ssize_t size,
+                   AdagradConfig cfg, bint threaded) noexcept nogil:
+    cdef Py_ssize_t c, at
+    for c in prange(_chunks(size), schedule="static", use_threads_if=threaded):
+        at = c * CHUNK
+        _adagrad_chunk(p + at, grad + at, state_sum + at, _chunk_length(c, size),
+                       <floating> cfg.clr, <floating> cfg.weight_decay, <floating> cfg.eps)
 
 
 def adagrad_update(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
@@ -138,29 +168,38 @@ cdef struct RMSpropConfig:
     bint centered
 
 
-cdef void _rmsprop(floating* p, const floating* grad, floating* square_avg, floating* grad_avg,
-                   floating* buf, Py_ssize_t size, RMSpropConfig cfg, bint threaded) noexcept nogil:
+cdef void _rmsprop_chunk(floating* p, const floating* grad, floating* square_avg,
+                         floating* grad_avg, floating* buf, Py_ssize_t n, floating lr,
+                         floating alpha, floating one_minus_alpha, floating eps, floating wd,
+                         floating mu, bint centered) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating g, sq, ga, avg, b
-    cdef floating lr = <floating> cfg.lr, alpha = <floating> cfg.alpha, eps = <floating> cfg.eps
-    cdef floating wd = <floating> cfg.weight_decay, mu = <floating> cfg.momentum
-    cdef floating one_minus_alpha = <floating> (1 - cfg.alpha)
-    for i in prange(size, schedule="static", use_threads_if=threaded):
+    cdef floating g, sq, ga, step
+    for i in range(n):
         g = grad[i] + wd * p[i]
         sq = alpha * square_avg[i] + one_minus_alpha * g * g
         square_avg[i] = sq
-        if cfg.centered:
+        if centered:
             ga = alpha * grad_avg[i] + one_minus_alpha * g
             grad_avg[i] = ga
-            avg = sqrt(sq - ga * ga) + eps
-        else:
-            avg = sqrt(sq) + eps
+            sq = sq - ga * ga
+        step = g / (sqrt(sq) + eps)
         if mu > 0:
-            b = mu * buf[i] + g / avg
-            buf[i] = b
-            p[i] = p[i] - lr * b
-        else:
-            p[i] = p[i] - lr * g / avg
+            step = mu * buf[i] + step
+            buf[i] = step
+        p[i] = p[i] - lr * step
+
+
+cdef void _rmsprop(floating* p, const floating* grad, floating* square_avg, floating* grad_avg,
+                   floating* buf, Py_ssize_t size, RMSpropConfig cfg, bint threaded) noexcept nogil:
+    cdef Py_ssize_t c, at
+    for c in prange(_chunks(size), schedule="static", use_threads_if=threaded):
+        at = c * CHUNK
+        _rmsprop_chunk(p + at, grad + at, square_avg + at,
+                       grad_avg + at if cfg.centered else NULL,
+                       buf + at if cfg.momentum > 0 else NULL, _chunk_length(c, size),
+                       <floating> cfg.lr, <floating> cfg.alpha, <floating> (1 - cfg.alpha),
+                       <floating> cfg.eps, <floating> cfg.weight_decay, <floating> cfg.momentum,
+                       cfg.centered)
 
 
 def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha=0.99,
@@ -205,29 +244,38 @@ cdef struct AdamConfig:
     bint decoupled, amsgrad
 
 
-cdef void _adam(floating* p, const floating* grad, floating* m, floating* v, floating* vmax,
-                Py_ssize_t size, AdamConfig cfg, bint threaded) noexcept nogil:
+cdef void _adam_chunk(floating* p, const floating* grad, floating* m, floating* v,
+                      floating* vmax, Py_ssize_t n, floating beta1, floating beta2,
+                      floating one_minus_b1, floating one_minus_b2, floating eps,
+                      floating step_size, floating bc2_sqrt, floating wd, floating shrink,
+                      bint amsgrad) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating g, mi, vi, second, w
-    cdef floating beta1 = <floating> cfg.beta1, beta2 = <floating> cfg.beta2
-    cdef floating one_minus_b1 = <floating> (1 - cfg.beta1)
-    cdef floating one_minus_b2 = <floating> (1 - cfg.beta2)
-    cdef floating eps = <floating> cfg.eps, step_size = <floating> cfg.step_size
-    cdef floating bc2_sqrt = <floating> cfg.bias_correction2_sqrt
-    cdef floating wd = 0 if cfg.decoupled else <floating> cfg.weight_decay
-    cdef floating shrink = <floating> (1 - cfg.lr * cfg.weight_decay) if cfg.decoupled else 1
-    for i in prange(size, schedule="static", use_threads_if=threaded):
+    cdef floating g, mi, vi, w
+    for i in range(n):
         w = p[i] * shrink
         g = grad[i] + wd * w
         mi = beta1 * m[i] + one_minus_b1 * g
         vi = beta2 * v[i] + one_minus_b2 * g * g
         m[i] = mi
         v[i] = vi
-        second = vi
-        if cfg.amsgrad:
-            second = vmax[i] if vmax[i] > vi else vi
-            vmax[i] = second
-        p[i] = w - step_size * mi / (sqrt(second) / bc2_sqrt + eps)
+        if amsgrad:
+            vi = vmax[i] if vmax[i] > vi else vi
+            vmax[i] = vi
+        p[i] = w - step_size * mi / (sqrt(vi) / bc2_sqrt + eps)
+
+
+cdef void _adam(floating* p, const floating* grad, floating* m, floating* v, floating* vmax,
+                Py_ssize_t size, AdamConfig cfg, bint threaded) noexcept nogil:
+    cdef Py_ssize_t c, at
+    for c in prange(_chunks(size), schedule="static", use_threads_if=threaded):
+        at = c * CHUNK
+        _adam_chunk(p + at, grad + at, m + at, v + at, vmax + at if cfg.amsgrad else NULL,
+                    _chunk_length(c, size), <floating> cfg.beta1, <floating> cfg.beta2,
+                    <floating> (1 - cfg.beta1), <floating> (1 - cfg.beta2), <floating> cfg.eps,
+                    <floating> cfg.step_size, <floating> cfg.bias_correction2_sqrt,
+                    0 if cfg.decoupled else <floating> cfg.weight_decay,
+                    <floating> (1 - cfg.lr * cfg.weight_decay) if cfg.decoupled else 1,
+                    cfg.amsgrad)
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1=0.9, beta2=0.999,
