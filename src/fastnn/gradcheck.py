@@ -53,6 +53,10 @@ def relative_error(analytic, numeric):
 
 # The notes' thresholds on the relative error |a - n| / max(|a|, |n|).
 GOOD, ACCEPTABLE_WITH_KINKS, WRONG = 1e-7, 1e-4, 1e-2
+# Allowance for the rounding in the difference quotient (f(x+h) - f(x-h)) / 2h of a float64 loss:
+# NOISE_EPS * eps * |f| / h, generous for rounding (a loss carries a few ulps) yet far below the
+# differences a 1e-5 relative error in a gradient makes.
+NOISE_EPS = 100
 
 
 class GradcheckResult:
@@ -114,8 +118,10 @@ def gradcheck(model, X, y=None, loss="softmax_cross_entropy", num_checks=10, h=1
     model: a float64 Sequential or layer. With a Sequential, the objective is loss(model(X), y);
     with a layer, it is sum(layer(X) * df) for a fixed random upstream gradient df (as in the
     CS231n checker). For each parameter, `num_checks` random coordinates are perturbed by +-h,
-    and the relative error |a - n| / max(|a|, |n|) of the notes is taken, except where both
-    gradients are below the difference quotient's rounding noise (100 eps |f| / h).
+    and the relative error |a - n| / max(|a|, |n|) of the notes is taken, after subtracting from
+    |a - n| the difference quotient's rounding noise (100 eps |f| / h). Dropout layers replay
+    the same masks in every evaluation, and BatchNorm's running statistics are restored at the
+    end: the check leaves the model as it found it.
     Returns a GradcheckResult (print it for a table); warns when a kink was crossed.
     """
     from . import losses
@@ -158,6 +164,18 @@ def gradcheck(model, X, y=None, loss="softmax_cross_entropy", num_checks=10, h=1
             model.zero_grad()
             model.backward(dout, need_dX=False)
 
+    # Replay the same dropout masks in every evaluation (a mask is a function of the step), and
+    # put back the buffers (running statistics) that training-mode forwards update.
+    steps = [(layer, layer.step) for layer in layers if hasattr(layer, "step")]
+    saved_buffers = [(array, array.copy()) for layer in layers
+                     for array in layer.buffers().values()]
+    evaluate = objective
+
+    def objective():
+        for layer, step in steps:
+            layer.step = step
+        return evaluate()
+
     _, upstream, scores = objective()
     backward(upstream)
     reference_kinks = _kink_state(layers, scores, y, loss_name)
@@ -181,14 +199,19 @@ def gradcheck(model, X, y=None, loss="softmax_cross_entropy", num_checks=10, h=1
             flat[i] = old
             numeric = (values[0] - values[1]) / (2 * h)
             a = analytic.reshape(-1)[i]
-            # Below this, a difference quotient is rounding noise: a gradient that is truly 0
-            # (e.g. a bias followed by BatchNorm) must not count as a 100% error.
-            noise = 100 * np.finfo(np.float64).eps * max(abs(values[0]), abs(values[1])) / h
+            # The difference quotient carries rounding noise of about this size; only what exceeds
+            # it counts as error (so truly-zero gradients, e.g. a bias before BatchNorm, and tiny
+            # entries are not judged on noise).
+            noise = NOISE_EPS * np.finfo(np.float64).eps * max(abs(values[0]), abs(values[1])) / h
             denominator = max(abs(a), abs(numeric))
-            if denominator > noise:
-                worst = max(worst, abs(a - numeric) / denominator)
+            if denominator > 0:
+                worst = max(worst, max(0.0, abs(a - numeric) - noise) / denominator)
         errors[label] = worst
-    objective()  # leave the layers' buffers as they were for the unperturbed parameters
+    objective()  # leave the layers' work buffers as they were for the unperturbed parameters
+    for layer, step in steps:
+        layer.step = step
+    for array, saved in saved_buffers:
+        array[...] = saved
     crossed = sorted(set(crossed))
     if crossed and warn:
         import warnings

@@ -227,7 +227,8 @@ class Dense(Layer):
 
 
 def _kinks(activation, A):
-    return None if A is None or activation not in ("relu", "leaky_relu") else A > 0
+    # elu's derivative jumps at 0 too (from alpha to 1) unless alpha = 1; treat it as a kink.
+    return None if A is None or activation not in ("relu", "leaky_relu", "elu") else A > 0
 
 
 class Activation(Layer):

@@ -86,17 +86,17 @@ class StandardScaler(_Transformer):
 
     def transform(self, X):
         X = _as_2d("StandardScaler.transform", X)
-        self._check_fitted(X)
+        self._check_fitted(X, "transform")
         return (X - self.mean_) / self.scale_
 
     def inverse_transform(self, X):
         X = _as_2d("StandardScaler.inverse_transform", X)
-        self._check_fitted(X)
+        self._check_fitted(X, "inverse_transform")
         return X * self.scale_ + self.mean_
 
-    def _check_fitted(self, X):
+    def _check_fitted(self, X, method):
         if self.mean_ is None:
-            raise RuntimeError("StandardScaler: call fit before transform")
+            raise RuntimeError(f"StandardScaler: call fit before {method}")
         if X.shape[1] != self.mean_.shape[0]:
             raise ValueError(f"StandardScaler: fitted on {self.mean_.shape[0]} features, got "
                              f"{X.shape[1]}")
