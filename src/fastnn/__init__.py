@@ -3,18 +3,20 @@
 Compiled Cython kernels with a pure-NumPy twin of each (the "numpy" backend, for debugging:
 FASTNN_BACKEND=numpy or fastnn.set_backend("numpy")).
 """
-from . import _backend, data, init, losses, optim, preprocessing, regularization
+from . import _backend, data, init, losses, optim, preprocessing, regularization, sanity
 from ._backend import (compiled_available, get_backend, get_num_threads, openmp_enabled,
                        set_backend, set_num_threads, use_backend)
 from .gradcheck import gradcheck  # the function; its module stays importable as fastnn.gradcheck
 from .layers import (ELU, Activation, BatchNorm, Dense, Dropout, Identity, Layer, LeakyReLU,
                      Maxout, Parameter, PReLU, ReLU, Sigmoid, Tanh)
 from .model import Sequential
+from .trainer import EMA, EarlyStopping, Ensemble, History, Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ELU", "Activation", "BatchNorm", "Dense", "Dropout", "Identity", "Layer", "LeakyReLU",
+    "ELU", "EMA", "Activation", "BatchNorm", "Dense", "Dropout", "EarlyStopping", "Ensemble",
+    "History", "Identity", "Layer", "LeakyReLU", "Trainer", "sanity",
     "Maxout", "Parameter", "PReLU", "ReLU", "Sequential", "Sigmoid", "Tanh", "compiled_available", "data",
     "get_backend", "get_num_threads", "gradcheck", "init", "losses", "openmp_enabled", "optim",
     "preprocessing", "regularization", "set_backend", "set_num_threads", "use_backend",

@@ -1,0 +1,558 @@
+"""Minibatch training that babysits the learning process (the CS231n notes' checklist).
+
+    trainer = fnn.Trainer(model, fnn.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+                          loss="softmax_cross_entropy", batch_size=64, epochs=30, seed=0)
+    history = trainer.fit(X, y, validation_data=(Xv, yv))
+
+What it watches, per epoch, in `history` (and warns about when it signals trouble):
+- data loss per iteration, regularization loss, train/validation loss and accuracy, learning rate;
+- the ratio of update magnitude to weight magnitude per parameter (the notes' ~1e-3 rule);
+- activation and gradient statistics per layer, with the saturated fraction of tanh/sigmoid units;
+- the fraction of dead ReLU units per layer (units that never fired on the epoch's data);
+- the train/validation accuracy gap.
+Nothing is lost: early stopping restores the best epoch's parameters; a non-finite loss or
+parameter stops training and restores the last good parameters; Ctrl-C ends `fit` cleanly with
+the best parameters and the history so far.
+"""
+import math
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from . import losses as _losses
+from .layers import Activation, Dense, Dropout
+
+CLASSIFICATION = ("softmax_cross_entropy", "multiclass_hinge", "svm")
+
+
+class TrainingWarning(UserWarning):
+    """A babysitting signal from Trainer.fit (filter with warnings.simplefilter)."""
+BINARY = ("binary_logistic", "binary_hinge")
+
+
+class History:
+    """What `Trainer.fit` recorded. Per iteration: `loss` (data loss), `reg_loss`. Per epoch (one
+    entry per completed epoch): `epochs`, `train_loss`, `train_accuracy`, `val_loss`,
+    `val_accuracy`, `gap` (train minus validation accuracy: large means overfitting), `lr`,
+    `time`, `update_ratio` ({parameter: ratio}), `activations` and
+    `gradients` ({layer: {mean, std, saturated}}), `dead_fraction` ({layer: fraction}).
+    `best_epoch`, `stop_reason` ("completed", "early stopping", "diverged: ...", "interrupted"),
+    `warnings` (the messages warned), `wall_time`."""
+
+    PER_EPOCH = ("epochs", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "gap", "lr",
+                 "time", "update_ratio", "activations", "gradients", "dead_fraction")
+
+    def __init__(self):
+        self.loss, self.reg_loss = [], []
+        for key in self.PER_EPOCH:
+            setattr(self, key, [])
+        self.best_epoch = None
+        self.stop_reason = None
+        self.warnings = []
+        self.wall_time = 0.0
+
+    def to_dict(self):
+        return {key: value for key, value in vars(self).items()}
+
+    @classmethod
+    def from_dict(cls, state):
+        history = cls()
+        vars(history).update(state)
+        return history
+
+    def plot(self, path):
+        """Write `<path>-loss.png` (data loss per iteration and a smoothed line) and
+        `<path>-accuracy.png` (train and validation accuracy per epoch); return the two paths.
+        Needs matplotlib (the `plot` extra)."""
+        from .plotting import plot_history
+        return plot_history(self, path)
+
+    def __repr__(self):
+        last = f", last val acc {self.val_accuracy[-1]:.4f}" if self.val_accuracy and \
+            self.val_accuracy[-1] is not None else ""
+        return (f"History({len(self.epochs)} epochs, {len(self.loss)} iterations{last}, "
+                f"stop: {self.stop_reason})")
+
+
+class EarlyStopping:
+    """Stop when `monitor` ("val_loss", "val_accuracy", "train_loss") has not improved by more
+    than `min_delta` for `patience` epochs; the best epoch's parameters are restored."""
+
+    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0):
+        if monitor not in ("val_loss", "val_accuracy", "train_loss", "train_accuracy"):
+            raise ValueError(f"EarlyStopping: unknown monitor {monitor!r}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"EarlyStopping: patience must be a positive integer, got "
+                             f"{patience!r}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
+
+    @property
+    def maximize(self):
+        return self.monitor.endswith("accuracy")
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (Polyak averaging with decay):
+    shadow = decay * shadow + (1 - decay) * param after every update. `with ema.applied():`
+    swaps the averaged parameters in (for evaluation) and back."""
+
+    def __init__(self, model, decay=0.999):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA: decay must lie in (0, 1), got {decay!r}")
+        self.decay = float(decay)
+        self.params = model.parameters()
+        self.shadow = [p.data.copy() for p in self.params]
+
+    def update(self):
+        keep = 1.0 - self.decay
+        for shadow, p in zip(self.shadow, self.params):
+            shadow += p.dtype.type(keep) * (p.data - shadow)
+
+    def applied(self):
+        ema = self
+
+        class _Swap:
+            def __enter__(self):
+                self.saved = [p.data.copy() for p in ema.params]
+                for shadow, p in zip(ema.shadow, ema.params):
+                    p.data[...] = shadow
+
+            def __exit__(self, *exc):
+                for saved, p in zip(self.saved, ema.params):
+                    p.data[...] = saved
+
+        return _Swap()
+
+
+class Ensemble:
+    """Averages the predicted class probabilities of several models (independent seeds, or
+    checkpoints of one run loaded with fastnn.load)."""
+
+    def __init__(self, models):
+        self.models = list(models)
+        if not self.models:
+            raise ValueError("Ensemble needs at least one model")
+
+    def predict_proba(self, X):
+        return sum(m.predict_proba(X) for m in self.models) / len(self.models)
+
+    def predict(self, X):
+        return self.predict_proba(X).argmax(axis=1)
+
+
+def _caller_level():
+    """The warnings stacklevel of the first frame outside fastnn (the user's call to fit)."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("fastnn."):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def accuracy(loss_name, scores, y):
+    """Fraction correct for classification losses, None for regression."""
+    if loss_name in CLASSIFICATION:
+        return float(np.mean(scores.argmax(axis=1) == y))
+    if loss_name in BINARY:
+        predicted = scores.reshape(-1) > 0
+        return float(np.mean(predicted == (np.asarray(y).reshape(-1) > 0)))
+    return None
+
+
+def _effective_activation(layer):
+    if isinstance(layer, Dense):
+        return layer.epilogue[0]
+    if isinstance(layer, Activation) and not layer.fused:
+        return layer.activation
+    return None
+
+
+def _saturated(activation, A):
+    if activation == "tanh":
+        return float(np.mean(np.abs(A) > 0.99))
+    if activation == "sigmoid":
+        return float(np.mean((A < 0.01) | (A > 0.99)))
+    return None
+
+
+class Trainer:
+    """Minibatch training of a Sequential with any optimizer, loss, schedule and regularization.
+
+    model, optimizer: a fastnn Sequential and an optimizer over its parameters.
+    loss: a function from fastnn.losses or its name.
+    schedule: an lr_scheduler, stepped once per epoch.
+    regularization: a penalty from fastnn.regularization (L2, L1, ElasticNet), or None;
+    constraint: e.g. fastnn.regularization.MaxNorm(c), applied after every update.
+    early_stopping: an EarlyStopping, or an int patience (monitoring val_loss when validation
+    data is given, train_loss otherwise).
+    ema: a decay (e.g. 0.999) to keep an exponential moving average of the parameters; the
+    averaged parameters are the ones validated, kept as the best epoch's, and left in the model
+    at the end.
+    checkpoint / best_checkpoint: paths where the latest state (for resuming) and the best epoch
+    are saved, atomically, after each epoch.
+    seed: seeds the shuffling: the same seed gives the same run on the same backend and threads.
+    progress: a tqdm progress bar per epoch (needs the `progress` extra), False for quiet.
+    callbacks: objects with optional on_step(trainer, iteration, loss) and
+    on_epoch(trainer, epoch, history) methods.
+    monitor: collect the babysitting statistics (update ratios, activation and gradient
+    statistics, dead units); `update_ratio_range`, `dead_threshold` and `gap_threshold` set when
+    they warn.
+    """
+
+    def __init__(self, model, optimizer, loss="softmax_cross_entropy", batch_size=64, epochs=10,
+                 schedule=None, regularization=None, constraint=None, early_stopping=None,
+                 ema=None, checkpoint=None, best_checkpoint=None, seed=0, progress=True,
+                 callbacks=(), monitor=True, update_ratio_range=(1e-4, 1e-2),
+                 dead_threshold=0.5, gap_threshold=0.15):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"Trainer: epochs must be a non-negative integer, got {epochs!r}")
+        self.model, self.optimizer = model, optimizer
+        self.loss_fn = _losses.get(loss)
+        self.loss_name = loss if isinstance(loss, str) else loss.__name__
+        self.batch_size, self.epochs = batch_size, epochs
+        self.schedule, self.regularization, self.constraint = schedule, regularization, constraint
+        if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
+            early_stopping = EarlyStopping(patience=early_stopping)
+        self.early_stopping = early_stopping
+        self.ema = EMA(model, ema) if ema else None
+        self.checkpoint, self.best_checkpoint = checkpoint, best_checkpoint
+        self.seed = seed
+        self.progress = progress
+        self.callbacks = list(callbacks)
+        self.monitor = monitor
+        self.update_ratio_range, self.dead_threshold = update_ratio_range, dead_threshold
+        self.gap_threshold = gap_threshold
+        self.classifier = self.loss_name in CLASSIFICATION + BINARY
+        self.rng = np.random.default_rng(seed)
+        self.history = History()
+        self.epoch = 0
+        self._best = None  # (metric, epoch, state_dict)
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def evaluate(self, X, y, batch_size=4096):
+        """(mean data loss, accuracy or None) in inference mode."""
+        scores = self.model._predict_scores(np.asarray(X), batch_size)
+        loss, _ = self.loss_fn(scores, y)
+        return float(loss), accuracy(self.loss_name, scores, y)
+
+    def _validate(self, validation_data):
+        if validation_data is None:
+            return None, None
+        if self.ema is not None:
+            with self.ema.applied():
+                return self.evaluate(*validation_data)
+        return self.evaluate(*validation_data)
+
+    def _evaluated_state(self):
+        """The parameters evaluation uses: the moving average with ema, the model's otherwise."""
+        if self.ema is None:
+            return self.model.state_dict()
+        with self.ema.applied():
+            return self.model.state_dict()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def fit(self, X, y, validation_data=None):
+        """Train for the remaining epochs; returns the History (also `trainer.history`)."""
+        X, y = self._check_data(X, y, "training data")
+        if validation_data is not None:
+            validation_data = self._check_data(*validation_data, "validation data")
+        history = self.history
+        started = time.perf_counter()
+        last_good = self.model.state_dict()
+        self._warned = set()
+        # Overflow on the way to divergence is detected and reported below; NumPy's own
+        # floating-point warnings would only repeat it.
+        errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+        errstate.__enter__()
+        try:
+            while self.epoch < self.epochs:
+                diverged = self._run_epoch(X, y, validation_data)
+                if diverged:
+                    self.model.load_state_dict(last_good)
+                    history.stop_reason = diverged
+                    self._warn(f"{diverged}; restored the parameters of "
+                               f"{'epoch ' + str(self.epoch) if self.epoch else 'the start'}. "
+                               "Lower the learning rate (or check the data).", RuntimeWarning,
+                               kind="diverged")
+                    break
+                last_good = self.model.state_dict()
+                if self._should_stop():
+                    history.stop_reason = "early stopping"
+                    break
+            else:
+                history.stop_reason = "completed"
+        except KeyboardInterrupt:
+            history.stop_reason = "interrupted"
+            # A step may have been cut short mid-update: never keep its parameters.
+            self.model.load_state_dict(self._best[2] if self._best else last_good)
+        finally:
+            errstate.__exit__(None, None, None)
+            history.wall_time += time.perf_counter() - started
+        if history.stop_reason in ("early stopping", "completed"):
+            if self.early_stopping is not None and self._best is not None:
+                self.model.load_state_dict(self._best[2])
+            elif self.ema is not None:
+                self.model.load_state_dict(self._evaluated_state())
+        history.best_epoch = self._best[1] if self._best else None
+        if self._best is not None and history.stop_reason in ("early stopping", "interrupted"):
+            self._say(f"restored the parameters of epoch {self._best[1]} (best "
+                      f"{self._monitor_name()} {self._best[0]:.4f})")
+        return history
+
+    def _check_data(self, X, y, what):
+        X = np.asarray(X)
+        y = np.asarray(y)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(f"Trainer: {what} must be a non-empty (N, D) array, got shape "
+                             f"{X.shape}")
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"Trainer: {what} has {X.shape[0]} samples but {y.shape[0]} labels")
+        return X, y
+
+    def _run_epoch(self, X, y, validation_data):
+        """One pass over shuffled minibatches; returns a divergence message or None."""
+        history, model = self.history, self.model
+        epoch = self.epoch + 1
+        started = time.perf_counter()
+        order = self.rng.permutation(X.shape[0])
+        n_batches = math.ceil(X.shape[0] / self.batch_size)
+        relu_layers = [l for l in model.layers if _effective_activation(l) == "relu"] \
+            if self.monitor else []
+        fired = {id(l): np.zeros(l.out_features, dtype=bool) for l in relu_layers}
+        total_loss, correct, seen = 0.0, 0.0, 0
+        model.train()
+        bar = self._progress_bar(n_batches, epoch)
+        try:
+            for b in range(n_batches):
+                batch = order[b * self.batch_size:(b + 1) * self.batch_size]
+                Xb, yb = X[batch], y[batch]
+                scores = model.forward(Xb, training=True)
+                loss, dscores = self.loss_fn(scores, yb)
+                model.zero_grad()
+                model.backward(dscores)
+                reg = self.regularization(model) if self.regularization is not None else 0.0
+                if not math.isfinite(loss + reg):
+                    return (f"diverged: the loss became {loss + reg} at epoch {epoch}, "
+                            f"iteration {b + 1}")
+                last = b == n_batches - 1
+                before = [p.data.copy() for p in model.parameters()] if last and \
+                    self.monitor else None
+                self.optimizer.step()
+                if self.constraint is not None:
+                    self.constraint(model)
+                if self.ema is not None:
+                    self.ema.update()
+                for layer in relu_layers:
+                    np.logical_or(fired[id(layer)], np.any(layer._A > 0, axis=0),
+                                  out=fired[id(layer)])
+                history.loss.append(float(loss))
+                history.reg_loss.append(float(reg))
+                total_loss += float(loss) * len(batch)
+                if self.classifier:
+                    correct += accuracy(self.loss_name, scores, yb) * len(batch)
+                seen += len(batch)
+                if before is not None:
+                    self._record_monitoring(before, Xb, fired, relu_layers)
+                for callback in self.callbacks:
+                    if hasattr(callback, "on_step"):
+                        callback.on_step(self, len(history.loss), float(loss))
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                    bar.update()
+        finally:
+            if bar is not None:
+                bar.close()
+        if not all(np.isfinite(p.data).all() for p in model.parameters()):
+            return f"diverged: parameters became non-finite at epoch {epoch}"
+        self.epoch = epoch
+        train_accuracy = correct / seen if self.classifier else None
+        val_loss, val_accuracy = self._validate(validation_data)
+        gap = None if val_accuracy is None or train_accuracy is None else \
+            train_accuracy - val_accuracy
+        if gap is not None and gap > self.gap_threshold:
+            self._warn(f"epoch {epoch}: training accuracy exceeds validation accuracy by "
+                       f"{gap:.2f} (overfitting): more regularization, dropout or data",
+                       kind="gap")
+        lr = self.optimizer.param_groups[0]["lr"]
+        history.epochs.append(epoch)
+        history.train_loss.append(total_loss / seen)
+        history.train_accuracy.append(train_accuracy)
+        history.val_loss.append(val_loss)
+        history.val_accuracy.append(val_accuracy)
+        history.gap.append(gap)
+        history.lr.append(lr)
+        if self.schedule is not None:
+            self.schedule.step()
+        history.time.append(time.perf_counter() - started)
+        self._track_best()
+        self._report_epoch()
+        self._save_checkpoints()
+        for callback in self.callbacks:
+            if hasattr(callback, "on_epoch"):
+                callback.on_epoch(self, epoch, history)
+        return None
+
+    # -- babysitting ---------------------------------------------------------------------------
+
+    def _record_monitoring(self, before, Xb, fired, relu_layers):
+        history, model = self.history, self.model
+        low, high = self.update_ratio_range
+        ratios = {}
+        for (label, p), old in zip(self._labelled_parameters(), before):
+            norm = float(np.linalg.norm(old))
+            ratio = float(np.linalg.norm(p.data - old)) / norm if norm > 0 else float("inf")
+            ratios[label] = ratio
+            if p.is_weight and not low <= ratio <= high:
+                self._warn(f"epoch {self.epoch + 1}: update/weight ratio of {label} is "
+                           f"{ratio:.1e}, far from the ~1e-3 the notes recommend "
+                           f"({'learning rate too high?' if ratio > high else 'learning rate too low?'})",
+                           kind=f"update ratio {label}")
+        history.update_ratio.append(ratios)
+        activations, gradients = {}, {}
+        for i, layer in enumerate(model.layers):
+            A = getattr(layer, "_A", None)
+            if A is None or not isinstance(layer, (Dense, Activation)):
+                continue
+            act = _effective_activation(layer)
+            activations[f"{i}:{layer!r}"] = {"mean": float(A.mean()), "std": float(A.std()),
+                                             "saturated": _saturated(act, A)}
+            grads = [p.grad for p in layer.parameters() if p.is_weight]
+            if grads:
+                gradients[f"{i}:{layer!r}"] = {"mean": float(grads[0].mean()),
+                                               "std": float(grads[0].std())}
+            saturated = activations[f"{i}:{layer!r}"]["saturated"]
+            if saturated is not None and saturated > 0.5:
+                self._warn(f"epoch {self.epoch + 1}: {saturated:.0%} of the {act} units of layer "
+                           f"{i} are saturated (their gradients vanish): smaller weights or "
+                           "inputs, or another activation", kind=f"saturated {i}")
+        history.activations.append(activations)
+        history.gradients.append(gradients)
+        dead = {}
+        for layer in relu_layers:
+            i = model.layers.index(layer)
+            fraction = 1.0 - float(np.mean(fired[id(layer)]))
+            dead[f"{i}:{layer!r}"] = fraction
+            if fraction > self.dead_threshold:
+                self._warn(f"epoch {self.epoch + 1}: {fraction:.0%} of the ReLU units of layer "
+                           f"{i} never fired on this epoch's data (dead units): lower the "
+                           "learning rate or check the initialization", kind=f"dead {i}")
+        history.dead_fraction.append(dead)
+
+    def _labelled_parameters(self):
+        return [(f"{i}.{p.name}", p) for i, layer in enumerate(self.model.layers)
+                for p in layer.parameters()]
+
+    # -- best epoch, early stopping, checkpoints -----------------------------------------------
+
+    def _monitor_name(self):
+        if self.early_stopping is not None:
+            return self.early_stopping.monitor
+        return "val_loss" if self.history.val_loss and self.history.val_loss[-1] is not None \
+            else "train_loss"
+
+    def _track_best(self):
+        name = self._monitor_name()
+        value = getattr(self.history, name)[-1]
+        if value is None:
+            return
+        maximize = name.endswith("accuracy")
+        delta = self.early_stopping.min_delta if self.early_stopping is not None else 0.0
+        better = self._best is None or (value > self._best[0] + delta if maximize
+                                        else value < self._best[0] - delta)
+        if better:
+            self._best = (value, self.epoch, self._evaluated_state())
+            if self.best_checkpoint is not None:
+                from .io import save_checkpoint
+                save_checkpoint(self.best_checkpoint, self.model, self.optimizer,
+                                extra=self._resume_state())
+
+    def _should_stop(self):
+        if self.early_stopping is None or self._best is None:
+            return False
+        return self.epoch - self._best[1] >= self.early_stopping.patience
+
+    def _save_checkpoints(self):
+        if self.checkpoint is not None:
+            from .io import save_checkpoint
+            save_checkpoint(self.checkpoint, self.model, self.optimizer,
+                            extra=self._resume_state())
+
+    def _resume_state(self):
+        return {"trainer": {"epoch": self.epoch, "rng": self.rng.bit_generator.state,
+                            "history": self.history.to_dict(),
+                            "schedule": self.schedule.state_dict() if self.schedule else None,
+                            "best": None if self._best is None else
+                            [self._best[0], self._best[1]],
+                            "ema": None if self.ema is None else
+                            [s.tolist() for s in self.ema.shadow]}}
+
+    def resume(self, path):
+        """Continue a run from a checkpoint written with `checkpoint=`: parameters, optimizer
+        state, epoch, shuffling generator, schedule and history. Returns self."""
+        from .io import load_checkpoint
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state.model.state_dict())
+        for mine, saved in zip(self.model.layers, state.model.layers):
+            if isinstance(mine, Dropout):
+                mine.step = saved.step
+        if state.optimizer is not None:
+            self.optimizer.load_state_dict(state.optimizer.state_dict())
+        trainer = (state.extra or {}).get("trainer")
+        if trainer is None:
+            raise ValueError(f"Trainer.resume: {path} is not a training checkpoint")
+        self.epoch = trainer["epoch"]
+        self.rng.bit_generator.state = trainer["rng"]
+        self.history = History.from_dict(trainer["history"])
+        if self.schedule is not None and trainer["schedule"] is not None:
+            self.schedule.load_state_dict(trainer["schedule"])
+        if trainer["best"] is not None:
+            self._best = (trainer["best"][0], trainer["best"][1], self.model.state_dict())
+        if self.ema is not None and trainer["ema"] is not None:
+            self.ema.shadow = [np.asarray(s, dtype=p.dtype).reshape(p.shape)
+                               for s, p in zip(trainer["ema"], self.ema.params)]
+        return self
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def _progress_bar(self, total, epoch):
+        if not self.progress:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            raise ImportError("Trainer(progress=True) shows progress bars with tqdm, which fastnn "
+                              "installs with its `progress` extra: pip install "
+                              "\"fastnn[progress]\" (or pass progress=False)") from None
+        return tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", leave=False)
+
+    def _report_epoch(self):
+        if not self.progress:
+            return
+        h = self.history
+        parts = [f"epoch {h.epochs[-1]:3d}/{self.epochs}", f"loss {h.train_loss[-1]:.4f}"]
+        if h.train_accuracy[-1] is not None:
+            parts.append(f"train acc {h.train_accuracy[-1]:.4f}")
+        if h.val_loss[-1] is not None:
+            parts.append(f"val loss {h.val_loss[-1]:.4f}")
+        if h.val_accuracy[-1] is not None:
+            parts.append(f"val acc {h.val_accuracy[-1]:.4f}")
+        parts.append(f"lr {h.lr[-1]:.3g}")
+        parts.append(f"{1000 * h.time[-1]:.0f} ms")
+        self._say("  ".join(parts))
+
+    def _say(self, message):
+        if self.progress:
+            print(message)
+
+    def _warn(self, message, category=None, kind=None):
+        """Record every signal in history.warnings; warn once per kind of signal per fit."""
+        self.history.warnings.append(message)
+        kind = kind or message
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(message, category or TrainingWarning, stacklevel=_caller_level())
