@@ -190,12 +190,6 @@ def test_fused_kinks_are_reported_by_the_dense(rng, name):
         assert a.shape == (4, 8)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the default init of Dense is chosen from its own activation at construction, before "
-    "Sequential fuses the activation layer: Sequential(Dense(5, 8), ReLU(), Dense(8, 3), seed=3) "
-    "initializes layer 0 with 'xavier' (std sqrt(1/5)), Sequential(Dense(5, 8, "
-    "activation='relu'), Dense(8, 3), seed=3) with 'he' (std sqrt(2/5)); expected the same model "
-    "(bitwise equal weights and scores); got W differing by a factor sqrt(2)"))
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "elu"])
 def test_fused_layer_with_default_init_gives_the_same_model(rng, name):
     layered, fused = _pair(name, init=None)

@@ -309,11 +309,6 @@ def test_maxout_ties_go_to_the_first_piece(dtype):
 
 
 @compares_backends
-@pytest.mark.xfail(strict=True, reason=(
-    "compiled maxout_forward ignores a NaN in any piece but the first (`v > best` is False for "
-    "NaN) while the twin (np.argmax) and torch.amax propagate it: X=[[1.]], W=[[1., 1.]], "
-    "b=[0., nan], pieces=2 gives out [[1.]], argmax [[0]] compiled; expected (twin) out [[nan]], "
-    "argmax [[1]]"))
 def test_maxout_nan_in_a_later_piece_propagates_alike():
     X, W, b = np.array([[1.0]]), np.array([[1.0, 1.0]]), np.array([0.0, np.nan])
     (out_c, arg_c), (out_p, arg_p) = (k.maxout_forward(X, W, b, pieces=2) for k in (C, P))
@@ -588,11 +583,6 @@ def test_argmax_at_or_above_pieces_is_rejected(value):
 
 
 @compares_backends
-@pytest.mark.xfail(strict=True, reason=(
-    "maxout_backward converts argmax to uint8 with wrap-around before checking it against "
-    "pieces: argmax=np.array([[256]]) (int64) with pieces=2, dA=ones((1, 1)), X=ones((1, 2)), "
-    "W=ones((2, 2)) is read as piece 0 and returns db=[1, 0] on both backends; expected a "
-    "ValueError (a piece >= pieces), as for -1, which wraps to 255 and is rejected"))
 def test_out_of_range_integer_argmax_is_rejected_not_wrapped():
     for kernels in (C, P):
         with pytest.raises(ValueError, match="argmax"):
@@ -601,13 +591,6 @@ def test_out_of_range_integer_argmax_is_rejected_not_wrapped():
 
 
 @compares_backends
-@pytest.mark.xfail(strict=True, reason=(
-    "with accumulate=True and no gradient buffer, prelu_backward and maxout_backward add to a "
-    "fresh np.empty buffer, so the result is uninitialized memory plus the gradient: after "
-    "freeing a float64 array of twelve 1e30s, prelu_backward(ones((2, 12)), -ones((2, 12)), "
-    "ones(12), accumulate=True) returns da = [1e30, ...] on both backends; expected da = "
-    "[-2, ...] (accumulating into zeros, as dense_backward does for db) or an error. "
-    "maxout_backward's dW and db (and dense_backward's dW) behave the same way"))
 def test_accumulate_without_a_buffer_is_not_uninitialized_memory():
     X, a, dA = -np.ones((2, 12)), np.ones(12), np.ones((2, 12))
     Xm, W, argmax = np.ones((2, 3)), np.ones((3, 12)), np.zeros((2, 6), np.uint8)

@@ -12,6 +12,8 @@ The data loss and the penalty stay separate numbers: report loss + reg_loss as t
 Conventions of the CS231n notes: L2 is 0.5 * lam * sum(w**2) (gradient lam * w), L1 is
 lam * sum(|w|) (gradient lam * sign(w)), elastic net is the sum of the two.
 """
+import numbers
+
 import numpy as np
 
 __all__ = ["L2", "L1", "ElasticNet", "MaxNorm", "weights"]
@@ -23,9 +25,12 @@ def weights(params):
     return [p for p in params if p.is_weight]
 
 
+def _real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_strength(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not (
-            np.isfinite(value) and value >= 0):
+    if not (_real(value) and np.isfinite(value) and value >= 0):
         raise ValueError(f"{name}: strength must be a finite number >= 0, got {value!r}")
     return float(value)
 
@@ -87,7 +92,7 @@ class MaxNorm:
     W, shape (in, out)) is scaled down to Euclidean norm <= c if it is longer."""
 
     def __init__(self, c):
-        if not (isinstance(c, (int, float, np.floating)) and np.isfinite(c) and c > 0):
+        if not (_real(c) and np.isfinite(c) and c > 0):
             raise ValueError(f"MaxNorm: c must be a finite number > 0, got {c!r}")
         self.c = float(c)
 
@@ -96,7 +101,10 @@ class MaxNorm:
             norms = np.sqrt(np.einsum("ij,ij->j", p.data, p.data, dtype=np.float64))
             too_long = norms > self.c
             if np.any(too_long):
-                p.data[:, too_long] *= (self.c / norms[too_long]).astype(p.dtype)
+                # Scale in float64 and round once, aiming two ulps inside the ball: rounding
+                # (half an ulp per entry) and computing the norm cannot put it back above c.
+                scale = self.c * (1 - 2 * np.finfo(p.dtype).eps) / norms[too_long]
+                p.data[:, too_long] = (p.data[:, too_long] * scale).astype(p.dtype)
 
     def __repr__(self):
         return f"MaxNorm({self.c:g})"

@@ -147,6 +147,24 @@ def batchnorm_options(kernel, n_samples, training, momentum, eps):
     return momentum, eps
 
 
+def as_gradient(kernel, name, out, shape, dtype, accumulate):
+    """An OUT gradient buffer that `accumulate` adds to: a missing one starts at zero."""
+    if out is None and accumulate:
+        return np.zeros(shape, dtype=dtype)
+    return as_output(kernel, name, out, shape, dtype)
+
+
+def as_piece_indices(kernel, argmax, pieces):
+    """Maxout's winning pieces as uint8, rejecting values outside [0, pieces) before the cast
+    could wrap them."""
+    argmax = np.asarray(argmax)
+    if argmax.dtype.kind not in "iu":
+        raise TypeError(f"{kernel}: argmax must hold integers, got dtype {argmax.dtype}")
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= pieces):
+        raise ValueError(f"{kernel}: argmax holds a piece outside [0, {pieces})")
+    return argmax
+
+
 def as_labels(kernel, y, n_samples, n_classes):
     """Integer class indices in [0, n_classes), one per sample, as an int64 array."""
     y = np.asarray(y)

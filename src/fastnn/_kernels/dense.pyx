@@ -19,7 +19,8 @@ from libc.stdlib cimport calloc, free
 
 import numpy as np
 
-from ._checks import ACTIVATION_COST, activation_code, as_input, as_output, float_dtype
+from ._checks import (ACTIVATION_COST, activation_code, as_gradient, as_input, as_output,
+                      float_dtype)
 
 cnp.import_array()
 
@@ -296,7 +297,7 @@ def dense_backward(dA, X, W, A, *, activation="identity", alpha=0.0, dZ=None, dW
         db = np.zeros(m, dtype=dtype)
     else:
         db = as_output(kernel, "db", db, (m,), dtype)
-    dW = as_output(kernel, "dW", dW, (k, m), dtype)
+    dW = as_gradient(kernel, "dW", dW, (k, m), dtype, accumulate)
     _run_bias_act_backward(dA, A, dZ, db, code, alpha, accumulate)
     if accumulate:
         dW += X.T @ dZ

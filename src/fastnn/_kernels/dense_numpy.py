@@ -5,7 +5,7 @@ Shapes: X is (N, K), W is (K, M), b is (M,), Z/A/dA/dZ are (N, M), dX is (N, K).
 """
 import numpy as np
 
-from ._checks import activation_code, as_input, as_output, float_dtype
+from ._checks import activation_code, as_gradient, as_input, as_output, float_dtype
 
 __all__ = ["bias_act_forward", "bias_act_backward", "dense_forward", "dense_backward"]
 
@@ -148,7 +148,7 @@ def dense_backward(dA, X, W, A, *, activation="identity", alpha=0.0, dZ=None, dW
         db = np.zeros(m, dtype=dtype)
     dZ, db = bias_act_backward(dA, A, activation=activation, alpha=alpha, dZ=dZ, db=db,
                                accumulate=accumulate)
-    dW = as_output(kernel, "dW", dW, (k, m), dtype)
+    dW = as_gradient(kernel, "dW", dW, (k, m), dtype, accumulate)
     if accumulate:
         dW += X.T @ dZ
     else:

@@ -14,7 +14,8 @@ from libc.string cimport memset
 
 import numpy as np
 
-from ._checks import as_input, as_output, float_dtype, maxout_pieces
+from ._checks import (as_gradient, as_input, as_output, as_piece_indices, float_dtype,
+                      maxout_pieces)
 
 cnp.import_array()
 
@@ -107,7 +108,7 @@ def prelu_backward(dA, X, a, *, dX=None, da=None, accumulate=False):
         raise ValueError(f"{kernel}: expected dA of shape {X.shape} and a of shape "
                          f"({X.shape[1]},), got {dA.shape} and {a.shape}")
     dX = as_output(kernel, "dX", dX, X.shape, dtype)
-    da = as_output(kernel, "da", da, a.shape, dtype)
+    da = as_gradient(kernel, "da", da, a.shape, dtype, accumulate)
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef bint threaded = _threaded(n, d), single = dtype.num == cnp.NPY_FLOAT
     cdef void* g = _data(dA)
@@ -146,7 +147,7 @@ cdef void _maxout_forward(floating* Z, const floating* b, floating* out, cnp.uin
             winner = 0
             for p in range(1, pieces):
                 v = z[j * pieces + p]
-                if v > best:
+                if v > best or (v != v and best == best):  # the first NaN wins, as np.argmax
                     best = v
                     winner = p
             out[i * m + j] = best
@@ -229,15 +230,14 @@ def maxout_backward(dA, X, W, argmax, *, pieces, dZ=None, dW=None, db=None, dX=N
     n, (k, width) = X.shape[0], W.shape
     m = maxout_pieces(kernel, pieces, width)
     dA = as_input(kernel, "dA", dA, dtype, 2)
-    argmax = as_input(kernel, "argmax", argmax, np.dtype(np.uint8), 2)
+    argmax = as_input(kernel, "argmax", as_piece_indices(kernel, argmax, pieces),
+                      np.dtype(np.uint8), 2)
     if X.shape[1] != k or dA.shape != (n, m) or argmax.shape != (n, m):
         raise ValueError(f"{kernel}: expected X (N, {k}), dA and argmax (N, {m}), got {X.shape}, "
                          f"{dA.shape} and {argmax.shape}")
-    if argmax.size and argmax.max() >= pieces:
-        raise ValueError(f"{kernel}: argmax holds a piece >= pieces ({pieces})")
     dZ = as_output(kernel, "dZ", dZ, (n, width), dtype)
-    dW = as_output(kernel, "dW", dW, (k, width), dtype)
-    db = as_output(kernel, "db", db, (width,), dtype)
+    dW = as_gradient(kernel, "dW", dW, (k, width), dtype, accumulate)
+    db = as_gradient(kernel, "db", db, (width,), dtype, accumulate)
     cdef Py_ssize_t rows = n, units = m, k_pieces = pieces
     cdef bint threaded = _threaded(rows, width), single = dtype.num == cnp.NPY_FLOAT
     cdef void* g = _data(dA)

@@ -6,7 +6,8 @@ pieces - 1 of Z = X @ W + b.
 """
 import numpy as np
 
-from ._checks import as_input, as_output, float_dtype, maxout_pieces
+from ._checks import (as_gradient, as_input, as_output, as_piece_indices, float_dtype,
+                      maxout_pieces)
 
 __all__ = ["prelu_forward", "prelu_backward", "maxout_forward", "maxout_backward"]
 
@@ -37,7 +38,7 @@ def prelu_backward(dA, X, a, *, dX=None, da=None, accumulate=False):
         raise ValueError(f"{kernel}: expected dA of shape {X.shape} and a of shape "
                          f"({X.shape[1]},), got {dA.shape} and {a.shape}")
     dX = as_output(kernel, "dX", dX, X.shape, dtype)
-    da = as_output(kernel, "da", da, a.shape, dtype)
+    da = as_gradient(kernel, "da", da, a.shape, dtype, accumulate)
     positive = X > 0
     slope_grad = np.where(positive, 0, dA * X).sum(axis=0, dtype=np.float64)
     np.copyto(dX, np.where(positive, dA, a * dA))
@@ -85,15 +86,14 @@ def maxout_backward(dA, X, W, argmax, *, pieces, dZ=None, dW=None, db=None, dX=N
     n, (k, width) = X.shape[0], W.shape
     m = maxout_pieces(kernel, pieces, width)
     dA = as_input(kernel, "dA", dA, dtype, 2)
-    argmax = as_input(kernel, "argmax", argmax, np.dtype(np.uint8), 2)
+    argmax = as_input(kernel, "argmax", as_piece_indices(kernel, argmax, pieces),
+                      np.dtype(np.uint8), 2)
     if X.shape[1] != k or dA.shape != (n, m) or argmax.shape != (n, m):
         raise ValueError(f"{kernel}: expected X (N, {k}), dA and argmax (N, {m}), got {X.shape}, "
                          f"{dA.shape} and {argmax.shape}")
-    if argmax.size and argmax.max() >= pieces:
-        raise ValueError(f"{kernel}: argmax holds a piece >= pieces ({pieces})")
     dZ = as_output(kernel, "dZ", dZ, (n, width), dtype)
-    dW = as_output(kernel, "dW", dW, (k, width), dtype)
-    db = as_output(kernel, "db", db, (width,), dtype)
+    dW = as_gradient(kernel, "dW", dW, (k, width), dtype, accumulate)
+    db = as_gradient(kernel, "db", db, (width,), dtype, accumulate)
     winners = np.arange(pieces) == argmax[:, :, None]
     np.copyto(dZ.reshape(n, m, pieces), np.where(winners, dA[:, :, None], 0))
     column_sum = dZ.sum(axis=0, dtype=np.float64)
