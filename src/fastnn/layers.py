@@ -10,6 +10,13 @@ The protocol (Sequential relies on nothing else):
     bind(index, seed)                 called by Sequential after reset_parameters with the layer's
                                          position and an integer seed, for layers that draw
                                          random numbers (Dropout)
+    config()                          -> JSON-able dict of constructor arguments:
+                                         type(layer)(**layer.config()) rebuilds an equivalent layer
+                                         (an unnamed callable init is stored as None: the saved
+                                         weights are what counts)
+    get_extra_state() / set_extra_state(state)
+                                      JSON-able non-array state that resuming a run needs
+                                         (Dropout's seed, index and step); {} for most layers
 Buffers are grown to the largest batch seen and reused through row views, so a training loop
 allocates nothing per step once it has seen its batch size.
 """
@@ -103,6 +110,15 @@ class Layer:
     def bind(self, index, seed):
         pass
 
+    def config(self):
+        raise NotImplementedError(f"{type(self).__name__} does not define config()")
+
+    def get_extra_state(self):
+        return {}
+
+    def set_extra_state(self, state):
+        pass
+
     def zero_grad(self):
         for p in self.parameters():
             p.zero_grad()
@@ -194,6 +210,11 @@ class Dense(Layer):
     def dtype(self):
         return self.W.dtype
 
+    def config(self):
+        return dict(in_features=self.in_features, out_features=self.out_features,
+                    activation=self.activation, init=_init_config(self.init), alpha=self.alpha,
+                    dtype=self.dtype.name)
+
     def parameters(self):
         return [self.W, self.b]
 
@@ -226,6 +247,14 @@ class Dense(Layer):
         return f"Dense({self.in_features} -> {self.out_features}{act})"
 
 
+def _init_config(init):
+    """`init` as a JSON value: a name or a float scale; None for a callable (the weights are
+    saved, so the model does not need to draw them again)."""
+    if isinstance(init, str) or init is None:
+        return init
+    return None if callable(init) else float(init)
+
+
 def _kinks(activation, A):
     # elu's derivative jumps at 0 too (from alpha to 1) unless alpha = 1; treat it as a kink.
     return None if A is None or activation not in ("relu", "leaky_relu", "elu") else A > 0
@@ -251,6 +280,9 @@ class Activation(Layer):
         self.dtype = as_dtype(dtype)
         self._out = self._dX = None
         self._A = None
+
+    def config(self):
+        return dict(alpha=self.alpha, dtype=self.dtype.name)
 
     def forward(self, X, training=False):
         X = self._check_input(X, self.dtype)
@@ -370,6 +402,18 @@ class Dropout(Layer):
         self.seed = stream_seed(seed)
         self.step = 0
 
+    def config(self):
+        return dict(p=self.p, dtype=self.dtype.name, seed=self.seed)
+
+    def get_extra_state(self):
+        """Where the mask stream stands: the next training forward draws the mask of
+        (seed, index, step)."""
+        return dict(seed=self.seed, index=self.index, step=self.step)
+
+    def set_extra_state(self, state):
+        self.seed = stream_seed(state["seed"])
+        self.index, self.step = int(state["index"]), int(state["step"])
+
     def forward(self, X, training=False):
         X = self._check_input(X, self.dtype)
         self._shape = X.shape
@@ -440,6 +484,10 @@ class BatchNorm(Layer):
     def dtype(self):
         return self.gamma.dtype
 
+    def config(self):
+        return dict(num_features=self.in_features, eps=self.eps, momentum=self.momentum,
+                    dtype=self.dtype.name)
+
     def parameters(self):
         return [self.gamma, self.beta]
 
@@ -498,6 +546,9 @@ class PReLU(Layer):
     def dtype(self):
         return self.a.dtype
 
+    def config(self):
+        return dict(num_features=self.in_features, init=self.init, dtype=self.dtype.name)
+
     def parameters(self):
         return [self.a]
 
@@ -539,8 +590,8 @@ class Maxout(Layer):
             raise ValueError(f"Maxout: pieces must be an integer in [2, 255], got {pieces!r}")
         self.in_features, self.out_features, self.pieces = int(in_features), int(out_features), \
             int(pieces)
-        self.init = init
-        check_init(init)
+        self.init = "xavier" if init is None else init
+        check_init(self.init)
         self.reset_parameters(dtype, np.random.default_rng(seed))
 
     def reset_parameters(self, dtype="float32", rng=None):
@@ -558,6 +609,10 @@ class Maxout(Layer):
     @property
     def dtype(self):
         return self.W.dtype
+
+    def config(self):
+        return dict(in_features=self.in_features, out_features=self.out_features,
+                    pieces=self.pieces, init=_init_config(self.init), dtype=self.dtype.name)
 
     def parameters(self):
         return [self.W, self.b]
