@@ -10,6 +10,7 @@ from .gradcheck import gradcheck  # the function; its module stays importable as
 from .layers import (ELU, Activation, BatchNorm, Dense, Dropout, Identity, Layer, LeakyReLU,
                      Maxout, Parameter, PReLU, ReLU, Sigmoid, Tanh)
 from .model import Sequential
+from .io import Checkpoint, load, load_checkpoint, save, save_checkpoint
 from .trainer import EMA, EarlyStopping, Ensemble, History, Trainer
 
 __version__ = "0.1.0"
@@ -20,6 +21,7 @@ __all__ = [
     "Maxout", "Parameter", "PReLU", "ReLU", "Sequential", "Sigmoid", "Tanh", "compiled_available", "data",
     "get_backend", "get_num_threads", "gradcheck", "init", "losses", "openmp_enabled", "optim",
     "preprocessing", "regularization", "set_backend", "set_num_threads", "use_backend",
+    "io", "save", "load", "save_checkpoint", "load_checkpoint", "Checkpoint",
 ]
 
 _backend._configure_from_environment()

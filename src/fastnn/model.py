@@ -155,6 +155,12 @@ class Sequential:
                                  f"expects {array.shape}")
             array[...] = value
 
+    def save(self, path):
+        """Write the model to `path` as a fastnn .npz file (fastnn.save); read it back with
+        fastnn.load(path)."""
+        from .io import save
+        save(self, path)
+
     def summary(self, print_fn=print):
         """Print a table of the layers and the totals the CS231n notes count; return the totals.
 
