@@ -190,6 +190,7 @@ class Dense(Layer):
         self.alpha = float(DEFAULT_ALPHA.get(activation, 0.0) if alpha is None else alpha)
         _check_activation_alpha("Dense", activation, self.alpha)
         self.init = default_init(activation) if init is None else init
+        self.init_is_default = init is None
         check_init(self.init)
         self.epilogue = (activation, self.alpha)
         self.reset_parameters(dtype, np.random.default_rng(seed))

@@ -1,6 +1,7 @@
 """Sequential: a model that is a list of layers."""
 import numpy as np
 
+from .init import default_init
 from .layers import Activation, Dense, Layer, as_dtype
 
 
@@ -43,6 +44,7 @@ class Sequential:
         self.seed = seed
         self.layers = list(layers)
         self.training = True
+        self._fuse_activations()
         rng = np.random.default_rng(seed)
         for i, layer in enumerate(self.layers):
             layer.name = f"layer {i} ({layer!r})"
@@ -51,11 +53,12 @@ class Sequential:
         stream_seed = int(seed) if integer_seed else int(rng.integers(2**63))
         for i, layer in enumerate(self.layers):
             layer.bind(i, stream_seed)
-        self._fuse_activations()
         self._output_shape = None
 
     def _fuse_activations(self):
-        """Run an activation layer that follows an identity Dense inside the Dense's kernel."""
+        """Run an activation layer that follows an identity Dense inside the Dense's kernel.
+        A Dense whose init was left to its default takes the activation's default init, so
+        Dense(a, b) + ReLU() is initialized like Dense(a, b, activation="relu")."""
         for before, after in zip(self.layers, self.layers[1:]):
             if isinstance(after, Activation):
                 fuse = (isinstance(before, Dense) and before.activation == "identity"
@@ -63,6 +66,8 @@ class Sequential:
                 if fuse:
                     before.epilogue = (after.activation, after.alpha)
                     after.fused = True
+                    if before.init_is_default:
+                        before.init = default_init(after.activation)
 
     @property
     def in_features(self):
