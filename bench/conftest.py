@@ -9,6 +9,7 @@ OpenBLAS variables that were set. These benchmarks measure; they assert nothing 
 """
 import contextlib
 import functools
+import hashlib
 import io
 import os
 import time
@@ -123,6 +124,19 @@ def other_load(start, end):
             "steal_cpu_share": round((end[1] - start[1]) / capacity, 3)}
 
 
+def compiled_build():
+    """{module: first 12 hex digits of the SHA-256 of its extension file} for the compiled kernel
+    modules this process loaded, so that runs of different builds are never mixed up."""
+    build = {}
+    for name in (*_kernels.KERNEL_MODULES, "parallel"):
+        module = getattr(_kernels, name, None)
+        path = getattr(module, "__file__", None)
+        if path and not path.endswith(".py"):
+            with open(path, "rb") as f:
+                build[name] = hashlib.sha256(f.read()).hexdigest()[:12]
+    return build
+
+
 @functools.cache
 def environment():
     """What every benchmark of this session ran on (the BLAS is read once, before torch loads)."""
@@ -130,6 +144,7 @@ def environment():
     return {
         "fastnn_compiled": fastnn.compiled_available(),
         "fastnn_compiled_error": _kernels.COMPILED_ERROR,
+        "fastnn_compiled_build": compiled_build(),
         "fastnn_openmp": fastnn.openmp_enabled(),
         "fastnn_threads": fastnn.get_num_threads(),
         "numpy": np.__version__,

@@ -18,12 +18,26 @@ CONTENDED = 0.05
 COLUMNS = ("cython", "numpy", "torch")
 
 
+def build_of(run):
+    """The compiled build and source commit a run measured (recorded by bench/conftest.py)."""
+    fastnn = run["machine_info"].get("fastnn", {})
+    commit = run.get("commit_info", {})
+    return (json.dumps(fastnn.get("fastnn_compiled_build"), sort_keys=True), commit.get("id"),
+            commit.get("dirty"))
+
+
 def load(paths):
-    """{group: (file index, {backend: benchmark})}, each group from its least contended file."""
+    """{group: (load share, file index, {backend: benchmark})}, each group from its least
+    contended file. Refuses to mix runs of different compiled builds or commits."""
     best = {}
+    builds = set()
     for index, path in enumerate(paths):
         with open(path) as f:
             run = json.load(f)
+        builds.add(build_of(run))
+        if len(builds) > 1:
+            raise SystemExit(f"{path} measured another build or commit than {paths[0]}: "
+                             f"{sorted(builds)}")
         groups = defaultdict(dict)
         for bench in run["benchmarks"]:
             backend = bench["extra_info"].get("backend")
