@@ -1,18 +1,32 @@
-"""The `fastnn` command line: `fastnn train` trains an MLP on the 8x8 handwritten digits."""
+"""The `fastnn` command line.
+
+    fastnn train    train an MLP (default: the 8x8 digits scikit-learn ships; also MNIST,
+                    Fashion-MNIST and CIFAR-10 from files on disk) and report every epoch
+    fastnn check    the notes' sanity checks and a gradient check on a small model
+"""
 import argparse
 import sys
 import time
 
 import numpy as np
 
-from . import _backend
+from . import _backend, data, optim, regularization
 from ._kernels._checks import ACTIVATIONS
-from .data import load_digits, stratified_split
-from .layers import Dense
-from .losses import softmax_cross_entropy
+from .gradcheck import gradcheck
+from .init import INITIALIZERS, ALIASES
+from .io import save
+from .layers import BatchNorm, Dense, Dropout
 from .model import Sequential
-from .optim import SGD
+from .optim import lr_scheduler
 from .preprocessing import StandardScaler
+from .sanity import sanity_checks
+from .trainer import EarlyStopping, Trainer
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
+              "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
+SCHEDULES = ("none", "step", "exponential", "inverse-time", "cosine")
+CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "multiclass_hinge")
 
 
 def _positive_int(text):
@@ -22,83 +36,264 @@ def _positive_int(text):
     return value
 
 
+def _init(text):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _add_data_arguments(parser):
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", choices=DATASETS, default="digits",
+                       help="digits needs the `datasets` extra; the others read the files in "
+                            "--data-dir (never downloaded)")
+    group.add_argument("--data-dir", default=None,
+                       help="directory with the MNIST/Fashion-MNIST IDX files or CIFAR-10's "
+                            "cifar-10-batches-py")
+    group.add_argument("--val-fraction", type=float, default=0.2,
+                       help="fraction of each class held out for validation")
+    group.add_argument("--seed", type=int, default=0, help="seeds the split, weights, shuffling")
+
+
+def _add_model_arguments(parser):
+    group = parser.add_argument_group("model")
+    group.add_argument("--hidden", type=_positive_int, nargs="*", default=[256],
+                       help="hidden layer sizes (none for a linear classifier)")
+    group.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    group.add_argument("--init", type=_init, default=None,
+                       help=f"weight init: a float scale or one of "
+                            f"{', '.join(sorted(set(INITIALIZERS) | set(ALIASES)))} "
+                            "(default: he for the relu family, xavier otherwise)")
+    group.add_argument("--batchnorm", action="store_true",
+                       help="BatchNorm after every hidden affine layer")
+    group.add_argument("--dropout", type=float, default=0.3,
+                       help="dropout probability (of dropping) after every hidden layer; 0: off")
+    group.add_argument("--loss", choices=CLASSIFICATION_LOSSES, default="softmax_cross_entropy")
+    group.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+
+
+def _add_runtime_arguments(parser):
+    group = parser.add_argument_group("runtime")
+    group.add_argument("--backend", choices=list(_backend.BACKENDS), default=None,
+                       help="kernels to use (default: compiled when built)")
+    group.add_argument("--threads", type=_positive_int, default=None,
+                       help="threads for the compiled kernels (default: all cores)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fastnn", description="Fast CPU training of MLPs.")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser(
-        "train", help="train an MLP on the 8x8 handwritten digits (scikit-learn's copy)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    train.add_argument("--hidden", type=_positive_int, nargs="*", default=[128],
-                       help="hidden layer sizes (none for a linear softmax classifier)")
-    train.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
-    train.add_argument("--lr", type=float, default=0.05, help="learning rate")
-    train.add_argument("--momentum", type=float, default=0.9)
-    train.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
-    train.add_argument("--weight-decay", type=float, default=1e-4)
-    train.add_argument("--epochs", type=_positive_int, default=20)
-    train.add_argument("--batch-size", type=_positive_int, default=32)
-    train.add_argument("--val-fraction", type=float, default=0.2,
-                       help="fraction of each class held out for validation")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    train.add_argument("--backend", choices=list(_backend.BACKENDS), default=None,
-                       help="kernels to use (default: compiled when built)")
-    train.add_argument("--threads", type=_positive_int, default=None,
-                       help="threads for the compiled kernels (default: all cores)")
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+
+    train = commands.add_parser("train", formatter_class=formatter,
+                                help="train an MLP and report every epoch")
+    _add_data_arguments(train)
+    _add_model_arguments(train)
+    group = train.add_argument_group("optimization")
+    group.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd")
+    group.add_argument("--lr", type=float, default=None,
+                       help="learning rate (default: 0.05 for sgd, 1e-3 for adam/adamw, 1e-2 "
+                            "for rmsprop/adagrad)")
+    group.add_argument("--momentum", type=float, default=0.9, help="sgd and rmsprop")
+    group.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True,
+                       help="Nesterov momentum (sgd)")
+    group.add_argument("--betas", type=float, nargs=2, default=(0.9, 0.999), help="adam/adamw")
+    group.add_argument("--weight-decay", type=float, default=1e-4,
+                       help="the optimizer's weight decay (decoupled for adamw)")
+    group.add_argument("--schedule", choices=SCHEDULES, default="cosine")
+    group.add_argument("--step-size", type=_positive_int, default=10, help="step schedule")
+    group.add_argument("--gamma", type=float, default=0.5, help="step/exponential schedule")
+    group.add_argument("--decay", type=float, default=0.1, help="inverse-time schedule")
+    group.add_argument("--warmup", type=int, default=0, help="epochs of linear warm-up")
+    group.add_argument("--l2", type=float, default=0.0, help="L2 penalty (reported separately)")
+    group.add_argument("--l1", type=float, default=0.0, help="L1 penalty")
+    group.add_argument("--max-norm", type=float, default=None, help="max-norm constraint c")
+    group = train.add_argument_group("training")
+    group.add_argument("--epochs", type=_positive_int, default=30)
+    group.add_argument("--batch-size", type=_positive_int, default=32)
+    group.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
+                       help="stop after this many epochs without a better validation loss and "
+                            "restore the best epoch")
+    group.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                       help="evaluate (and keep) an exponential moving average of the weights")
+    group.add_argument("--quiet", action="store_true", help="print only the final result")
+    group = train.add_argument_group("files")
+    group.add_argument("--save", default=None, help="write the trained model here (.npz)")
+    group.add_argument("--checkpoint", default=None,
+                       help="write a checkpoint here after every epoch (for --resume)")
+    group.add_argument("--resume", default=None, help="continue the run saved in this checkpoint")
+    group.add_argument("--plot", default=None, metavar="PREFIX",
+                       help="write PREFIX-loss.png and PREFIX-accuracy.png (`plot` extra)")
+    _add_runtime_arguments(train)
+
+    check = commands.add_parser("check", formatter_class=formatter,
+                                help="sanity checks (initial loss, regularization, overfitting "
+                                     "a tiny subset) and a gradient check")
+    _add_data_arguments(check)
+    _add_model_arguments(check)
+    check.add_argument("--l2", type=float, default=1e-3,
+                       help="penalty for the 'regularization raises the loss' check")
+    _add_runtime_arguments(check)
     return parser
 
 
-def accuracy(model, X, y):
-    return float(np.mean(model.predict(X) == y))
+def load_data(args):
+    """(X_train, y_train, X_val, y_val, name): standardized with training statistics."""
+    if args.dataset == "digits":
+        X, y = data.load_digits()
+        name = "digits (8x8, scikit-learn's copy)"
+    else:
+        if args.data_dir is None:
+            raise ValueError(f"--dataset {args.dataset} reads files on disk: pass --data-dir")
+        if args.dataset == "cifar10":
+            X, y = data.load_cifar10(args.data_dir, "train")
+        else:
+            X, y = data.load_mnist(args.data_dir, "train")
+        name = f"{args.dataset} ({args.data_dir})"
+    train_idx, val_idx = data.stratified_split(y, args.val_fraction, seed=args.seed)
+    scaler = StandardScaler().fit(X[train_idx])
+    X_train = scaler.transform(X[train_idx]).astype(args.dtype)
+    X_val = scaler.transform(X[val_idx]).astype(args.dtype)
+    return X_train, y[train_idx], X_val, y[val_idx], name
 
 
-def train(args, out=sys.stdout):
-    """Run `fastnn train`; returns the final validation accuracy."""
+def build_model(args, in_features, n_classes, dtype=None, init=None, hidden=None):
+    layers, width = [], in_features
+    for size in (args.hidden if hidden is None else hidden):
+        layer_init = init if init is not None else args.init
+        if args.batchnorm:
+            layers += [Dense(width, size, init=layer_init), BatchNorm(size),
+                       _activation_layer(args.activation)]
+        else:
+            layers.append(Dense(width, size, activation=args.activation, init=layer_init))
+        if args.dropout > 0:
+            layers.append(Dropout(args.dropout))
+        width = size
+    layers.append(Dense(width, n_classes, init=init if init is not None else args.init))
+    return Sequential(*layers, dtype=dtype or args.dtype, seed=args.seed)
+
+
+def _activation_layer(name):
+    from . import layers
+    classes = {"identity": layers.Identity, "relu": layers.ReLU, "leaky_relu": layers.LeakyReLU,
+               "elu": layers.ELU, "sigmoid": layers.Sigmoid, "tanh": layers.Tanh}
+    return classes[name]()
+
+
+def build_optimizer(args, model):
+    name = args.optimizer
+    params = model.parameters()
+    if name == "sgd":
+        lr = 0.05 if args.lr is None else args.lr
+        return optim.SGD(params, lr=lr, momentum=args.momentum,
+                         nesterov=args.nesterov and args.momentum > 0,
+                         weight_decay=args.weight_decay)
+    if name in ("adam", "adamw"):
+        lr = 1e-3 if args.lr is None else args.lr
+        return OPTIMIZERS[name](params, lr=lr, betas=tuple(args.betas),
+                                weight_decay=args.weight_decay)
+    lr = 1e-2 if args.lr is None else args.lr
+    if name == "rmsprop":
+        return optim.RMSprop(params, lr=lr, momentum=args.momentum,
+                             weight_decay=args.weight_decay)
+    return optim.Adagrad(params, lr=lr, weight_decay=args.weight_decay)
+
+
+def build_schedule(args, optimizer):
+    epochs = args.epochs - args.warmup
+    if args.schedule == "none":
+        main = lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    elif args.schedule == "step":
+        main = lr_scheduler.StepLR(optimizer, args.step_size, args.gamma)
+    elif args.schedule == "exponential":
+        main = lr_scheduler.ExponentialLR(optimizer, args.gamma)
+    elif args.schedule == "inverse-time":
+        main = lr_scheduler.InverseTimeLR(optimizer, args.decay)
+    else:
+        main = lr_scheduler.CosineAnnealingLR(optimizer, max(epochs, 1))
+    if args.warmup <= 0:
+        return main
+    warmup = lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=args.warmup)
+    return lr_scheduler.SequentialLR(optimizer, [warmup, main], [args.warmup])
+
+
+def _configure_runtime(args):
     if args.backend:
         _backend.set_backend(args.backend)
     if args.threads:
         _backend.set_num_threads(args.threads)
-    X, y = load_digits()
-    train_idx, val_idx = stratified_split(y, args.val_fraction, seed=args.seed)
-    scaler = StandardScaler().fit(X[train_idx])
-    X_train, y_train = scaler.transform(X[train_idx]).astype(args.dtype), y[train_idx]
-    X_val, y_val = scaler.transform(X[val_idx]).astype(args.dtype), y[val_idx]
-    n_classes = int(y.max()) + 1
 
-    sizes = [X.shape[1], *args.hidden]
-    layers = [Dense(a, b, activation=args.activation) for a, b in zip(sizes, sizes[1:])]
-    model = Sequential(*layers, Dense(sizes[-1], n_classes), dtype=args.dtype, seed=args.seed)
-    optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                    nesterov=args.nesterov and args.momentum > 0, weight_decay=args.weight_decay)
-    rng = np.random.default_rng(args.seed)
-    print(f"digits: {len(train_idx)} train / {len(val_idx)} validation samples, "
-          f"{X.shape[1]} features, {n_classes} classes", file=out)
-    print(f"model: {' -> '.join(map(str, sizes + [n_classes]))} ({args.activation}), "
-          f"{sum(p.size for p in model.parameters())} parameters, {args.dtype}, backend "
-          f"{_backend.get_backend()}, {_backend.get_num_threads()} threads", file=out)
+
+def train(args):
+    """Run `fastnn train`; returns the final validation accuracy."""
+    _configure_runtime(args)
+    X_train, y_train, X_val, y_val, name = load_data(args)
+    n_classes = int(max(y_train.max(), y_val.max())) + 1
+    model = build_model(args, X_train.shape[1], n_classes)
+    optimizer = build_optimizer(args, model)
+    penalty = None
+    if args.l1 or args.l2:
+        penalty = regularization.ElasticNet(l1=args.l1, l2=args.l2)
+    trainer = Trainer(
+        model, optimizer, loss=args.loss, batch_size=args.batch_size, epochs=args.epochs,
+        schedule=build_schedule(args, optimizer), regularization=penalty,
+        constraint=regularization.MaxNorm(args.max_norm) if args.max_norm else None,
+        early_stopping=EarlyStopping("val_loss", args.early_stopping)
+        if args.early_stopping else None,
+        ema=args.ema, checkpoint=args.checkpoint, seed=args.seed, progress=not args.quiet)
+    if args.resume:
+        trainer.resume(args.resume)
+    if not args.quiet:
+        print(f"{name}: {len(y_train)} train / {len(y_val)} validation samples, "
+              f"{X_train.shape[1]} features, {n_classes} classes")
+        width = [X_train.shape[1], *args.hidden, n_classes]
+        print(f"model: {' -> '.join(map(str, width))} ({args.activation}"
+              f"{', batchnorm' if args.batchnorm else ''}"
+              f"{f', dropout {args.dropout:g}' if args.dropout else ''}), "
+              f"{sum(p.size for p in model.parameters())} parameters, {args.dtype}, "
+              f"{args.optimizer}, backend {_backend.get_backend()}, "
+              f"{_backend.get_num_threads()} threads")
+        if args.resume:
+            print(f"resuming {args.resume} after epoch {trainer.epoch}")
     started = time.perf_counter()
-    val_acc = 0.0
-    for epoch in range(1, args.epochs + 1):
-        epoch_start = time.perf_counter()
-        order = rng.permutation(len(X_train))
-        losses = []
-        model.train()
-        for start in range(0, len(order), args.batch_size):
-            batch = order[start:start + args.batch_size]
-            scores = model.forward(X_train[batch])
-            loss, dscores = softmax_cross_entropy(scores, y_train[batch])
-            model.zero_grad()
-            model.backward(dscores)
-            optimizer.step()
-            losses.append(loss)
-        model.eval()
-        train_acc, val_acc = accuracy(model, X_train, y_train), accuracy(model, X_val, y_val)
-        print(f"epoch {epoch:3d}/{args.epochs}  loss {np.mean(losses):.4f}  train acc "
-              f"{train_acc:.4f}  val acc {val_acc:.4f}  "
-              f"{1000 * (time.perf_counter() - epoch_start):.0f} ms", file=out)
-    print(f"validation accuracy {val_acc:.4f} after {args.epochs} epochs in "
-          f"{time.perf_counter() - started:.2f} s", file=out)
-    return val_acc
+    history = trainer.fit(X_train, y_train, validation_data=(X_val, y_val))
+    val_accuracy = float(np.mean(model.predict(X_val) == y_val))
+    best = f"; lowest validation loss at epoch {history.best_epoch}" if history.best_epoch else ""
+    print(f"validation accuracy {val_accuracy:.4f} after {trainer.epoch} epochs in "
+          f"{time.perf_counter() - started:.2f} s ({history.stop_reason}{best})")
+    if args.save:
+        save(model, args.save)
+        print(f"saved the model to {args.save}")
+    if args.plot:
+        for path in history.plot(args.plot):
+            print(f"wrote {path}")
+    return val_accuracy
+
+
+def check(args):
+    """Run `fastnn check`; returns True when every check passed."""
+    _configure_runtime(args)
+    X_train, y_train, _, _, name = load_data(args)
+    n_classes = int(y_train.max()) + 1
+    print(f"{name}: sanity checks on {len(y_train)} training samples")
+    small = build_model(args, X_train.shape[1], n_classes, init=0.01)
+    results = sanity_checks(small, X_train, y_train, loss=args.loss,
+                            regularization=regularization.L2(args.l2) if args.l2 else None)
+    for result in results:
+        print(f"  {result}")
+    rng = np.random.default_rng(args.seed)
+    pick = rng.choice(len(X_train), size=min(8, len(X_train)), replace=False)
+    tiny = build_model(args, X_train.shape[1], n_classes, dtype="float64",
+                       hidden=[min(h, 16) for h in args.hidden])
+    checked = gradcheck(tiny, X_train[pick].astype(np.float64), y_train[pick], loss=args.loss,
+                        seed=args.seed, warn=False)
+    print(f"gradient check on {' -> '.join(repr(layer) for layer in tiny.layers)}")
+    for line in str(checked).splitlines():
+        print(f"  {line}")
+    passed = all(r.passed for r in results) and checked.ok
+    print("all checks passed" if passed else "SOME CHECKS FAILED")
+    return passed
 
 
 def main(argv=None):
@@ -106,10 +301,14 @@ def main(argv=None):
     try:
         if args.command == "train":
             train(args)
-    except (ImportError, ValueError, RuntimeError) as error:
+            return 0
+        return 0 if check(args) else 1
+    except (ImportError, ValueError, RuntimeError, OSError) as error:
         print(f"fastnn {args.command}: error: {error}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:
+        print(f"fastnn {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -62,14 +62,17 @@ NOISE_EPS = 100
 class GradcheckResult:
     """Per-parameter relative errors and the verdict of a `gradcheck` run.
 
-    errors: {parameter label: max relative error over the checked coordinates};
+    errors: {parameter label: max relative error over the checked coordinates, after taking the
+    difference quotient's rounding noise off |a - n|}, which the verdict uses; raw_errors: the
+    same without that correction;
     verdict: "good" (< 1e-7), "acceptable" (< 1e-4 with kinks in the objective), "suspicious"
     (< 1e-2), "wrong" (>= 1e-2); kinks_crossed: coordinates where the perturbation moved an
     input of a kink (relu, hinge) across it, whose numeric gradient is not trustworthy.
     """
 
-    def __init__(self, errors, has_kinks, kinks_crossed):
+    def __init__(self, errors, has_kinks, kinks_crossed, raw_errors=None):
         self.errors = errors
+        self.raw_errors = raw_errors if raw_errors is not None else dict(errors)
         self.has_kinks = has_kinks
         self.kinks_crossed = kinks_crossed
         self.max_error = max(errors.values()) if errors else 0.0
@@ -88,8 +91,9 @@ class GradcheckResult:
         return self.verdict in ("good", "acceptable")
 
     def __str__(self):
-        lines = [f"{label:<32} relative error {error:.2e}  "
-                 f"{self.judge(error, self.has_kinks)}" for label, error in self.errors.items()]
+        lines = [f"{label:<32} relative error {self.raw_errors[label]:.2e} (beyond rounding "
+                 f"noise {error:.2e})  {self.judge(error, self.has_kinks)}"
+                 for label, error in self.errors.items()]
         lines.append(f"verdict: {self.verdict} (max relative error {self.max_error:.2e}"
                      f"{'; objective has kinks' if self.has_kinks else ''}"
                      f"{f'; {len(self.kinks_crossed)} kink crossings' if self.kinks_crossed else ''})")
@@ -180,12 +184,12 @@ def gradcheck(model, X, y=None, loss="softmax_cross_entropy", num_checks=10, h=1
     backward(upstream)
     reference_kinks = _kink_state(layers, scores, y, loss_name)
     has_kinks = bool(reference_kinks)
-    errors, crossed = {}, []
+    errors, raw_errors, crossed = {}, {}, []
     for label, p in params:
         analytic = p.grad.copy()
         flat = p.data.reshape(-1)
         coords = rng.choice(flat.size, size=min(num_checks, flat.size), replace=False)
-        worst = 0.0
+        worst = worst_raw = 0.0
         for i in coords:
             old = flat[i]
             values = []
@@ -206,7 +210,9 @@ def gradcheck(model, X, y=None, loss="softmax_cross_entropy", num_checks=10, h=1
             denominator = max(abs(a), abs(numeric))
             if denominator > 0:
                 worst = max(worst, max(0.0, abs(a - numeric) - noise) / denominator)
+                worst_raw = max(worst_raw, abs(a - numeric) / denominator)
         errors[label] = worst
+        raw_errors[label] = worst_raw
     objective()  # leave the layers' work buffers as they were for the unperturbed parameters
     for layer, step in steps:
         layer.step = step
@@ -218,4 +224,4 @@ def gradcheck(model, X, y=None, loss="softmax_cross_entropy", num_checks=10, h=1
         warnings.warn(f"gradcheck: {len(crossed)} checked coordinates crossed a kink (relu or "
                       "hinge); their numeric gradients are unreliable. Check fewer datapoints or "
                       "a smaller h.", UserWarning, stacklevel=2)
-    return GradcheckResult(errors, has_kinks, crossed)
+    return GradcheckResult(errors, has_kinks, crossed, raw_errors)

@@ -196,14 +196,14 @@ class Trainer:
     callbacks: objects with optional on_step(trainer, iteration, loss) and
     on_epoch(trainer, epoch, history) methods.
     monitor: collect the babysitting statistics (update ratios, activation and gradient
-    statistics, dead units); `update_ratio_range`, `dead_threshold` and `gap_threshold` set when
-    they warn.
+    statistics, dead units); `update_ratio_range` (default: two orders of magnitude either side
+    of the notes' 1e-3), `dead_threshold` and `gap_threshold` set when they warn.
     """
 
     def __init__(self, model, optimizer, loss="softmax_cross_entropy", batch_size=64, epochs=10,
                  schedule=None, regularization=None, constraint=None, early_stopping=None,
                  ema=None, checkpoint=None, best_checkpoint=None, seed=0, progress=True,
-                 callbacks=(), monitor=True, update_ratio_range=(1e-4, 1e-2),
+                 callbacks=(), monitor=True, update_ratio_range=(1e-5, 1e-1),
                  dead_threshold=0.5, gap_threshold=0.15):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
@@ -488,8 +488,7 @@ class Trainer:
                             "schedule": self.schedule.state_dict() if self.schedule else None,
                             "best": None if self._best is None else
                             [self._best[0], self._best[1]],
-                            "ema": None if self.ema is None else
-                            [s.tolist() for s in self.ema.shadow]}}
+                            "ema": None if self.ema is None else list(self.ema.shadow)}}
 
     def resume(self, path):
         """Continue a run from a checkpoint written with `checkpoint=`: parameters, optimizer
@@ -513,8 +512,8 @@ class Trainer:
         if trainer["best"] is not None:
             self._best = (trainer["best"][0], trainer["best"][1], self.model.state_dict())
         if self.ema is not None and trainer["ema"] is not None:
-            self.ema.shadow = [np.asarray(s, dtype=p.dtype).reshape(p.shape)
-                               for s, p in zip(trainer["ema"], self.ema.params)]
+            self.ema.shadow = [np.array(s, dtype=p.dtype) for s, p in
+                               zip(trainer["ema"], self.ema.params)]
         return self
 
     # -- reporting -----------------------------------------------------------------------------
@@ -528,7 +527,8 @@ class Trainer:
             raise ImportError("Trainer(progress=True) shows progress bars with tqdm, which fastnn "
                               "installs with its `progress` extra: pip install "
                               "\"fastnn[progress]\" (or pass progress=False)") from None
-        return tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", leave=False)
+        # disable=None: no bar when the output is not a terminal (logs, pipes, CI).
+        return tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", leave=False, disable=None)
 
     def _report_epoch(self):
         if not self.progress:
