@@ -55,7 +55,8 @@ def test_use_backend_restores_after_an_error():
 
 
 def _run_python(code, **env):
-    environment = {k: v for k, v in os.environ.items() if k != "FASTNN_BACKEND"}
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("FASTNN_BACKEND", "OMP_WAIT_POLICY", "OMP_DISPLAY_ENV")}
     environment.update(env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=environment, timeout=120)
@@ -125,3 +126,13 @@ def test_num_threads():
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError):
             fastnn.set_num_threads(bad)
+
+
+@pytest.mark.skipif(not fastnn.openmp_enabled(), reason="built without OpenMP")
+def test_openmp_waits_passively_unless_the_user_says_otherwise():
+    code = "import os, fastnn; print('OMP_WAIT_POLICY' in os.environ)"
+    default = _run_python(code, OMP_DISPLAY_ENV="true")
+    assert "OMP_WAIT_POLICY = 'PASSIVE'" in default.stderr
+    assert default.stdout.strip() == "False"  # fastnn leaves the environment as it found it
+    chosen = _run_python(code, OMP_DISPLAY_ENV="true", OMP_WAIT_POLICY="active")
+    assert "OMP_WAIT_POLICY = 'ACTIVE'" in chosen.stderr

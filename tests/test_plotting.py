@@ -71,10 +71,6 @@ def test_plot_of_a_regression_history_writes_both_files(tmp_path):
     assert open(paths[1], "rb").read()[:8] == PNG_SIGNATURE
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "History.plot of a regression history (every accuracy None, e.g. loss='mse'): expected the "
-    "two files and no warning; got matplotlib's UserWarning 'No artists with labels found to "
-    "put in legend' from ax.legend() in plot_history, and an accuracy figure with nothing on it"))
 def test_plot_of_a_regression_history_warns_nothing(tmp_path):
     pytest.importorskip("matplotlib")
     with warnings.catch_warnings():

@@ -298,12 +298,6 @@ def test_healthy_relu_layer_has_almost_no_dead_units():
     assert not any("never fired" in m for m in history.warnings)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Trainer.fit on Sequential(Dense(8, 6), BatchNorm(6), ReLU(), Dense(6, 3)) with the default "
-    "monitor=True: expected the unfused ReLU layer's dead fraction ({'2:ReLU()': 1.0} with "
-    "beta = -100); got TypeError 'Use () not None as shape arguments' from "
-    "np.zeros(layer.out_features) in _run_epoch (an Activation layer's out_features is None), "
-    "so fit cannot train any model with a standalone ReLU"))
 def test_relu_layer_of_its_own_is_watched_too():
     """A ReLU() after a BatchNorm is not fused into a Dense: its dead units count as well."""
     X, y = blobs(64)
@@ -540,11 +534,6 @@ def test_early_stopping_on_validation_loss(stopper):
     assert states_differ(snapshots.states[best], snapshots.states[history.epochs[-1]])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Trainer(early_stopping=2) without validation data: the docstring says it monitors "
-    "train_loss, but EarlyStopping(patience=2) defaults to monitor='val_loss', which is None "
-    "every epoch, so the best epoch is never tracked (best_epoch None) and training never "
-    "stops early"))
 def test_int_patience_without_validation_monitors_the_training_loss():
     X, y = blobs(64)
     model = make_model()
@@ -647,11 +636,6 @@ def last_sample_drawn(n, seed):
     return int(order[-1])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "NaN in a training sample that is not in the first minibatch (N=64, batch 16, seed 0): "
-    "expected fit to refuse the data before training (model unchanged, no iteration); got "
-    "ValueError from model.forward only when the bad batch is reached, after 3 optimizer "
-    "steps, leaving the model half-trained"))
 def test_nan_in_the_training_data_is_refused_before_any_step():
     X, y = blobs(64)
     X[last_sample_drawn(64, seed=0), 3] = np.nan
@@ -839,10 +823,6 @@ def test_checkpoints_are_written_after_every_epoch(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.npz", "last.npz"]  # no temp files
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Trainer(ema=0.9, best_checkpoint=path): the best epoch is the averaged (EMA) parameters "
-    "(validated, kept as the best and left in the model), but best_checkpoint saves the raw "
-    "parameters; expected fnn.load(path) == the parameters fit leaves in the model"))
 def test_best_checkpoint_with_ema_holds_the_averaged_parameters(tmp_path):
     X, y = blobs(90)
     best = tmp_path / "best.npz"
@@ -910,11 +890,6 @@ def test_resume_equals_the_uninterrupted_run(optimizer, ema, tmp_path):
         OPTIMIZERS[optimizer](fresh.parameters()).param_groups[0]["lr"] * 0.7 ** 4)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Trainer.resume into a model built with seed=None (Sequential's default): resume copies "
-    "Dropout's step from the checkpoint but not its seed (get_extra_state holds seed, index, "
-    "step), so the resumed run draws other dropout masks; expected bit-identical parameters to "
-    "the uninterrupted run, got different ones"))
 def test_resume_continues_the_dropout_stream_of_an_unseeded_model(tmp_path):
     model, history, copy = run_with_copy(tmp_path, lambda s: resumable_model(seed=None), 3, 1)
     fresh = resumable_model(seed=None)
@@ -924,11 +899,6 @@ def test_resume_continues_the_dropout_stream_of_an_unseeded_model(tmp_path):
     assert_same_state(fresh, model)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Trainer.resume with early stopping when the best epoch (1) is before the checkpoint "
-    "(epoch 2): resume keeps the best metric and epoch but takes the *current* parameters as "
-    "the best epoch's, so early stopping then restores the epoch-2 parameters; expected the "
-    "epoch-1 parameters, as in the uninterrupted run"))
 def test_resume_then_early_stopping_restores_the_best_epoch(tmp_path):
     stopper = fnn.EarlyStopping(monitor="val_accuracy", patience=3, min_delta=0.9)
     model, history, copy = run_with_copy(tmp_path, resumable_model, 10, 2,
@@ -974,10 +944,6 @@ def test_resume_refuses_a_model_file(tmp_path):
         trainer.resume(path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Trainer.resume(path) of a model file without trainer state: raises ValueError('not a "
-    "training checkpoint') but only after loading the file's parameters into the model; "
-    "expected the refused file to leave the model untouched"))
 def test_a_refused_resume_leaves_the_model_untouched(tmp_path):
     path = tmp_path / "model.npz"
     fnn.save(resumable_model(seed=1), path)

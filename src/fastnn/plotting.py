@@ -45,14 +45,19 @@ def plot_history(history, path):
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    if any(a is not None for a in history.train_accuracy):
-        ax.plot(history.epochs, history.train_accuracy, marker="o", label="train")
-    if any(a is not None for a in history.val_accuracy):
-        ax.plot(history.epochs, history.val_accuracy, marker="o", label="validation")
+    plotted = False
+    for values, label in ((history.train_accuracy, "train"), (history.val_accuracy, "validation")):
+        if any(a is not None for a in values):
+            ax.plot(history.epochs, values, marker="o", label=label)
+            plotted = True
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.set_title("Accuracy")
-    ax.legend()
+    if plotted:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no accuracy for this loss (regression)", ha="center", va="center",
+                transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(accuracy_path, dpi=100)
     plt.close(fig)

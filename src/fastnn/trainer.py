@@ -22,7 +22,8 @@ import warnings
 import numpy as np
 
 from . import losses as _losses
-from .layers import Activation, Dense, Dropout
+from ._kernels._checks import as_binary_labels, as_labels
+from .layers import Activation, Dense
 
 CLASSIFICATION = ("softmax_cross_entropy", "multiclass_hinge", "svm")
 
@@ -214,9 +215,7 @@ class Trainer:
         self.loss_name = loss if isinstance(loss, str) else loss.__name__
         self.batch_size, self.epochs = batch_size, epochs
         self.schedule, self.regularization, self.constraint = schedule, regularization, constraint
-        if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
-            early_stopping = EarlyStopping(patience=early_stopping)
-        self.early_stopping = early_stopping
+        self.early_stopping = early_stopping  # an int becomes an EarlyStopping in fit
         self.ema = EMA(model, ema) if ema else None
         self.checkpoint, self.best_checkpoint = checkpoint, best_checkpoint
         self.seed = seed
@@ -261,6 +260,13 @@ class Trainer:
         X, y = self._check_data(X, y, "training data")
         if validation_data is not None:
             validation_data = self._check_data(*validation_data, "validation data")
+        if isinstance(self.early_stopping, int) and not isinstance(self.early_stopping, bool):
+            monitor = "val_loss" if validation_data is not None else "train_loss"
+            self.early_stopping = EarlyStopping(monitor, patience=self.early_stopping)
+        if self.early_stopping is not None and validation_data is None and \
+                self.early_stopping.monitor.startswith("val"):
+            raise ValueError(f"Trainer: early stopping monitors {self.early_stopping.monitor}, "
+                             "but fit got no validation_data")
         history = self.history
         started = time.perf_counter()
         last_good = self.model.state_dict()
@@ -275,10 +281,11 @@ class Trainer:
                 if diverged:
                     self.model.load_state_dict(last_good)
                     history.stop_reason = diverged
+                    lr = self.optimizer.param_groups[0]["lr"]
                     self._warn(f"{diverged}; restored the parameters of "
                                f"{'epoch ' + str(self.epoch) if self.epoch else 'the start'}. "
-                               "Lower the learning rate (or check the data).", RuntimeWarning,
-                               kind="diverged")
+                               f"Lower the learning rate (lr = {lr:g}) or check the data.",
+                               RuntimeWarning, kind="diverged")
                     break
                 last_good = self.model.state_dict()
                 if self._should_stop():
@@ -305,6 +312,8 @@ class Trainer:
         return history
 
     def _check_data(self, X, y, what):
+        """The whole data set is checked once, before the first step: bad data must not stop a
+        run halfway, leaving a half-trained model."""
         X = np.asarray(X)
         y = np.asarray(y)
         if X.ndim != 2 or X.shape[0] == 0:
@@ -312,6 +321,17 @@ class Trainer:
                              f"{X.shape}")
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"Trainer: {what} has {X.shape[0]} samples but {y.shape[0]} labels")
+        if X.dtype.kind not in "fiub":
+            raise TypeError(f"Trainer: {what} must hold real numbers, got dtype {X.dtype}")
+        if not np.isfinite(X).all():
+            raise ValueError(f"Trainer: {what} contains NaN or inf")
+        if self.loss_name in CLASSIFICATION:
+            as_labels(f"Trainer ({what})", y, len(y), self.model.out_features)
+        elif self.loss_name in BINARY:
+            as_binary_labels(f"Trainer ({what})", y, len(y),
+                             0 if self.loss_name == "binary_logistic" else -1)
+        elif y.dtype.kind in "fiub" and not np.isfinite(y).all():
+            raise ValueError(f"Trainer: {what} has NaN or inf targets")
         return X, y
 
     def _run_epoch(self, X, y, validation_data):
@@ -323,7 +343,7 @@ class Trainer:
         n_batches = math.ceil(X.shape[0] / self.batch_size)
         relu_layers = [l for l in model.layers if _effective_activation(l) == "relu"] \
             if self.monitor else []
-        fired = {id(l): np.zeros(l.out_features, dtype=bool) for l in relu_layers}
+        fired = {}  # per ReLU layer: which units fired at least once this epoch
         total_loss, correct, seen = 0.0, 0.0, 0
         model.train()
         bar = self._progress_bar(n_batches, epoch)
@@ -348,8 +368,8 @@ class Trainer:
                 if self.ema is not None:
                     self.ema.update()
                 for layer in relu_layers:
-                    np.logical_or(fired[id(layer)], np.any(layer._A > 0, axis=0),
-                                  out=fired[id(layer)])
+                    mask = fired.setdefault(id(layer), np.zeros(layer._A.shape[1], dtype=bool))
+                    np.logical_or(mask, np.any(layer._A > 0, axis=0), out=mask)
                 history.loss.append(float(loss))
                 history.reg_loss.append(float(reg))
                 total_loss += float(loss) * len(batch)
@@ -402,16 +422,20 @@ class Trainer:
     def _record_monitoring(self, before, Xb, fired, relu_layers):
         history, model = self.history, self.model
         low, high = self.update_ratio_range
+        # The ~1e-3 rule calibrates the base learning rate: a schedule that has decayed the rate
+        # by lr0 / lr is expected to shrink the ratio by as much.
+        group = self.optimizer.param_groups[0]
+        decayed = group.get("initial_lr", group["lr"]) / group["lr"] if group["lr"] > 0 else 1.0
         ratios = {}
         for (label, p), old in zip(self._labelled_parameters(), before):
             norm = float(np.linalg.norm(old))
             ratio = float(np.linalg.norm(p.data - old)) / norm if norm > 0 else float("inf")
             ratios[label] = ratio
-            if p.is_weight and not low <= ratio <= high:
+            if p.is_weight and not low <= ratio * decayed <= high:
+                advice = "too high" if ratio * decayed > high else "too low"
                 self._warn(f"epoch {self.epoch + 1}: update/weight ratio of {label} is "
-                           f"{ratio:.1e}, far from the ~1e-3 the notes recommend "
-                           f"({'learning rate too high?' if ratio > high else 'learning rate too low?'})",
-                           kind=f"update ratio {label}")
+                           f"{ratio:.1e}, far from the ~1e-3 the notes recommend (learning rate "
+                           f"{advice}?)", kind=f"update ratio {label}")
         history.update_ratio.append(ratios)
         activations, gradients = {}, {}
         for i, layer in enumerate(model.layers):
@@ -468,8 +492,13 @@ class Trainer:
             self._best = (value, self.epoch, self._evaluated_state())
             if self.best_checkpoint is not None:
                 from .io import save_checkpoint
-                save_checkpoint(self.best_checkpoint, self.model, self.optimizer,
-                                extra=self._resume_state())
+                if self.ema is not None:
+                    with self.ema.applied():
+                        save_checkpoint(self.best_checkpoint, self.model, self.optimizer,
+                                        extra=self._resume_state())
+                else:
+                    save_checkpoint(self.best_checkpoint, self.model, self.optimizer,
+                                    extra=self._resume_state())
 
     def _should_stop(self):
         if self.early_stopping is None or self._best is None:
@@ -487,7 +516,7 @@ class Trainer:
                             "history": self.history.to_dict(),
                             "schedule": self.schedule.state_dict() if self.schedule else None,
                             "best": None if self._best is None else
-                            [self._best[0], self._best[1]],
+                            [self._best[0], self._best[1], self._best[2]],
                             "ema": None if self.ema is None else list(self.ema.shadow)}}
 
     def resume(self, path):
@@ -495,22 +524,22 @@ class Trainer:
         state, epoch, shuffling generator, schedule and history. Returns self."""
         from .io import load_checkpoint
         state = load_checkpoint(path)
-        self.model.load_state_dict(state.model.state_dict())
-        for mine, saved in zip(self.model.layers, state.model.layers):
-            if isinstance(mine, Dropout):
-                mine.step = saved.step
-        if state.optimizer is not None:
-            self.optimizer.load_state_dict(state.optimizer.state_dict())
         trainer = (state.extra or {}).get("trainer")
         if trainer is None:
-            raise ValueError(f"Trainer.resume: {path} is not a training checkpoint")
+            raise ValueError(f"Trainer.resume: {path} is not a training checkpoint (write one "
+                             "with Trainer(checkpoint=...))")
+        self.model.load_state_dict(state.model.state_dict())
+        for mine, saved in zip(self.model.layers, state.model.layers):
+            mine.set_extra_state(saved.get_extra_state())  # Dropout's seed, index and step
+        if state.optimizer is not None:
+            self.optimizer.load_state_dict(state.optimizer.state_dict())
         self.epoch = trainer["epoch"]
         self.rng.bit_generator.state = trainer["rng"]
         self.history = History.from_dict(trainer["history"])
         if self.schedule is not None and trainer["schedule"] is not None:
             self.schedule.load_state_dict(trainer["schedule"])
         if trainer["best"] is not None:
-            self._best = (trainer["best"][0], trainer["best"][1], self.model.state_dict())
+            self._best = tuple(trainer["best"])
         if self.ema is not None and trainer["ema"] is not None:
             self.ema.shadow = [np.array(s, dtype=p.dtype) for s, p in
                                zip(trainer["ema"], self.ema.params)]

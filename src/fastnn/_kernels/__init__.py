@@ -5,6 +5,7 @@ gather them into one namespace per backend; fastnn._backend picks the active one
 positional IN arrays first, then keyword-only options and OUT buffers (`out=None` allocates).
 """
 import importlib
+import os
 from types import SimpleNamespace
 
 KERNEL_MODULES = ("dense", "loss", "optim", "dropout", "batchnorm", "units")
@@ -22,10 +23,31 @@ def _load(suffix):
     return [importlib.import_module(f"{__name__}.{module}{suffix}") for module in KERNEL_MODULES]
 
 
+def _load_compiled():
+    """Import the compiled modules with OpenMP's passive wait policy as the default.
+
+    libgomp reads OMP_WAIT_POLICY once, when the first compiled module loads it. Its default
+    (spin for a while after every parallel region) lets idle OpenMP workers take the cores from
+    NumPy's BLAS threads and from other processes: on a busy 2-core machine a training step was
+    measured 100x slower. The variable is set only while the modules load (a user's own setting
+    wins) and removed again, so libraries loaded later do not see it.
+    """
+    unset = "OMP_WAIT_POLICY" not in os.environ
+    if unset:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        modules = _load("")
+        from . import parallel  # noqa: F401
+        return modules
+    finally:
+        if unset:
+            del os.environ["OMP_WAIT_POLICY"]
+
+
 NUMPY = _kernel_set("numpy", _load("_numpy"))
 
 try:
-    CYTHON = _kernel_set("cython", _load(""))
+    CYTHON = _kernel_set("cython", _load_compiled())
     from . import parallel
 except ImportError as error:
     CYTHON = None
