@@ -17,11 +17,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ELU", "EMA", "Activation", "BatchNorm", "Dense", "Dropout", "EarlyStopping", "Ensemble",
-    "History", "Identity", "Layer", "LeakyReLU", "Trainer", "sanity",
-    "Maxout", "Parameter", "PReLU", "ReLU", "Sequential", "Sigmoid", "Tanh", "compiled_available", "data",
-    "get_backend", "get_num_threads", "gradcheck", "init", "losses", "openmp_enabled", "optim",
-    "preprocessing", "regularization", "set_backend", "set_num_threads", "use_backend",
-    "io", "save", "load", "save_checkpoint", "load_checkpoint", "Checkpoint",
+    "History", "Identity", "Layer", "LeakyReLU", "Trainer", "sanity", "Maxout", "Parameter",
+    "PReLU", "ReLU", "Sequential", "Sigmoid", "Tanh", "compiled_available", "data", "get_backend",
+    "get_num_threads", "gradcheck", "init", "losses", "openmp_enabled", "optim", "preprocessing",
+    "regularization", "set_backend", "set_num_threads", "use_backend", "io", "save", "load",
+    "save_checkpoint", "load_checkpoint", "Checkpoint",
 ]
 
 _backend._configure_from_environment()

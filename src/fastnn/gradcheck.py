@@ -96,7 +96,8 @@ class GradcheckResult:
                  for label, error in self.errors.items()]
         lines.append(f"verdict: {self.verdict} (max relative error {self.max_error:.2e}"
                      f"{'; objective has kinks' if self.has_kinks else ''}"
-                     f"{f'; {len(self.kinks_crossed)} kink crossings' if self.kinks_crossed else ''})")
+                     + (f"; {len(self.kinks_crossed)} kink crossings" if self.kinks_crossed else "")
+                     + ")")
         return "\n".join(lines)
 
     __repr__ = __str__

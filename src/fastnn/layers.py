@@ -76,7 +76,8 @@ class Parameter:
 
 
 class Buffer:
-    """A (rows, cols) work array grown to the largest batch seen; `rows(n)` is a C-contiguous view."""
+    """A (rows, cols) work array grown to the largest batch seen; `rows(n)` is a C-contiguous
+    view of its first n rows."""
 
     __slots__ = ("cols", "dtype", "_array")
 
@@ -139,7 +140,8 @@ class Layer:
         try:
             X = np.asarray(X)
         except Exception as error:  # ragged lists and such
-            raise TypeError(f"{self._label()}: input must be an array of numbers: {error}") from None
+            raise TypeError(f"{self._label()}: input must be an array of numbers: "
+                            f"{error}") from None
         if X.dtype.kind not in "fiub":
             raise TypeError(f"{self._label()}: input must hold real numbers, got dtype {X.dtype}")
         if X.ndim != 2 or (self.in_features is not None and X.shape[1] != self.in_features):

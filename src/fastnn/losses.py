@@ -1,6 +1,7 @@
 """Losses: each `NAME(scores, y) -> (loss, dscores)`, the mean over the batch and its gradient.
 
-- softmax_cross_entropy(scores (N, C), y int labels)   softmax + cross-entropy (multinomial logistic)
+- softmax_cross_entropy(scores (N, C), y int labels)   softmax + cross-entropy (multinomial
+                                                       logistic regression)
 - multiclass_hinge(scores (N, C), y int labels)        Weston-Watkins SVM; alias `svm`
 - binary_logistic(scores (N,) or (N, 1), y in {0, 1})  sigmoid + cross-entropy on one score
 - binary_hinge(scores (N,) or (N, 1), y in {-1, +1} or {0, 1})

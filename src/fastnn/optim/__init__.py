@@ -74,7 +74,8 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
-                len(g["params"]) != len(mine["params"]) for g, mine in zip(groups, self.param_groups)):
+                len(g["params"]) != len(mine["params"])
+                for g, mine in zip(groups, self.param_groups)):
             raise ValueError("load_state_dict: the saved parameter groups do not match this "
                              "optimizer's")
         params = [p for g in self.param_groups for p in g["params"]]
