@@ -2,10 +2,14 @@
 `backend_independent` (tests that compare the two backends themselves run once)."""
 import os
 
-import numpy as np
-import pytest
+# Kernels go parallel only above this much work (default 2**21); the suite's thread-count tests
+# use shapes just above 65536, so lower it before the compiled modules read it.
+os.environ.setdefault("FASTNN_PARALLEL_MIN_WORK", "65536")
 
-import fastnn
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import fastnn  # noqa: E402
 
 BACKENDS = ("cython", "numpy")
 

@@ -12,6 +12,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -24,10 +25,24 @@ static inline void omp_set_num_threads(int n) { (void)n; }
 static inline int omp_get_num_procs(void) { return 1; }
 #endif
 
-/* Elementwise work (elements x cost per element) below which a kernel runs on one thread: waking a
- * team of threads costs a few microseconds, more than a small pass over memory. Measured with
- * bench/test_bench_kernels.py; see README. */
-#define FNN_PARALLEL_MIN_WORK 65536
+/* Elementwise work (elements x cost per element) below which a kernel runs on one thread. With
+ * OpenMP's passive wait policy (see _kernels/__init__.py) waking a worker costs tens of
+ * microseconds, and on the 2-core machines we measure on, the bias+activation passes ran no
+ * faster on 2 threads than on 1 up to (1024, 4096) (bench/test_bench_kernels.py; README). */
+#define FNN_DEFAULT_PARALLEL_MIN_WORK (1L << 21)
+
+/* The threshold, read once from FASTNN_PARALLEL_MIN_WORK when set (the tests lower it so that
+ * their shapes exercise the threaded paths). Each compiled module keeps its own copy. */
+static inline long fnn_parallel_min_work(void) {
+    static long value = 0;
+    if (value == 0) {
+        const char* text = getenv("FASTNN_PARALLEL_MIN_WORK");
+        long parsed = text ? atol(text) : 0;
+        value = parsed > 0 ? parsed : FNN_DEFAULT_PARALLEL_MIN_WORK;
+    }
+    return value;
+}
+#define FNN_PARALLEL_MIN_WORK fnn_parallel_min_work()
 
 static inline float fnn_bits_to_float(int32_t bits) {
     float f;
@@ -91,7 +106,7 @@ static inline float fnn_tanhf(float z) {
     float small = p * z2 * z + z;
     float e = fnn_expf_nonpos(-2.0f * a);
     float big = copysignf((1.0f - e) / (1.0f + e), z);
-    return fnn_select(a < 0.625f || z != z, small, big); /* NaN: small is NaN */
+    return fnn_select((a < 0.625f) | (z != z), small, big); /* NaN: small is NaN */
 }
 
 /* exp(z) - 1 for z <= 0: a Taylor polynomial near zero (no cancellation), exp(z) - 1 beyond. */
