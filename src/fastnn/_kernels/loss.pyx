@@ -43,8 +43,9 @@ cdef inline double _softmax_ce_row(const floating* s, floating* d, Py_ssize_t c,
         if s[j] > mx:
             mx = s[j]
     correct = s[label] - mx
-    for j in range(c):
+    for j in range(c):  # kept apart from the sum, which would stop this loop vectorizing
         d[j] = _exp_nonpos(s[j] - mx)
+    for j in range(c):
         total = total + d[j]
     scale = <floating> (inv_n / total)
     for j in range(c):
