@@ -248,3 +248,87 @@ def maxout_pieces(kernel, pieces, width):
     if width % pieces:
         raise ValueError(f"{kernel}: W has {width} columns, not a multiple of pieces={pieces}")
     return width // pieces
+
+
+# The argument checks of each kernel, called first by the compiled wrapper and by its NumPy twin
+# alike. Each returns the converted arguments (and any values derived from them); OUT buffers
+# that a kernel checks only after computing (dX when need_dX) stay in the kernel.
+
+def prelu_forward_args(X, a, out):
+    """(X, a, out) of prelu_forward, converted to a's dtype."""
+    kernel = "prelu_forward"
+    dtype = float_dtype(kernel, "a", a)
+    X = as_input(kernel, "X", X, dtype, 2)
+    a = as_input(kernel, "a", a, dtype, 1)
+    if a.shape != (X.shape[1],):
+        raise ValueError(f"{kernel}: a must have shape ({X.shape[1]},), got {a.shape}")
+    return X, a, as_output(kernel, "out", out, X.shape, dtype)
+
+
+def prelu_backward_args(dA, X, a, dX, da, accumulate):
+    """(dA, X, a, dX, da) of prelu_backward, converted to a's dtype."""
+    kernel = "prelu_backward"
+    dtype = float_dtype(kernel, "a", a)
+    X = as_input(kernel, "X", X, dtype, 2)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    a = as_input(kernel, "a", a, dtype, 1)
+    if dA.shape != X.shape or a.shape != (X.shape[1],):
+        raise ValueError(f"{kernel}: expected dA of shape {X.shape} and a of shape "
+                         f"({X.shape[1]},), got {dA.shape} and {a.shape}")
+    dX = as_output(kernel, "dX", dX, X.shape, dtype)
+    return dA, X, a, dX, as_gradient(kernel, "da", da, a.shape, dtype, accumulate)
+
+
+def maxout_forward_args(X, W, b, pieces, Z, out, argmax):
+    """(X, W, b, Z, out, argmax) of maxout_forward, converted to W's dtype; Z is (N, M * pieces),
+    out and argmax are (N, M)."""
+    kernel = "maxout_forward"
+    dtype = float_dtype(kernel, "W", W)
+    W = as_input(kernel, "W", W, dtype, 2)
+    X = as_input(kernel, "X", X, dtype, 2)
+    b = as_input(kernel, "b", b, dtype, 1)
+    n, (k, width) = X.shape[0], W.shape
+    m = maxout_pieces(kernel, pieces, width)
+    if X.shape[1] != k or b.shape != (width,):
+        raise ValueError(f"{kernel}: expected X of shape (N, {k}) and b of shape ({width},), got "
+                         f"{X.shape} and {b.shape}")
+    Z = as_output(kernel, "Z", Z, (n, width), dtype)
+    out = as_output(kernel, "out", out, (n, m), dtype)
+    return X, W, b, Z, out, as_output(kernel, "argmax", argmax, (n, m), np.dtype(np.uint8))
+
+
+def maxout_backward_args(dA, X, W, argmax, pieces, dZ, dW, db, accumulate):
+    """(dA, X, W, argmax, dZ, dW, db) of maxout_backward, converted to W's dtype (argmax to
+    uint8); dA and argmax are (N, M), dZ is (N, M * pieces). dX is checked by the kernel, only
+    when it is needed."""
+    kernel = "maxout_backward"
+    dtype = float_dtype(kernel, "W", W)
+    W = as_input(kernel, "W", W, dtype, 2)
+    X = as_input(kernel, "X", X, dtype, 2)
+    n, (k, width) = X.shape[0], W.shape
+    m = maxout_pieces(kernel, pieces, width)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    argmax = as_input(kernel, "argmax", as_piece_indices(kernel, argmax, pieces),
+                      np.dtype(np.uint8), 2)
+    if X.shape[1] != k or dA.shape != (n, m) or argmax.shape != (n, m):
+        raise ValueError(f"{kernel}: expected X (N, {k}), dA and argmax (N, {m}), got {X.shape}, "
+                         f"{dA.shape} and {argmax.shape}")
+    dZ = as_output(kernel, "dZ", dZ, (n, width), dtype)
+    dW = as_gradient(kernel, "dW", dW, (k, width), dtype, accumulate)
+    return dA, X, W, argmax, dZ, dW, as_gradient(kernel, "db", db, (width,), dtype, accumulate)
+
+
+def weight_gradients(kernel, X, W, dZ, dW, db, dX, need_dX, accumulate):
+    """The end of a dense or maxout backward pass, given dZ = dL/d(X @ W + b): dW (+)= X.T @ dZ,
+    then dX = dZ @ W.T unless need_dX is False. Both backends do these GEMMs with NumPy's matmul;
+    it lives here because the dX buffer is checked only when needed, after dW is written.
+    Returns (dX or None, dW, db)."""
+    if accumulate:
+        dW += X.T @ dZ
+    else:
+        np.matmul(X.T, dZ, out=dW)
+    if not need_dX:
+        return None, dW, db
+    dX = as_output(kernel, "dX", dX, (X.shape[0], W.shape[0]), dW.dtype)
+    np.matmul(dZ, W.T, out=dX)
+    return dX, dW, db

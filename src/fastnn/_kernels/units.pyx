@@ -14,8 +14,8 @@ from libc.string cimport memset
 
 import numpy as np
 
-from ._checks import (as_gradient, as_input, as_output, as_piece_indices, float_dtype,
-                      maxout_pieces)
+from ._checks import (maxout_backward_args, maxout_forward_args, prelu_backward_args,
+                      prelu_forward_args, weight_gradients)
 
 cnp.import_array()
 
@@ -76,15 +76,9 @@ cdef int _prelu_backward(const floating* dA, const floating* X, const floating* 
 def prelu_forward(X, a, *, out=None):
     """out = X where X > 0, a * X elsewhere, with one learnable slope a_j per feature.
     Returns out (N, D); out may be X itself."""
-    kernel = "prelu_forward"
-    dtype = float_dtype(kernel, "a", a)
-    X = as_input(kernel, "X", X, dtype, 2)
-    a = as_input(kernel, "a", a, dtype, 1)
-    if a.shape != (X.shape[1],):
-        raise ValueError(f"{kernel}: a must have shape ({X.shape[1]},), got {a.shape}")
-    out = as_output(kernel, "out", out, X.shape, dtype)
+    X, a, out = prelu_forward_args(X, a, out)
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
-    cdef bint threaded = _threaded(n, d), single = dtype.num == cnp.NPY_FLOAT
+    cdef bint threaded = _threaded(n, d), single = X.dtype.num == cnp.NPY_FLOAT
     cdef void* x = _data(X)
     cdef void* slopes = _data(a)
     cdef void* o = _data(out)
@@ -99,18 +93,9 @@ def prelu_forward(X, a, *, out=None):
 def prelu_backward(dA, X, a, *, dX=None, da=None, accumulate=False):
     """dX = dA where X > 0, a * dA elsewhere; da = sum over rows of dA * X where X <= 0
     (+= when accumulate). Returns (dX, da)."""
-    kernel = "prelu_backward"
-    dtype = float_dtype(kernel, "a", a)
-    X = as_input(kernel, "X", X, dtype, 2)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    a = as_input(kernel, "a", a, dtype, 1)
-    if dA.shape != X.shape or a.shape != (X.shape[1],):
-        raise ValueError(f"{kernel}: expected dA of shape {X.shape} and a of shape "
-                         f"({X.shape[1]},), got {dA.shape} and {a.shape}")
-    dX = as_output(kernel, "dX", dX, X.shape, dtype)
-    da = as_gradient(kernel, "da", da, a.shape, dtype, accumulate)
+    dA, X, a, dX, da = prelu_backward_args(dA, X, a, dX, da, accumulate)
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
-    cdef bint threaded = _threaded(n, d), single = dtype.num == cnp.NPY_FLOAT
+    cdef bint threaded = _threaded(n, d), single = X.dtype.num == cnp.NPY_FLOAT
     cdef void* g = _data(dA)
     cdef void* x = _data(X)
     cdef void* slopes = _data(a)
@@ -126,7 +111,7 @@ def prelu_backward(dA, X, a, *, dX=None, da=None, accumulate=False):
             status = _prelu_backward[double](<double*> g, <double*> x, <double*> slopes,
                                              <double*> gx, <double*> ga, n, d, add, threaded)
     if status != 0:
-        raise MemoryError(f"{kernel}: could not allocate the slope-gradient partial sums")
+        raise MemoryError("prelu_backward: could not allocate the slope-gradient partial sums")
     return dX, da
 
 
@@ -188,22 +173,10 @@ def maxout_forward(X, W, b, *, pieces, Z=None, out=None, argmax=None):
     """out[:, j] = max over p of Z[:, j * pieces + p] with Z = X @ W + b; argmax (uint8) records
     the winning piece (the first on ties). Z is a (N, M * pieces) work buffer.
     Returns (out (N, M), argmax (N, M))."""
-    kernel = "maxout_forward"
-    dtype = float_dtype(kernel, "W", W)
-    W = as_input(kernel, "W", W, dtype, 2)
-    X = as_input(kernel, "X", X, dtype, 2)
-    b = as_input(kernel, "b", b, dtype, 1)
-    n, (k, width) = X.shape[0], W.shape
-    m = maxout_pieces(kernel, pieces, width)
-    if X.shape[1] != k or b.shape != (width,):
-        raise ValueError(f"{kernel}: expected X of shape (N, {k}) and b of shape ({width},), got "
-                         f"{X.shape} and {b.shape}")
-    Z = as_output(kernel, "Z", Z, (n, width), dtype)
-    out = as_output(kernel, "out", out, (n, m), dtype)
-    argmax = as_output(kernel, "argmax", argmax, (n, m), np.dtype(np.uint8))
+    X, W, b, Z, out, argmax = maxout_forward_args(X, W, b, pieces, Z, out, argmax)
     np.matmul(X, W, out=Z)
-    cdef Py_ssize_t rows = n, units = m, k_pieces = pieces
-    cdef bint threaded = _threaded(rows, width), single = dtype.num == cnp.NPY_FLOAT
+    cdef Py_ssize_t rows = out.shape[0], units = out.shape[1], k_pieces = pieces
+    cdef bint threaded = _threaded(rows, Z.shape[1]), single = Z.dtype.num == cnp.NPY_FLOAT
     cdef void* z = _data(Z)
     cdef void* bias = _data(b)
     cdef void* o = _data(out)
@@ -223,23 +196,10 @@ def maxout_backward(dA, X, W, argmax, *, pieces, dZ=None, dW=None, db=None, dX=N
     """Gradients of maxout: dZ routes dA[:, j] to the winning piece of unit j (zeros elsewhere);
     dW = X.T @ dZ, db = sum of dZ over rows (+= when accumulate), dX = dZ @ W.T unless need_dX is
     False. Returns (dX or None, dW, db)."""
-    kernel = "maxout_backward"
-    dtype = float_dtype(kernel, "W", W)
-    W = as_input(kernel, "W", W, dtype, 2)
-    X = as_input(kernel, "X", X, dtype, 2)
-    n, (k, width) = X.shape[0], W.shape
-    m = maxout_pieces(kernel, pieces, width)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    argmax = as_input(kernel, "argmax", as_piece_indices(kernel, argmax, pieces),
-                      np.dtype(np.uint8), 2)
-    if X.shape[1] != k or dA.shape != (n, m) or argmax.shape != (n, m):
-        raise ValueError(f"{kernel}: expected X (N, {k}), dA and argmax (N, {m}), got {X.shape}, "
-                         f"{dA.shape} and {argmax.shape}")
-    dZ = as_output(kernel, "dZ", dZ, (n, width), dtype)
-    dW = as_gradient(kernel, "dW", dW, (k, width), dtype, accumulate)
-    db = as_gradient(kernel, "db", db, (width,), dtype, accumulate)
-    cdef Py_ssize_t rows = n, units = m, k_pieces = pieces
-    cdef bint threaded = _threaded(rows, width), single = dtype.num == cnp.NPY_FLOAT
+    dA, X, W, argmax, dZ, dW, db = maxout_backward_args(dA, X, W, argmax, pieces, dZ, dW, db,
+                                                        accumulate)
+    cdef Py_ssize_t rows = dA.shape[0], units = dA.shape[1], k_pieces = pieces
+    cdef bint threaded = _threaded(rows, dZ.shape[1]), single = dZ.dtype.num == cnp.NPY_FLOAT
     cdef void* g = _data(dA)
     cdef cnp.uint8_t* winners = <cnp.uint8_t*> _data(argmax)
     cdef void* dz = _data(dZ)
@@ -254,13 +214,5 @@ def maxout_backward(dA, X, W, argmax, *, pieces, dZ=None, dW=None, db=None, dX=N
             status = _maxout_route[double](<double*> g, winners, <double*> dz, <double*> gb, rows,
                                            units, k_pieces, add, threaded)
     if status != 0:
-        raise MemoryError(f"{kernel}: could not allocate the bias-gradient partial sums")
-    if accumulate:
-        dW += X.T @ dZ
-    else:
-        np.matmul(X.T, dZ, out=dW)
-    if not need_dX:
-        return None, dW, db
-    dX = as_output(kernel, "dX", dX, (n, k), dtype)
-    np.matmul(dZ, W.T, out=dX)
-    return dX, dW, db
+        raise MemoryError("maxout_backward: could not allocate the bias-gradient partial sums")
+    return weight_gradients("maxout_backward", X, W, dZ, dW, db, dX, need_dX, accumulate)
