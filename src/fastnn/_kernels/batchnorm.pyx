@@ -21,9 +21,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free, malloc
 
-import numpy as np
-
-from ._checks import as_input, as_output, as_vector, batchnorm_options, float_dtype
+from ._checks import batchnorm_backward_args, batchnorm_forward_args
 
 cnp.import_array()
 
@@ -208,22 +206,9 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, *, training, mo
     running statistics (and writes them to mean and inv_std the same way). out may be X itself.
     Returns out.
     """
-    kernel = "batchnorm_forward"
-    dtype = float_dtype(kernel, "gamma", gamma)
-    X = as_input(kernel, "X", X, dtype, 2)
-    n, d = X.shape
-    momentum, eps = batchnorm_options(kernel, n, training, momentum, eps)
-    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
-    beta = as_vector(kernel, "beta", beta, dtype, d)
-    out = as_output(kernel, "out", out, (n, d), dtype)
-    mean = as_output(kernel, "mean", mean, (d,), dtype)
-    inv_std = as_output(kernel, "inv_std", inv_std, (d,), dtype)
-    if training:
-        running_mean = as_output(kernel, "running_mean", running_mean, (d,), dtype)
-        running_var = as_output(kernel, "running_var", running_var, (d,), dtype)
-    else:
-        running_mean = as_vector(kernel, "running_mean", running_mean, dtype, d)
-        running_var = as_vector(kernel, "running_var", running_var, dtype, d)
+    (X, gamma, beta, running_mean, running_var, momentum, eps, out, mean,
+     inv_std) = batchnorm_forward_args(X, gamma, beta, running_mean, running_var, training,
+                                       momentum, eps, out, mean, inv_std)
     _run_forward(X, gamma, beta, running_mean, running_var, out, mean, inv_std, bool(training),
                  momentum, eps)
     return out
@@ -270,20 +255,8 @@ def batchnorm_backward(dY, X, gamma, mean, inv_std, *, training, dX=None, dgamma
     With accumulate, dgamma and dbeta are added to instead of overwritten. dX may be dY itself.
     Returns (dX, dgamma, dbeta).
     """
-    kernel = "batchnorm_backward"
-    dtype = float_dtype(kernel, "gamma", gamma)
-    X = as_input(kernel, "X", X, dtype, 2)
-    dY = as_input(kernel, "dY", dY, dtype, 2)
-    n, d = X.shape
-    if dY.shape != (n, d):
-        raise ValueError(f"{kernel}: dY must have shape {(n, d)}, got {dY.shape}")
-    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
-    mean = as_vector(kernel, "mean", mean, dtype, d)
-    inv_std = as_vector(kernel, "inv_std", inv_std, dtype, d)
-    dX = as_output(kernel, "dX", dX, (n, d), dtype)
-    dgamma = np.zeros(d, dtype) if dgamma is None else as_output(kernel, "dgamma", dgamma, (d,),
-                                                                 dtype)
-    dbeta = np.zeros(d, dtype) if dbeta is None else as_output(kernel, "dbeta", dbeta, (d,), dtype)
+    dY, X, gamma, mean, inv_std, dX, dgamma, dbeta = batchnorm_backward_args(
+        dY, X, gamma, mean, inv_std, dX, dgamma, dbeta)
     _run_backward(dY, X, gamma, mean, inv_std, dX, dgamma, dbeta, bool(training),
                   bool(accumulate))
     return dX, dgamma, dbeta

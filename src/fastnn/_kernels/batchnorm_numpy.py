@@ -6,7 +6,7 @@ variance, update running_var with the unbiased one, momentum weights the new bat
 """
 import numpy as np
 
-from ._checks import as_input, as_output, as_vector, batchnorm_options, float_dtype
+from ._checks import batchnorm_backward_args, batchnorm_forward_args
 
 __all__ = ["batchnorm_forward", "batchnorm_backward"]
 
@@ -42,19 +42,11 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, *, training, mo
     running statistics (and writes them to mean and inv_std the same way). out may be X itself.
     Returns out.
     """
-    kernel = "batchnorm_forward"
-    dtype = float_dtype(kernel, "gamma", gamma)
-    X = as_input(kernel, "X", X, dtype, 2)
-    n, d = X.shape
-    momentum, eps = batchnorm_options(kernel, n, training, momentum, eps)
-    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
-    beta = as_vector(kernel, "beta", beta, dtype, d)
-    out = as_output(kernel, "out", out, (n, d), dtype)
-    mean = as_output(kernel, "mean", mean, (d,), dtype)
-    inv_std = as_output(kernel, "inv_std", inv_std, (d,), dtype)
+    (X, gamma, beta, running_mean, running_var, momentum, eps, out, mean,
+     inv_std) = batchnorm_forward_args(X, gamma, beta, running_mean, running_var, training,
+                                       momentum, eps, out, mean, inv_std)
+    n = X.shape[0]
     if training:
-        running_mean = as_output(kernel, "running_mean", running_mean, (d,), dtype)
-        running_var = as_output(kernel, "running_var", running_var, (d,), dtype)
         batch_mean, var = _batch_statistics(X)
         mean[...] = batch_mean
         inv_std[...] = 1.0 / np.sqrt(var + eps)
@@ -63,8 +55,6 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, *, training, mo
         running_var[...] = ((1.0 - momentum) * running_var.astype(np.float64)
                             + momentum * (var * (n / (n - 1))))
     else:
-        running_mean = as_vector(kernel, "running_mean", running_mean, dtype, d)
-        running_var = as_vector(kernel, "running_var", running_var, dtype, d)
         mean[...] = running_mean
         inv_std[...] = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
     # Centre first, then scale: X * scale + shift would cancel catastrophically for large means.
@@ -85,20 +75,9 @@ def batchnorm_backward(dY, X, gamma, mean, inv_std, *, training, dX=None, dgamma
     With accumulate, dgamma and dbeta are added to instead of overwritten. dX may be dY itself.
     Returns (dX, dgamma, dbeta).
     """
-    kernel = "batchnorm_backward"
-    dtype = float_dtype(kernel, "gamma", gamma)
-    X = as_input(kernel, "X", X, dtype, 2)
-    dY = as_input(kernel, "dY", dY, dtype, 2)
-    n, d = X.shape
-    if dY.shape != (n, d):
-        raise ValueError(f"{kernel}: dY must have shape {(n, d)}, got {dY.shape}")
-    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
-    mean = as_vector(kernel, "mean", mean, dtype, d)
-    inv_std = as_vector(kernel, "inv_std", inv_std, dtype, d)
-    dX = as_output(kernel, "dX", dX, (n, d), dtype)
-    dgamma = np.zeros(d, dtype) if dgamma is None else as_output(kernel, "dgamma", dgamma, (d,),
-                                                                 dtype)
-    dbeta = np.zeros(d, dtype) if dbeta is None else as_output(kernel, "dbeta", dbeta, (d,), dtype)
+    dY, X, gamma, mean, inv_std, dX, dgamma, dbeta = batchnorm_backward_args(
+        dY, X, gamma, mean, inv_std, dX, dgamma, dbeta)
+    n, dtype = X.shape[0], X.dtype
     # Pass 1: column sums of dY and dY * xhat (float64 accumulation).
     xhat = np.subtract(X, mean)
     xhat *= inv_std
