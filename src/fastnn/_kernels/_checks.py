@@ -362,6 +362,50 @@ def batchnorm_backward_args(dY, X, gamma, mean, inv_std, dX, dgamma, dbeta):
     return dY, X, gamma, mean, inv_std, dX, dgamma, dbeta
 
 
+# Optimizer updates: the hyperparameters are checked as real numbers (the kernels go on using the
+# values passed), then param, grad and the state buffers the options need, by update_arrays.
+# Each returns (dtype, param, grad).
+
+def sgd_update_args(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay):
+    """sgd_update's checks; momentum_buffer is needed when momentum != 0."""
+    hyperparameters("sgd_update", lr=lr, momentum=momentum, dampening=dampening,
+                    weight_decay=weight_decay)
+    states = {"momentum_buffer": momentum_buffer} if momentum != 0 else {}
+    return update_arrays("sgd_update", param, grad, states)
+
+
+def adagrad_update_args(param, grad, state_sum, lr, lr_decay, weight_decay, eps, step):
+    """adagrad_update's checks."""
+    hyperparameters("adagrad_update", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                    eps=eps, step=step)
+    return update_arrays("adagrad_update", param, grad, {"state_sum": state_sum})
+
+
+def rmsprop_update_args(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps,
+                        weight_decay, momentum, centered):
+    """rmsprop_update's checks; grad_avg is needed when centered, momentum_buffer when
+    momentum > 0."""
+    hyperparameters("rmsprop_update", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                    momentum=momentum)
+    states = {"square_avg": square_avg}
+    if centered:
+        states["grad_avg"] = grad_avg
+    if momentum > 0:
+        states["momentum_buffer"] = momentum_buffer
+    return update_arrays("rmsprop_update", param, grad, states)
+
+
+def adam_update_args(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
+                     weight_decay, step, amsgrad):
+    """adam_update's checks; max_exp_avg_sq is needed when amsgrad."""
+    hyperparameters("adam_update", lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                    weight_decay=weight_decay, step=step)
+    states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+    if amsgrad:
+        states["max_exp_avg_sq"] = max_exp_avg_sq
+    return update_arrays("adam_update", param, grad, states)
+
+
 def weight_gradients(kernel, X, W, dZ, dW, db, dX, need_dX, accumulate):
     """The end of a dense or maxout backward pass, given dZ = dL/d(X @ W + b): dW (+)= X.T @ dZ,
     then dX = dZ @ W.T unless need_dX is False. Both backends do these GEMMs with NumPy's matmul;

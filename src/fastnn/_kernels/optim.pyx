@@ -12,7 +12,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
 
-from ._checks import hyperparameters, update_arrays
+from ._checks import (adagrad_update_args, adam_update_args, rmsprop_update_args,
+                      sgd_update_args)
 
 cnp.import_array()
 
@@ -89,10 +90,8 @@ def sgd_update(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0,
     param -= lr * g
     momentum_buffer (same shape as param) is updated in place; it may be None when momentum is 0.
     """
-    hyperparameters("sgd_update", lr=lr, momentum=momentum, dampening=dampening,
-                    weight_decay=weight_decay)
-    states = {"momentum_buffer": momentum_buffer} if momentum != 0 else {}
-    _, param, grad = update_arrays("sgd_update", param, grad, states)
+    _, param, grad = sgd_update_args(param, grad, momentum_buffer, lr, momentum, dampening,
+                                     weight_decay)
     cdef SGDConfig cfg = SGDConfig(lr=lr, momentum=momentum, dampening=dampening,
                                    weight_decay=weight_decay, nesterov=nesterov,
                                    first_step=first_step)
@@ -145,9 +144,8 @@ def adagrad_update(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0
     g = grad + weight_decay * param; state_sum += g * g
     param -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(state_sum) + eps)
     """
-    hyperparameters("adagrad_update", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                    eps=eps, step=step)
-    _, param, grad = update_arrays("adagrad_update", param, grad, {"state_sum": state_sum})
+    _, param, grad = adagrad_update_args(param, grad, state_sum, lr, lr_decay, weight_decay, eps,
+                                         step)
     cdef AdagradConfig cfg = AdagradConfig(clr=lr / (1 + (step - 1) * lr_decay),
                                            weight_decay=weight_decay, eps=eps)
     cdef Py_ssize_t size = param.size
@@ -212,14 +210,8 @@ def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, al
     momentum > 0: buf = momentum * buf + g / avg; param -= lr * buf; otherwise param -= lr * g / avg
     grad_avg may be None unless centered; momentum_buffer may be None unless momentum > 0.
     """
-    hyperparameters("rmsprop_update", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                    momentum=momentum)
-    states = {"square_avg": square_avg}
-    if centered:
-        states["grad_avg"] = grad_avg
-    if momentum > 0:
-        states["momentum_buffer"] = momentum_buffer
-    _, param, grad = update_arrays("rmsprop_update", param, grad, states)
+    _, param, grad = rmsprop_update_args(param, grad, square_avg, grad_avg, momentum_buffer, lr,
+                                         alpha, eps, weight_decay, momentum, centered)
     cdef RMSpropConfig cfg = RMSpropConfig(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                            momentum=momentum, centered=centered)
     cdef Py_ssize_t size = param.size
@@ -287,12 +279,8 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1=0
     param -= lr / (1 - beta1**step) * m / (sqrt(v or vmax) / sqrt(1 - beta2**step) + eps)
     step counts from 1; max_exp_avg_sq may be None unless amsgrad.
     """
-    hyperparameters("adam_update", lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                    weight_decay=weight_decay, step=step)
-    states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
-    if amsgrad:
-        states["max_exp_avg_sq"] = max_exp_avg_sq
-    _, param, grad = update_arrays("adam_update", param, grad, states)
+    _, param, grad = adam_update_args(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1,
+                                      beta2, eps, weight_decay, step, amsgrad)
     cdef AdamConfig cfg = AdamConfig(
         lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
         step_size=lr / (1 - beta1 ** step), bias_correction2_sqrt=(1 - beta2 ** step) ** 0.5,

@@ -5,7 +5,8 @@ parameter's shape and dtype and are updated in place.
 """
 import numpy as np
 
-from ._checks import hyperparameters, update_arrays
+from ._checks import (adagrad_update_args, adam_update_args, rmsprop_update_args,
+                      sgd_update_args)
 
 __all__ = ["sgd_update", "adagrad_update", "rmsprop_update", "adam_update"]
 
@@ -20,10 +21,8 @@ def sgd_update(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0,
     param -= lr * g
     momentum_buffer (same shape as param) is updated in place; it may be None when momentum is 0.
     """
-    hyperparameters("sgd_update", lr=lr, momentum=momentum, dampening=dampening,
-                    weight_decay=weight_decay)
-    states = {"momentum_buffer": momentum_buffer} if momentum != 0 else {}
-    dtype, param, grad = update_arrays("sgd_update", param, grad, states)
+    dtype, param, grad = sgd_update_args(param, grad, momentum_buffer, lr, momentum, dampening,
+                                         weight_decay)
     lr, momentum, keep, weight_decay = (dtype.type(v) for v in
                                         (lr, momentum, 1 - dampening, weight_decay))
     g = grad + weight_decay * param if weight_decay != 0 else grad.copy()
@@ -48,9 +47,8 @@ def adagrad_update(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0
     g = grad + weight_decay * param; state_sum += g * g
     param -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(state_sum) + eps)
     """
-    hyperparameters("adagrad_update", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                    eps=eps, step=step)
-    dtype, param, grad = update_arrays("adagrad_update", param, grad, {"state_sum": state_sum})
+    dtype, param, grad = adagrad_update_args(param, grad, state_sum, lr, lr_decay, weight_decay,
+                                             eps, step)
     g = grad + dtype.type(weight_decay) * param
     state_sum += g * g
     clr = dtype.type(lr / (1 + (step - 1) * lr_decay))
@@ -67,14 +65,8 @@ def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, al
     momentum > 0: buf = momentum * buf + g / avg; param -= lr * buf; otherwise param -= lr * g / avg
     grad_avg may be None unless centered; momentum_buffer may be None unless momentum > 0.
     """
-    hyperparameters("rmsprop_update", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                    momentum=momentum)
-    states = {"square_avg": square_avg}
-    if centered:
-        states["grad_avg"] = grad_avg
-    if momentum > 0:
-        states["momentum_buffer"] = momentum_buffer
-    dtype, param, grad = update_arrays("rmsprop_update", param, grad, states)
+    dtype, param, grad = rmsprop_update_args(param, grad, square_avg, grad_avg, momentum_buffer, lr,
+                                             alpha, eps, weight_decay, momentum, centered)
     alpha, one_minus_alpha, eps = dtype.type(alpha), dtype.type(1 - alpha), dtype.type(eps)
     g = grad + dtype.type(weight_decay) * param
     square_avg *= alpha
@@ -102,12 +94,8 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1=0
     param -= lr / (1 - beta1**step) * m / (sqrt(v or vmax) / sqrt(1 - beta2**step) + eps)
     step counts from 1; max_exp_avg_sq may be None unless amsgrad.
     """
-    hyperparameters("adam_update", lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                    weight_decay=weight_decay, step=step)
-    states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
-    if amsgrad:
-        states["max_exp_avg_sq"] = max_exp_avg_sq
-    dtype, param, grad = update_arrays("adam_update", param, grad, states)
+    dtype, param, grad = adam_update_args(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr,
+                                          beta1, beta2, eps, weight_decay, step, amsgrad)
     b1, b2 = dtype.type(beta1), dtype.type(beta2)
     one_minus_b1, one_minus_b2 = dtype.type(1 - beta1), dtype.type(1 - beta2)
     if decoupled_weight_decay:
