@@ -406,6 +406,31 @@ def adam_update_args(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1
     return update_arrays("adam_update", param, grad, states)
 
 
+def dropout_forward_args(X, p, key, out, mask):
+    """(X, out, mask, key, threshold, scale) of dropout_forward: X converted to its own float
+    dtype, the key as a Python int, the keep threshold floor(p * 2**32) and the scale
+    1 / (1 - p) of the kept units."""
+    kernel = "dropout_forward"
+    p, threshold = drop_probability(kernel, p)
+    key = random_key(kernel, key)
+    dtype = float_dtype(kernel, "X", X)
+    X = as_input(kernel, "X", X, dtype, 2)
+    out = as_output(kernel, "out", out, X.shape, dtype)
+    mask = as_output(kernel, "mask", mask, X.shape, np.dtype(np.uint8))
+    return X, out, mask, key, threshold, 1.0 / (1.0 - p)
+
+
+def dropout_backward_args(dA, mask, p, dX):
+    """(dA, mask, dX, scale) of dropout_backward: dA converted to its own float dtype, the mask
+    as uint8 and the scale 1 / (1 - p) of the kept units."""
+    kernel = "dropout_backward"
+    p, _ = drop_probability(kernel, p)
+    dtype = float_dtype(kernel, "dA", dA)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    mask = as_mask(kernel, mask, dA.shape)
+    return dA, mask, as_output(kernel, "dX", dX, dA.shape, dtype), 1.0 / (1.0 - p)
+
+
 def weight_gradients(kernel, X, W, dZ, dW, db, dX, need_dX, accumulate):
     """The end of a dense or maxout backward pass, given dZ = dL/d(X @ W + b): dW (+)= X.T @ dZ,
     then dX = dZ @ W.T unless need_dX is False. Both backends do these GEMMs with NumPy's matmul;

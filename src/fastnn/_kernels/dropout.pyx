@@ -17,9 +17,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint64_t
 
-import numpy as np
-
-from ._checks import as_input, as_mask, as_output, drop_probability, float_dtype, random_key
+from ._checks import dropout_backward_args, dropout_forward_args
 
 cnp.import_array()
 
@@ -96,14 +94,8 @@ def dropout_forward(X, *, p, key, out=None, mask=None):
     kept units, 0 for dropped ones; the mask is made and applied in one pass. out may be X itself.
     Returns (out, mask).
     """
-    kernel = "dropout_forward"
-    p, threshold = drop_probability(kernel, p)
-    key = random_key(kernel, key)
-    dtype = float_dtype(kernel, "X", X)
-    X = as_input(kernel, "X", X, dtype, 2)
-    out = as_output(kernel, "out", out, X.shape, dtype)
-    mask = as_output(kernel, "mask", mask, X.shape, np.dtype(np.uint8))
-    _run_forward(X, out, mask, key, threshold, 1.0 / (1.0 - p))
+    X, out, mask, key, threshold, scale = dropout_forward_args(X, p, key, out, mask)
+    _run_forward(X, out, mask, key, threshold, scale)
     return out, mask
 
 
@@ -130,13 +122,8 @@ def dropout_backward(dA, mask, *, p, dX=None):
     dA and mask are (N, D); mask is uint8 or bool, nonzero where a unit was kept. dX may be dA
     itself. Returns dX.
     """
-    kernel = "dropout_backward"
-    p, _ = drop_probability(kernel, p)
-    dtype = float_dtype(kernel, "dA", dA)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    mask = as_mask(kernel, mask, dA.shape)
-    dX = as_output(kernel, "dX", dX, dA.shape, dtype)
-    _run_backward(dA, mask, dX, 1.0 / (1.0 - p))
+    dA, mask, dX, scale = dropout_backward_args(dA, mask, p, dX)
+    _run_backward(dA, mask, dX, scale)
     return dX
 
 

@@ -6,8 +6,8 @@ here vectorized in wrapping uint64 arithmetic, so the masks equal the compiled k
 """
 import numpy as np
 
-from ._checks import (GOLDEN64, MIX64_M1, MIX64_M2, as_input, as_mask, as_output,
-                      drop_probability, float_dtype, random_key)
+from ._checks import (GOLDEN64, MIX64_M1, MIX64_M2, dropout_backward_args,
+                      dropout_forward_args)
 
 __all__ = ["dropout_forward", "dropout_backward"]
 
@@ -34,17 +34,11 @@ def dropout_forward(X, *, p, key, out=None, mask=None):
     kept units, 0 for dropped ones; the mask is made and applied in one pass. out may be X itself.
     Returns (out, mask).
     """
-    kernel = "dropout_forward"
-    p, threshold = drop_probability(kernel, p)
-    key = random_key(kernel, key)
-    dtype = float_dtype(kernel, "X", X)
-    X = as_input(kernel, "X", X, dtype, 2)
-    out = as_output(kernel, "out", out, X.shape, dtype)
-    mask = as_output(kernel, "mask", mask, X.shape, np.dtype(np.uint8))
+    X, out, mask, key, threshold, scale = dropout_forward_args(X, p, key, out, mask)
     _keep_mask(key, threshold, X.shape, mask)
     # x * (1 or 0), then * scale: the same bits as the compiled x * (scale or 0).
     np.multiply(X, mask, out=out)
-    out *= dtype.type(1.0 / (1.0 - p))
+    out *= X.dtype.type(scale)
     return out, mask
 
 
@@ -54,12 +48,7 @@ def dropout_backward(dA, mask, *, p, dX=None):
     dA and mask are (N, D); mask is uint8 or bool, nonzero where a unit was kept. dX may be dA
     itself. Returns dX.
     """
-    kernel = "dropout_backward"
-    p, _ = drop_probability(kernel, p)
-    dtype = float_dtype(kernel, "dA", dA)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    mask = as_mask(kernel, mask, dA.shape)
-    dX = as_output(kernel, "dX", dX, dA.shape, dtype)
+    dA, mask, dX, scale = dropout_backward_args(dA, mask, p, dX)
     np.multiply(dA, mask.astype(np.bool_), out=dX)
-    dX *= dtype.type(1.0 / (1.0 - p))
+    dX *= dA.dtype.type(scale)
     return dX
