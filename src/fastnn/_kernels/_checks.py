@@ -431,6 +431,40 @@ def dropout_backward_args(dA, mask, p, dX):
     return dA, mask, as_output(kernel, "dX", dX, dA.shape, dtype), 1.0 / (1.0 - p)
 
 
+def class_scores_args(kernel, scores, y, dscores):
+    """(scores, y, dscores) of a multiclass loss: scores (N, C), N > 0, in their own float dtype;
+    y as int64 class indices in [0, C); dscores (N, C)."""
+    dtype = float_dtype(kernel, "scores", scores)
+    scores = as_input(kernel, "scores", scores, dtype, 2)
+    n, c = scores.shape
+    if n == 0:
+        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
+    y = as_labels(kernel, y, n, c)
+    return scores, y, as_output(kernel, "dscores", dscores, (n, c), dtype)
+
+
+def binary_scores_args(kernel, scores, y, dscores, negative):
+    """(s, t, dscores) of a binary loss: the scores flattened to (N,), the labels as float64
+    targets in {negative, 1} (see as_binary_labels), dscores shaped like scores."""
+    s, shape = as_binary_scores(kernel, scores)
+    t = as_binary_labels(kernel, y, s.shape[0], negative)
+    return s, t, as_output(kernel, "dscores", dscores, shape, s.dtype)
+
+
+def mse_args(scores, y, dscores):
+    """(scores, y, dscores) of mse: C-contiguous scores of any shape and size > 0 in their own
+    float dtype, targets y converted to it and of the same shape, dscores of that shape."""
+    kernel = "mse"
+    dtype = float_dtype(kernel, "scores", scores)
+    scores = np.asarray(scores, order="C")
+    if scores.size == 0:
+        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
+    y = as_input(kernel, "targets", y, dtype, scores.ndim)
+    if y.shape != scores.shape:
+        raise ValueError(f"{kernel}: targets must have shape {scores.shape}, got {y.shape}")
+    return scores, y, as_output(kernel, "dscores", dscores, scores.shape, dtype)
+
+
 def weight_gradients(kernel, X, W, dZ, dW, db, dX, need_dX, accumulate):
     """The end of a dense or maxout backward pass, given dZ = dL/d(X @ W + b): dW (+)= X.T @ dZ,
     then dX = dZ @ W.T unless need_dX is False. Both backends do these GEMMs with NumPy's matmul;

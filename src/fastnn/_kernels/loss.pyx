@@ -2,18 +2,15 @@
 #
 # Design: every loss is one pass over the scores that writes d loss / d scores and reduces the mean
 # loss in float64. Multiclass losses work row by row: rows are independent, so they are split
-# across threads above FNN_PARALLEL_MIN_WORK. Softmax cross-entropy: one pass per row computes the row maximum, exp(s - max) into dscores, the log-sum-exp
-# and the row's loss, then scales dscores into the softmax gradient. Rows are independent, so they
-# are split across threads above FNN_PARALLEL_MIN_WORK; the batch loss is a float64 reduction.
+# across threads above FNN_PARALLEL_MIN_WORK. Softmax cross-entropy: one pass per row computes the
+# row maximum, exp(s - max) into dscores, the log-sum-exp and the row's loss, then scales dscores
+# into the softmax gradient.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, fabs, log, log1p
 
-import numpy as np
-
-from ._checks import (as_binary_labels, as_binary_scores, as_input, as_labels, as_output,
-                      float_dtype)
+from ._checks import binary_scores_args, class_scores_args, mse_args
 
 cnp.import_array()
 
@@ -71,41 +68,7 @@ def softmax_cross_entropy(scores, y, *, dscores=None):
     log(softmax), so no exp overflows and no log(0) occurs. dscores may be scores itself.
     Returns (loss as a Python float, dscores (N, C)).
     """
-    kernel = "softmax_cross_entropy"
-    dtype = float_dtype(kernel, "scores", scores)
-    scores = as_input(kernel, "scores", scores, dtype, 2)
-    n, c = scores.shape
-    if n == 0:
-        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
-    y = as_labels(kernel, y, n, c)
-    dscores = as_output(kernel, "dscores", dscores, (n, c), dtype)
-    return _run(scores, y, dscores), dscores
-
-
-cdef double _run(cnp.ndarray scores, cnp.ndarray y, cnp.ndarray dscores):
-    cdef Py_ssize_t n = scores.shape[0], c = scores.shape[1]
-    cdef bint threaded = n > 1 and n * c * 4 >= FNN_PARALLEL_MIN_WORK
-    cdef bint single = scores.descr.type_num == cnp.NPY_FLOAT
-    cdef void* s = cnp.PyArray_DATA(scores)
-    cdef void* d = cnp.PyArray_DATA(dscores)
-    cdef const cnp.int64_t* labels = <const cnp.int64_t*> cnp.PyArray_DATA(y)
-    cdef double loss
-    with nogil:
-        if single:
-            loss = _softmax_ce[float](<float*> s, <float*> d, labels, n, c, threaded)
-        else:
-            loss = _softmax_ce[double](<double*> s, <double*> d, labels, n, c, threaded)
-    return loss
-
-
-def _class_scores(kernel, scores, y, dscores):
-    dtype = float_dtype(kernel, "scores", scores)
-    scores = as_input(kernel, "scores", scores, dtype, 2)
-    n, c = scores.shape
-    if n == 0:
-        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
-    y = as_labels(kernel, y, n, c)
-    return scores, y, as_output(kernel, "dscores", dscores, (n, c), dtype)
+    return _run_multiclass("softmax_cross_entropy", scores, y, dscores, True)
 
 
 cdef inline double _hinge_row(const floating* s, floating* d, Py_ssize_t c, Py_ssize_t label,
@@ -141,17 +104,27 @@ def multiclass_hinge(scores, y, *, dscores=None):
     """Multiclass SVM (Weston-Watkins) loss: mean over samples of
     sum over j != y of max(0, s_j - s_y + 1). dscores may be scores itself.
     Returns (loss, dscores (N, C))."""
-    scores, y, dscores = _class_scores("multiclass_hinge", scores, y, dscores)
+    return _run_multiclass("multiclass_hinge", scores, y, dscores, False)
+
+
+cdef _run_multiclass(kernel, scores, y, dscores, bint softmax):
+    # softmax_cross_entropy (softmax) or multiclass_hinge; a softmax element costs about 4 times
+    # as much, for the single-thread threshold.
+    scores, y, dscores = class_scores_args(kernel, scores, y, dscores)
     cdef Py_ssize_t n = scores.shape[0], c = scores.shape[1]
-    cdef bint threaded = n > 1 and n * c >= FNN_PARALLEL_MIN_WORK
+    cdef bint threaded = n > 1 and n * c * (4 if softmax else 1) >= FNN_PARALLEL_MIN_WORK
     cdef bint single = scores.dtype.num == cnp.NPY_FLOAT
     cdef void* sp = cnp.PyArray_DATA(scores)
     cdef void* dp = cnp.PyArray_DATA(dscores)
     cdef const cnp.int64_t* labels = <const cnp.int64_t*> cnp.PyArray_DATA(y)
     cdef double loss
     with nogil:
-        if single:
+        if single and softmax:
+            loss = _softmax_ce[float](<float*> sp, <float*> dp, labels, n, c, threaded)
+        elif single:
             loss = _hinge[float](<float*> sp, <float*> dp, labels, n, c, threaded)
+        elif softmax:
+            loss = _softmax_ce[double](<double*> sp, <double*> dp, labels, n, c, threaded)
         else:
             loss = _hinge[double](<double*> sp, <double*> dp, labels, n, c, threaded)
     return loss, dscores
@@ -178,9 +151,7 @@ cdef double _binary(const floating* s, const double* t, floating* d, Py_ssize_t 
 
 
 cdef _run_binary(kernel, scores, y, dscores, bint logistic):
-    s, shape = as_binary_scores(kernel, scores)
-    t = as_binary_labels(kernel, y, s.shape[0], 0 if logistic else -1)
-    dscores = as_output(kernel, "dscores", dscores, shape, s.dtype)
+    s, t, dscores = binary_scores_args(kernel, scores, y, dscores, 0 if logistic else -1)
     cdef Py_ssize_t n = s.shape[0]
     cdef bint single = s.dtype.num == cnp.NPY_FLOAT
     cdef void* sp = cnp.PyArray_DATA(s)
@@ -224,18 +195,10 @@ def mse(scores, y, *, dscores=None):
     """Mean squared error for regression, as torch.nn.MSELoss: the mean over all elements of
     (scores - y)**2; y has the shape of scores. d/ds = 2 (scores - y) / scores.size.
     Returns (loss, dscores)."""
-    kernel = "mse"
-    dtype = float_dtype(kernel, "scores", scores)
-    scores = np.asarray(scores, order="C")
-    if scores.size == 0:
-        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
-    y = as_input(kernel, "targets", y, dtype, scores.ndim)
-    if y.shape != scores.shape:
-        raise ValueError(f"{kernel}: targets must have shape {scores.shape}, got {y.shape}")
-    dscores = as_output(kernel, "dscores", dscores, scores.shape, dtype)
+    scores, y, dscores = mse_args(scores, y, dscores)
     cdef Py_ssize_t size = scores.size
     cdef bint threaded = size >= FNN_PARALLEL_MIN_WORK
-    cdef bint single = dtype.num == cnp.NPY_FLOAT
+    cdef bint single = scores.dtype.num == cnp.NPY_FLOAT
     cdef void* sp = cnp.PyArray_DATA(scores)
     cdef void* tp = cnp.PyArray_DATA(y)
     cdef void* dp = cnp.PyArray_DATA(dscores)

@@ -5,8 +5,7 @@ score per sample, (N,) or (N, 1); mse takes predictions and targets of the same 
 """
 import numpy as np
 
-from ._checks import (as_binary_labels, as_binary_scores, as_input, as_labels, as_output,
-                      float_dtype)
+from ._checks import binary_scores_args, class_scores_args, mse_args
 
 __all__ = ["softmax_cross_entropy", "multiclass_hinge", "binary_logistic", "binary_hinge", "mse"]
 
@@ -18,14 +17,8 @@ def softmax_cross_entropy(scores, y, *, dscores=None):
     log(softmax), so no exp overflows and no log(0) occurs. dscores may be scores itself.
     Returns (loss as a Python float, dscores (N, C)).
     """
-    kernel = "softmax_cross_entropy"
-    dtype = float_dtype(kernel, "scores", scores)
-    scores = as_input(kernel, "scores", scores, dtype, 2)
-    n, c = scores.shape
-    if n == 0:
-        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
-    y = as_labels(kernel, y, n, c)
-    dscores = as_output(kernel, "dscores", dscores, (n, c), dtype)
+    scores, y, dscores = class_scores_args("softmax_cross_entropy", scores, y, dscores)
+    n, dtype = scores.shape[0], scores.dtype
     rows = np.arange(n)
     shifted = scores - scores.max(axis=1, keepdims=True)
     correct = shifted[rows, y].astype(np.float64)
@@ -37,21 +30,11 @@ def softmax_cross_entropy(scores, y, *, dscores=None):
     return loss, dscores
 
 
-def _class_scores(kernel, scores, y, dscores):
-    dtype = float_dtype(kernel, "scores", scores)
-    scores = as_input(kernel, "scores", scores, dtype, 2)
-    n, c = scores.shape
-    if n == 0:
-        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
-    y = as_labels(kernel, y, n, c)
-    return scores, y, as_output(kernel, "dscores", dscores, (n, c), dtype)
-
-
 def multiclass_hinge(scores, y, *, dscores=None):
     """Multiclass SVM (Weston-Watkins) loss: mean over samples of
     sum over j != y of max(0, s_j - s_y + 1). dscores may be scores itself.
     Returns (loss, dscores (N, C))."""
-    scores, y, dscores = _class_scores("multiclass_hinge", scores, y, dscores)
+    scores, y, dscores = class_scores_args("multiclass_hinge", scores, y, dscores)
     n = scores.shape[0]
     rows = np.arange(n)
     margins = scores - scores[rows, y][:, None] + 1
@@ -68,10 +51,7 @@ def binary_logistic(scores, y, *, dscores=None):
     mean of log(1 + exp(-s)) for y = 1 and log(1 + exp(s)) for y = 0, computed stably as
     max(s, 0) - y * s + log1p(exp(-|s|)). d/ds = (sigmoid(s) - y) / N.
     Returns (loss, dscores shaped like scores)."""
-    kernel = "binary_logistic"
-    s, shape = as_binary_scores(kernel, scores)
-    t = as_binary_labels(kernel, y, s.shape[0], 0)
-    dscores = as_output(kernel, "dscores", dscores, shape, s.dtype)
+    s, t, dscores = binary_scores_args("binary_logistic", scores, y, dscores, 0)
     s64 = s.astype(np.float64)
     loss = float(np.mean(np.maximum(s64, 0) - t * s64 + np.log1p(np.exp(-np.abs(s64)))))
     e = np.exp(-np.abs(s64))
@@ -83,10 +63,7 @@ def binary_logistic(scores, y, *, dscores=None):
 def binary_hinge(scores, y, *, dscores=None):
     """Binary hinge (SVM) loss on one score per sample: mean of max(0, 1 - t * s) with t = +1 or -1.
     Labels are {-1, +1} or {0, 1} (0 is read as -1). Returns (loss, dscores shaped like scores)."""
-    kernel = "binary_hinge"
-    s, shape = as_binary_scores(kernel, scores)
-    t = as_binary_labels(kernel, y, s.shape[0], -1)
-    dscores = as_output(kernel, "dscores", dscores, shape, s.dtype)
+    s, t, dscores = binary_scores_args("binary_hinge", scores, y, dscores, -1)
     margins = 1 - t * s.astype(np.float64)
     loss = float(np.mean(np.maximum(margins, 0)))
     dscores.reshape(-1)[...] = np.where(margins > 0, -t, 0) / s.shape[0]
@@ -97,15 +74,7 @@ def mse(scores, y, *, dscores=None):
     """Mean squared error for regression, as torch.nn.MSELoss: the mean over all elements of
     (scores - y)**2; y has the shape of scores. d/ds = 2 (scores - y) / scores.size.
     Returns (loss, dscores)."""
-    kernel = "mse"
-    dtype = float_dtype(kernel, "scores", scores)
-    scores = np.asarray(scores, order="C")
-    if scores.size == 0:
-        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
-    y = as_input(kernel, "targets", y, dtype, scores.ndim)
-    if y.shape != scores.shape:
-        raise ValueError(f"{kernel}: targets must have shape {scores.shape}, got {y.shape}")
-    dscores = as_output(kernel, "dscores", dscores, scores.shape, dtype)
+    scores, y, dscores = mse_args(scores, y, dscores)
     diff = scores.astype(np.float64) - y
     loss = float(np.mean(diff * diff))
     dscores[...] = diff * (2.0 / scores.size)
