@@ -465,6 +465,84 @@ def mse_args(scores, y, dscores):
     return scores, y, as_output(kernel, "dscores", dscores, scores.shape, dtype)
 
 
+def bias_vector(kernel, b, m, dtype):
+    """A bias b of shape (m,) converted to dtype; None (no bias) stays None."""
+    if b is None:
+        return None
+    b = as_input(kernel, "b", b, dtype, 1)
+    if b.shape[0] != m:
+        raise ValueError(f"{kernel}: b must have shape ({m},), got {b.shape}")
+    return b
+
+
+def bias_act_forward_args(Z, b, activation, alpha, out):
+    """(code, alpha, Z, b, out) of bias_act_forward: the activation code and alpha (see
+    activation_code), Z (N, M) in its own float dtype, b (M,) or None, out (N, M)."""
+    kernel = "bias_act_forward"
+    code, alpha = activation_code(kernel, activation, alpha)
+    dtype = float_dtype(kernel, "Z", Z)
+    Z = as_input(kernel, "Z", Z, dtype, 2)
+    n, m = Z.shape
+    out = as_output(kernel, "out", out, (n, m), dtype)
+    return code, alpha, Z, bias_vector(kernel, b, m, dtype), out
+
+
+def bias_act_backward_args(dA, A, activation, alpha, dZ, db):
+    """(code, alpha, dA, A, dZ, db) of bias_act_backward, converted to A's dtype; db may be None
+    (no bias gradient)."""
+    kernel = "bias_act_backward"
+    code, alpha = activation_code(kernel, activation, alpha)
+    dtype = float_dtype(kernel, "A", A)
+    A = as_input(kernel, "A", A, dtype, 2)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    if dA.shape != A.shape:
+        raise ValueError(f"{kernel}: dA must have shape {A.shape}, got {dA.shape}")
+    dZ = as_output(kernel, "dZ", dZ, A.shape, dtype)
+    if db is not None:
+        db = as_output(kernel, "db", db, (A.shape[1],), dtype)
+    return code, alpha, dA, A, dZ, db
+
+
+def dense_forward_args(X, W, b, activation, alpha, out):
+    """(code, alpha, X, W, b, out) of dense_forward, converted to W's dtype; b (M,) or None."""
+    kernel = "dense_forward"
+    code, alpha = activation_code(kernel, activation, alpha)
+    dtype = float_dtype(kernel, "W", W)
+    W = as_input(kernel, "W", W, dtype, 2)
+    X = as_input(kernel, "X", X, dtype, 2)
+    n, (k, m) = X.shape[0], W.shape
+    if X.shape[1] != k:
+        raise ValueError(f"{kernel}: X must have shape (N, {k}), got {X.shape}")
+    b = bias_vector(kernel, b, m, dtype)
+    return code, alpha, X, W, b, as_output(kernel, "out", out, (n, m), dtype)
+
+
+def dense_backward_args(dA, X, W, A, activation, alpha, dZ, dW, db, accumulate):
+    """(code, alpha, dA, X, W, A, dZ, dW, db) of dense_backward, converted to W's dtype; a
+    missing db starts at zero. dX is checked by the kernel, only when it is needed."""
+    kernel = "dense_backward"
+    code, alpha = activation_code(kernel, activation, alpha)
+    dtype = float_dtype(kernel, "W", W)
+    W = as_input(kernel, "W", W, dtype, 2)
+    X = as_input(kernel, "X", X, dtype, 2)
+    A = as_input(kernel, "A", A, dtype, 2)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    n, (k, m) = X.shape[0], W.shape
+    if X.shape[1] != k:
+        raise ValueError(f"{kernel}: X must have shape (N, {k}), got {X.shape}")
+    if A.shape != (n, m):
+        raise ValueError(f"{kernel}: A must have shape {(n, m)}, got {A.shape}")
+    if dA.shape != (n, m):
+        raise ValueError(f"{kernel}: dA must have shape {(n, m)}, got {dA.shape}")
+    dZ = as_output(kernel, "dZ", dZ, (n, m), dtype)
+    if db is None:
+        db = np.zeros(m, dtype=dtype)
+    else:
+        db = as_output(kernel, "db", db, (m,), dtype)
+    dW = as_gradient(kernel, "dW", dW, (k, m), dtype, accumulate)
+    return code, alpha, dA, X, W, A, dZ, dW, db
+
+
 def weight_gradients(kernel, X, W, dZ, dW, db, dX, need_dX, accumulate):
     """The end of a dense or maxout backward pass, given dZ = dL/d(X @ W + b): dW (+)= X.T @ dZ,
     then dX = dZ @ W.T unless need_dX is False. Both backends do these GEMMs with NumPy's matmul;

@@ -19,8 +19,8 @@ from libc.stdlib cimport calloc, free
 
 import numpy as np
 
-from ._checks import (ACTIVATION_COST, activation_code, as_gradient, as_input, as_output,
-                      float_dtype)
+from ._checks import (ACTIVATION_COST, bias_act_backward_args, bias_act_forward_args,
+                      dense_backward_args, dense_forward_args, weight_gradients)
 
 cnp.import_array()
 
@@ -172,24 +172,16 @@ cdef inline void* _data(cnp.ndarray a):
 
 def bias_act_forward(Z, b, *, activation="identity", alpha=0.0, out=None):
     """out = act(Z + b). Z is (N, M), b is (M,) or None; out may be Z itself. Returns out."""
-    kernel = "bias_act_forward"
-    code, alpha = activation_code(kernel, activation, alpha)
-    dtype = float_dtype(kernel, "Z", Z)
-    Z = as_input(kernel, "Z", Z, dtype, 2)
-    n, m = Z.shape
-    out = as_output(kernel, "out", out, (n, m), dtype)
-    if b is None:
-        b = np.zeros(m, dtype=dtype)
-    else:
-        b = as_input(kernel, "b", b, dtype, 1)
-        if b.shape[0] != m:
-            raise ValueError(f"{kernel}: b must have shape ({m},), got {b.shape}")
+    code, alpha, Z, b, out = bias_act_forward_args(Z, b, activation, alpha, out)
     _run_bias_act_forward(Z, b, out, code, alpha)
     return out
 
 
-cdef _run_bias_act_forward(cnp.ndarray Z, cnp.ndarray b, cnp.ndarray out, int code, double alpha):
+cdef _run_bias_act_forward(cnp.ndarray Z, object b, cnp.ndarray out, int code, double alpha):
+    # out = act(Z + b); b=None adds zeros.
     cdef Py_ssize_t n = Z.shape[0], m = Z.shape[1]
+    if b is None:
+        b = np.zeros(m, dtype=Z.dtype)
     cdef bint threaded = _threaded(n, m, code)
     cdef bint single = Z.descr.type_num == cnp.NPY_FLOAT
     cdef void* z = _data(Z)
@@ -210,16 +202,7 @@ def bias_act_backward(dA, A, *, activation="identity", alpha=0.0, dZ=None, db=No
 
     dA and A are (N, M); dZ may be dA itself. db=None skips the bias gradient.
     """
-    kernel = "bias_act_backward"
-    code, alpha = activation_code(kernel, activation, alpha)
-    dtype = float_dtype(kernel, "A", A)
-    A = as_input(kernel, "A", A, dtype, 2)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    if dA.shape != A.shape:
-        raise ValueError(f"{kernel}: dA must have shape {A.shape}, got {dA.shape}")
-    dZ = as_output(kernel, "dZ", dZ, A.shape, dtype)
-    if db is not None:
-        db = as_output(kernel, "db", db, (A.shape[1],), dtype)
+    code, alpha, dA, A, dZ, db = bias_act_backward_args(dA, A, activation, alpha, dZ, db)
     _run_bias_act_backward(dA, A, dZ, db, code, alpha, accumulate)
     return dZ, db
 
@@ -249,21 +232,7 @@ cdef _run_bias_act_backward(cnp.ndarray dA, cnp.ndarray A, cnp.ndarray dZ, objec
 
 def dense_forward(X, W, b, *, activation="identity", alpha=0.0, out=None):
     """out = act(X @ W + b) for X (N, K), W (K, M), b (M,) or None. Returns out (N, M)."""
-    kernel = "dense_forward"
-    code, alpha = activation_code(kernel, activation, alpha)
-    dtype = float_dtype(kernel, "W", W)
-    W = as_input(kernel, "W", W, dtype, 2)
-    X = as_input(kernel, "X", X, dtype, 2)
-    n, (k, m) = X.shape[0], W.shape
-    if X.shape[1] != k:
-        raise ValueError(f"{kernel}: X must have shape (N, {k}), got {X.shape}")
-    if b is None:
-        b = np.zeros(m, dtype=dtype)
-    else:
-        b = as_input(kernel, "b", b, dtype, 1)
-        if b.shape[0] != m:
-            raise ValueError(f"{kernel}: b must have shape ({m},), got {b.shape}")
-    out = as_output(kernel, "out", out, (n, m), dtype)
+    code, alpha, X, W, b, out = dense_forward_args(X, W, b, activation, alpha, out)
     np.matmul(X, W, out=out)
     _run_bias_act_forward(out, b, out, code, alpha)
     return out
@@ -278,33 +247,7 @@ def dense_backward(dA, X, W, A, *, activation="identity", alpha=0.0, dZ=None, dW
     With accumulate, dW and db are added to instead of overwritten; dX is always overwritten.
     Returns (dX or None, dW, db).
     """
-    kernel = "dense_backward"
-    code, alpha = activation_code(kernel, activation, alpha)
-    dtype = float_dtype(kernel, "W", W)
-    W = as_input(kernel, "W", W, dtype, 2)
-    X = as_input(kernel, "X", X, dtype, 2)
-    A = as_input(kernel, "A", A, dtype, 2)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    n, (k, m) = X.shape[0], W.shape
-    if X.shape[1] != k:
-        raise ValueError(f"{kernel}: X must have shape (N, {k}), got {X.shape}")
-    if A.shape != (n, m):
-        raise ValueError(f"{kernel}: A must have shape {(n, m)}, got {A.shape}")
-    if dA.shape != (n, m):
-        raise ValueError(f"{kernel}: dA must have shape {(n, m)}, got {dA.shape}")
-    dZ = as_output(kernel, "dZ", dZ, (n, m), dtype)
-    if db is None:
-        db = np.zeros(m, dtype=dtype)
-    else:
-        db = as_output(kernel, "db", db, (m,), dtype)
-    dW = as_gradient(kernel, "dW", dW, (k, m), dtype, accumulate)
+    code, alpha, dA, X, W, A, dZ, dW, db = dense_backward_args(dA, X, W, A, activation, alpha, dZ,
+                                                               dW, db, accumulate)
     _run_bias_act_backward(dA, A, dZ, db, code, alpha, accumulate)
-    if accumulate:
-        dW += X.T @ dZ
-    else:
-        np.matmul(X.T, dZ, out=dW)
-    if not need_dX:
-        return None, dW, db
-    dX = as_output(kernel, "dX", dX, (n, k), dtype)
-    np.matmul(dZ, W.T, out=dX)
-    return dX, dW, db
+    return weight_gradients("dense_backward", X, W, dZ, dW, db, dX, need_dX, accumulate)

@@ -5,7 +5,8 @@ Shapes: X is (N, K), W is (K, M), b is (M,), Z/A/dA/dZ are (N, M), dX is (N, K).
 """
 import numpy as np
 
-from ._checks import activation_code, as_gradient, as_input, as_output, float_dtype
+from ._checks import (bias_act_backward_args, bias_act_forward_args, dense_backward_args,
+                      dense_forward_args, weight_gradients)
 
 __all__ = ["bias_act_forward", "bias_act_backward", "dense_forward", "dense_backward"]
 
@@ -66,21 +67,30 @@ def _activation_backward(dA, A, code, alpha, dZ):
     np.multiply(dA, slope, out=dZ)
 
 
-def bias_act_forward(Z, b, *, activation="identity", alpha=0.0, out=None):
-    """out = act(Z + b). Z is (N, M), b is (M,) or None; out may be Z itself. Returns out."""
-    kernel = "bias_act_forward"
-    code, alpha = activation_code(kernel, activation, alpha)
-    dtype = float_dtype(kernel, "Z", Z)
-    Z = as_input(kernel, "Z", Z, dtype, 2)
-    out = as_output(kernel, "out", out, Z.shape, dtype)
+def _bias_act(Z, b, code, alpha, out):
+    """out = act(Z + b), adding nothing when b is None; out may be Z."""
     if b is None:
         np.copyto(out, Z)
     else:
-        b = as_input(kernel, "b", b, dtype, 1)
-        if b.shape != (Z.shape[1],):
-            raise ValueError(f"{kernel}: b must have shape ({Z.shape[1]},), got {b.shape}")
         np.add(Z, b, out=out)
     _activate(out, code, alpha)
+
+
+def _bias_act_grad(dA, A, code, alpha, dZ, db, accumulate):
+    """dZ = dA * act'(A); db (+)= the column sums of dZ unless db is None."""
+    _activation_backward(dA, A, code, alpha, dZ)
+    if db is not None:
+        column_sum = dZ.sum(axis=0, dtype=np.float64)
+        if accumulate:
+            db += column_sum
+        else:
+            db[...] = column_sum
+
+
+def bias_act_forward(Z, b, *, activation="identity", alpha=0.0, out=None):
+    """out = act(Z + b). Z is (N, M), b is (M,) or None; out may be Z itself. Returns out."""
+    code, alpha, Z, b, out = bias_act_forward_args(Z, b, activation, alpha, out)
+    _bias_act(Z, b, code, alpha, out)
     return out
 
 
@@ -90,36 +100,17 @@ def bias_act_backward(dA, A, *, activation="identity", alpha=0.0, dZ=None, db=No
 
     dA and A are (N, M); dZ may be dA itself. db=None skips the bias gradient.
     """
-    kernel = "bias_act_backward"
-    code, alpha = activation_code(kernel, activation, alpha)
-    dtype = float_dtype(kernel, "A", A)
-    A = as_input(kernel, "A", A, dtype, 2)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    if dA.shape != A.shape:
-        raise ValueError(f"{kernel}: dA must have shape {A.shape}, got {dA.shape}")
-    dZ = as_output(kernel, "dZ", dZ, A.shape, dtype)
-    _activation_backward(dA, A, code, alpha, dZ)
-    if db is not None:
-        db = as_output(kernel, "db", db, (A.shape[1],), dtype)
-        column_sum = dZ.sum(axis=0, dtype=np.float64)
-        if accumulate:
-            db += column_sum
-        else:
-            db[...] = column_sum
+    code, alpha, dA, A, dZ, db = bias_act_backward_args(dA, A, activation, alpha, dZ, db)
+    _bias_act_grad(dA, A, code, alpha, dZ, db, accumulate)
     return dZ, db
 
 
 def dense_forward(X, W, b, *, activation="identity", alpha=0.0, out=None):
     """out = act(X @ W + b) for X (N, K), W (K, M), b (M,) or None. Returns out (N, M)."""
-    kernel = "dense_forward"
-    dtype = float_dtype(kernel, "W", W)
-    W = as_input(kernel, "W", W, dtype, 2)
-    X = as_input(kernel, "X", X, dtype, 2)
-    if X.shape[1] != W.shape[0]:
-        raise ValueError(f"{kernel}: X must have shape (N, {W.shape[0]}), got {X.shape}")
-    out = as_output(kernel, "out", out, (X.shape[0], W.shape[1]), dtype)
+    code, alpha, X, W, b, out = dense_forward_args(X, W, b, activation, alpha, out)
     np.matmul(X, W, out=out)
-    return bias_act_forward(out, b, activation=activation, alpha=alpha, out=out)
+    _bias_act(out, b, code, alpha, out)
+    return out
 
 
 def dense_backward(dA, X, W, A, *, activation="identity", alpha=0.0, dZ=None, dW=None, db=None,
@@ -131,30 +122,7 @@ def dense_backward(dA, X, W, A, *, activation="identity", alpha=0.0, dZ=None, dW
     With accumulate, dW and db are added to instead of overwritten; dX is always overwritten.
     Returns (dX or None, dW, db).
     """
-    kernel = "dense_backward"
-    dtype = float_dtype(kernel, "W", W)
-    W = as_input(kernel, "W", W, dtype, 2)
-    X = as_input(kernel, "X", X, dtype, 2)
-    n, (k, m) = X.shape[0], W.shape
-    if X.shape[1] != k:
-        raise ValueError(f"{kernel}: X must have shape (N, {k}), got {X.shape}")
-    A = as_input(kernel, "A", A, dtype, 2)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    if A.shape != (n, m):
-        raise ValueError(f"{kernel}: A must have shape {(n, m)}, got {A.shape}")
-    if dA.shape != (n, m):
-        raise ValueError(f"{kernel}: dA must have shape {(n, m)}, got {dA.shape}")
-    if db is None:
-        db = np.zeros(m, dtype=dtype)
-    dZ, db = bias_act_backward(dA, A, activation=activation, alpha=alpha, dZ=dZ, db=db,
-                               accumulate=accumulate)
-    dW = as_gradient(kernel, "dW", dW, (k, m), dtype, accumulate)
-    if accumulate:
-        dW += X.T @ dZ
-    else:
-        np.matmul(X.T, dZ, out=dW)
-    if not need_dX:
-        return None, dW, db
-    dX = as_output(kernel, "dX", dX, (n, k), dtype)
-    np.matmul(dZ, W.T, out=dX)
-    return dX, dW, db
+    code, alpha, dA, X, W, A, dZ, dW, db = dense_backward_args(dA, X, W, A, activation, alpha, dZ,
+                                                               dW, db, accumulate)
+    _bias_act_grad(dA, A, code, alpha, dZ, db, accumulate)
+    return weight_gradients("dense_backward", X, W, dZ, dW, db, dX, need_dX, accumulate)
