@@ -51,16 +51,6 @@ cdef inline double _softmax_ce_row(const floating* s, floating* d, Py_ssize_t c,
     return log(total) - correct
 
 
-cdef double _softmax_ce(const floating* scores, floating* dscores, const cnp.int64_t* y,
-                        Py_ssize_t n, Py_ssize_t c, bint threaded) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double total = 0
-    cdef double inv_n = 1.0 / n
-    for i in prange(n, schedule="static", use_threads_if=threaded):
-        total += _softmax_ce_row(scores + i * c, dscores + i * c, c, y[i], inv_n)
-    return total * inv_n
-
-
 def softmax_cross_entropy(scores, y, *, dscores=None):
     """Mean softmax cross-entropy over the batch and its gradient d loss / d scores.
 
@@ -90,21 +80,26 @@ cdef inline double _hinge_row(const floating* s, floating* d, Py_ssize_t c, Py_s
     return total
 
 
-cdef double _hinge(const floating* scores, floating* dscores, const cnp.int64_t* y, Py_ssize_t n,
-                   Py_ssize_t c, bint threaded) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double total = 0
-    cdef double inv_n = 1.0 / n
-    for i in prange(n, schedule="static", use_threads_if=threaded):
-        total += _hinge_row(scores + i * c, dscores + i * c, c, y[i], inv_n)
-    return total * inv_n
-
-
 def multiclass_hinge(scores, y, *, dscores=None):
     """Multiclass SVM (Weston-Watkins) loss: mean over samples of
     sum over j != y of max(0, s_j - s_y + 1). dscores may be scores itself.
     Returns (loss, dscores (N, C))."""
     return _run_multiclass("multiclass_hinge", scores, y, dscores, False)
+
+
+cdef double _multiclass(const floating* scores, floating* dscores, const cnp.int64_t* y,
+                        Py_ssize_t n, Py_ssize_t c, bint softmax, bint threaded) noexcept nogil:
+    # The mean softmax cross-entropy (softmax) or multiclass hinge loss over the rows; writes
+    # dscores row by row.
+    cdef Py_ssize_t i
+    cdef double total = 0
+    cdef double inv_n = 1.0 / n
+    for i in prange(n, schedule="static", use_threads_if=threaded):
+        if softmax:
+            total += _softmax_ce_row(scores + i * c, dscores + i * c, c, y[i], inv_n)
+        else:
+            total += _hinge_row(scores + i * c, dscores + i * c, c, y[i], inv_n)
+    return total * inv_n
 
 
 cdef _run_multiclass(kernel, scores, y, dscores, bint softmax):
@@ -119,14 +114,10 @@ cdef _run_multiclass(kernel, scores, y, dscores, bint softmax):
     cdef const cnp.int64_t* labels = <const cnp.int64_t*> cnp.PyArray_DATA(y)
     cdef double loss
     with nogil:
-        if single and softmax:
-            loss = _softmax_ce[float](<float*> sp, <float*> dp, labels, n, c, threaded)
-        elif single:
-            loss = _hinge[float](<float*> sp, <float*> dp, labels, n, c, threaded)
-        elif softmax:
-            loss = _softmax_ce[double](<double*> sp, <double*> dp, labels, n, c, threaded)
+        if single:
+            loss = _multiclass[float](<float*> sp, <float*> dp, labels, n, c, softmax, threaded)
         else:
-            loss = _hinge[double](<double*> sp, <double*> dp, labels, n, c, threaded)
+            loss = _multiclass[double](<double*> sp, <double*> dp, labels, n, c, softmax, threaded)
     return loss, dscores
 
 

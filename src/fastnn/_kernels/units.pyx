@@ -34,6 +34,19 @@ cdef inline bint _threaded(Py_ssize_t n, Py_ssize_t m):
     return n > 1 and n * m >= FNN_PARALLEL_MIN_WORK
 
 
+cdef inline void _add_partials(const double* partial, int n_threads, Py_ssize_t width,
+                               floating* out, bint accumulate) noexcept nogil:
+    # out (+)= the sum of the n_threads rows of partial column sums (n_threads, width).
+    cdef Py_ssize_t j
+    cdef int t
+    cdef double total
+    for j in range(width):
+        total = 0
+        for t in range(n_threads):
+            total = total + partial[t * width + j]
+        out[j] = <floating> (out[j] + total) if accumulate else <floating> total
+
+
 cdef void _prelu_forward(const floating* X, const floating* a, floating* out, Py_ssize_t n,
                          Py_ssize_t d, bint threaded) noexcept nogil:
     cdef Py_ssize_t i, j
@@ -50,9 +63,7 @@ cdef int _prelu_backward(const floating* dA, const floating* X, const floating* 
     cdef int n_threads = omp_get_max_threads() if threaded else 1
     cdef double* partial = <double*> calloc(n_threads * d, sizeof(double))
     cdef double* acc
-    cdef double total
     cdef Py_ssize_t i, j
-    cdef int t
     cdef floating x, g
     if partial == NULL:
         return -1
@@ -64,11 +75,7 @@ cdef int _prelu_backward(const floating* dA, const floating* X, const floating* 
                 g = dA[i * d + j]
                 dX[i * d + j] = g if x > 0 else a[j] * g
                 acc[j] += 0 if x > 0 else g * x
-    for j in range(d):
-        total = 0
-        for t in range(n_threads):
-            total = total + partial[t * d + j]
-        da[j] = <floating> (da[j] + total) if accumulate else <floating> total
+    _add_partials(partial, n_threads, d, da, accumulate)
     free(partial)
     return 0
 
@@ -147,9 +154,7 @@ cdef int _maxout_route(const floating* dA, const cnp.uint8_t* argmax, floating* 
     cdef int n_threads = omp_get_max_threads() if threaded else 1
     cdef double* partial = <double*> calloc(n_threads * width, sizeof(double))
     cdef double* acc
-    cdef double total
     cdef Py_ssize_t i, j, column
-    cdef int t
     if partial == NULL:
         return -1
     with parallel(num_threads=n_threads, use_threads_if=threaded):
@@ -160,11 +165,7 @@ cdef int _maxout_route(const floating* dA, const cnp.uint8_t* argmax, floating* 
                 column = j * pieces + argmax[i * m + j]
                 dZ[i * width + column] = dA[i * m + j]
                 acc[column] += dA[i * m + j]
-    for j in range(width):
-        total = 0
-        for t in range(n_threads):
-            total = total + partial[t * width + j]
-        db[j] = <floating> (db[j] + total) if accumulate else <floating> total
+    _add_partials(partial, n_threads, width, db, accumulate)
     free(partial)
     return 0
 
