@@ -1,6 +1,7 @@
 """Argument checks shared by the compiled kernels and their NumPy twins.
 
-Both backends call these, so a kernel rejects or converts the same arguments the same way on both.
+Both backends call these, so a kernel rejects or converts the same arguments the same way on both:
+the checks of each kernel are one function here (see the end of the file), called by both.
 The rules:
 - IN arrays of any real dtype or memory layout are converted to the kernel's dtype (the dtype of
   its parameter/first float argument), copying only when needed.
@@ -250,220 +251,13 @@ def maxout_pieces(kernel, pieces, width):
     return width // pieces
 
 
-# The argument checks of each kernel, called first by the compiled wrapper and by its NumPy twin
-# alike. Each returns the converted arguments (and any values derived from them); OUT buffers
-# that a kernel checks only after computing (dX when need_dX) stay in the kernel.
+# ---- Each kernel's checks, written once: the compiled wrapper and its NumPy twin both begin by
+# calling `KERNEL_args` (or, for kernels that share their checks, the shared function with the
+# kernel's name), which returns the converted arguments and the values derived from them that the
+# kernel needs. The one OUT buffer checked later, dX (only when need_dX), is checked in
+# weight_gradients, after dW is written.
 
-def prelu_forward_args(X, a, out):
-    """(X, a, out) of prelu_forward, converted to a's dtype."""
-    kernel = "prelu_forward"
-    dtype = float_dtype(kernel, "a", a)
-    X = as_input(kernel, "X", X, dtype, 2)
-    a = as_input(kernel, "a", a, dtype, 1)
-    if a.shape != (X.shape[1],):
-        raise ValueError(f"{kernel}: a must have shape ({X.shape[1]},), got {a.shape}")
-    return X, a, as_output(kernel, "out", out, X.shape, dtype)
-
-
-def prelu_backward_args(dA, X, a, dX, da, accumulate):
-    """(dA, X, a, dX, da) of prelu_backward, converted to a's dtype."""
-    kernel = "prelu_backward"
-    dtype = float_dtype(kernel, "a", a)
-    X = as_input(kernel, "X", X, dtype, 2)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    a = as_input(kernel, "a", a, dtype, 1)
-    if dA.shape != X.shape or a.shape != (X.shape[1],):
-        raise ValueError(f"{kernel}: expected dA of shape {X.shape} and a of shape "
-                         f"({X.shape[1]},), got {dA.shape} and {a.shape}")
-    dX = as_output(kernel, "dX", dX, X.shape, dtype)
-    return dA, X, a, dX, as_gradient(kernel, "da", da, a.shape, dtype, accumulate)
-
-
-def maxout_forward_args(X, W, b, pieces, Z, out, argmax):
-    """(X, W, b, Z, out, argmax) of maxout_forward, converted to W's dtype; Z is (N, M * pieces),
-    out and argmax are (N, M)."""
-    kernel = "maxout_forward"
-    dtype = float_dtype(kernel, "W", W)
-    W = as_input(kernel, "W", W, dtype, 2)
-    X = as_input(kernel, "X", X, dtype, 2)
-    b = as_input(kernel, "b", b, dtype, 1)
-    n, (k, width) = X.shape[0], W.shape
-    m = maxout_pieces(kernel, pieces, width)
-    if X.shape[1] != k or b.shape != (width,):
-        raise ValueError(f"{kernel}: expected X of shape (N, {k}) and b of shape ({width},), got "
-                         f"{X.shape} and {b.shape}")
-    Z = as_output(kernel, "Z", Z, (n, width), dtype)
-    out = as_output(kernel, "out", out, (n, m), dtype)
-    return X, W, b, Z, out, as_output(kernel, "argmax", argmax, (n, m), np.dtype(np.uint8))
-
-
-def maxout_backward_args(dA, X, W, argmax, pieces, dZ, dW, db, accumulate):
-    """(dA, X, W, argmax, dZ, dW, db) of maxout_backward, converted to W's dtype (argmax to
-    uint8); dA and argmax are (N, M), dZ is (N, M * pieces). dX is checked by the kernel, only
-    when it is needed."""
-    kernel = "maxout_backward"
-    dtype = float_dtype(kernel, "W", W)
-    W = as_input(kernel, "W", W, dtype, 2)
-    X = as_input(kernel, "X", X, dtype, 2)
-    n, (k, width) = X.shape[0], W.shape
-    m = maxout_pieces(kernel, pieces, width)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    argmax = as_input(kernel, "argmax", as_piece_indices(kernel, argmax, pieces),
-                      np.dtype(np.uint8), 2)
-    if X.shape[1] != k or dA.shape != (n, m) or argmax.shape != (n, m):
-        raise ValueError(f"{kernel}: expected X (N, {k}), dA and argmax (N, {m}), got {X.shape}, "
-                         f"{dA.shape} and {argmax.shape}")
-    dZ = as_output(kernel, "dZ", dZ, (n, width), dtype)
-    dW = as_gradient(kernel, "dW", dW, (k, width), dtype, accumulate)
-    return dA, X, W, argmax, dZ, dW, as_gradient(kernel, "db", db, (width,), dtype, accumulate)
-
-
-def batchnorm_forward_args(X, gamma, beta, running_mean, running_var, training, momentum, eps, out,
-                           mean, inv_std):
-    """(X, gamma, beta, running_mean, running_var, momentum, eps, out, mean, inv_std) of
-    batchnorm_forward, converted to gamma's dtype; the running statistics are OUT buffers in
-    training mode (updated in place) and IN vectors in inference mode."""
-    kernel = "batchnorm_forward"
-    dtype = float_dtype(kernel, "gamma", gamma)
-    X = as_input(kernel, "X", X, dtype, 2)
-    n, d = X.shape
-    momentum, eps = batchnorm_options(kernel, n, training, momentum, eps)
-    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
-    beta = as_vector(kernel, "beta", beta, dtype, d)
-    out = as_output(kernel, "out", out, (n, d), dtype)
-    mean = as_output(kernel, "mean", mean, (d,), dtype)
-    inv_std = as_output(kernel, "inv_std", inv_std, (d,), dtype)
-    if training:
-        running_mean = as_output(kernel, "running_mean", running_mean, (d,), dtype)
-        running_var = as_output(kernel, "running_var", running_var, (d,), dtype)
-    else:
-        running_mean = as_vector(kernel, "running_mean", running_mean, dtype, d)
-        running_var = as_vector(kernel, "running_var", running_var, dtype, d)
-    return X, gamma, beta, running_mean, running_var, momentum, eps, out, mean, inv_std
-
-
-def batchnorm_backward_args(dY, X, gamma, mean, inv_std, dX, dgamma, dbeta):
-    """(dY, X, gamma, mean, inv_std, dX, dgamma, dbeta) of batchnorm_backward, converted to
-    gamma's dtype; a missing dgamma or dbeta starts at zero."""
-    kernel = "batchnorm_backward"
-    dtype = float_dtype(kernel, "gamma", gamma)
-    X = as_input(kernel, "X", X, dtype, 2)
-    dY = as_input(kernel, "dY", dY, dtype, 2)
-    n, d = X.shape
-    if dY.shape != (n, d):
-        raise ValueError(f"{kernel}: dY must have shape {(n, d)}, got {dY.shape}")
-    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
-    mean = as_vector(kernel, "mean", mean, dtype, d)
-    inv_std = as_vector(kernel, "inv_std", inv_std, dtype, d)
-    dX = as_output(kernel, "dX", dX, (n, d), dtype)
-    dgamma = np.zeros(d, dtype) if dgamma is None else as_output(kernel, "dgamma", dgamma, (d,),
-                                                                 dtype)
-    dbeta = np.zeros(d, dtype) if dbeta is None else as_output(kernel, "dbeta", dbeta, (d,), dtype)
-    return dY, X, gamma, mean, inv_std, dX, dgamma, dbeta
-
-
-# Optimizer updates: the hyperparameters are checked as real numbers (the kernels go on using the
-# values passed), then param, grad and the state buffers the options need, by update_arrays.
-# Each returns (dtype, param, grad).
-
-def sgd_update_args(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay):
-    """sgd_update's checks; momentum_buffer is needed when momentum != 0."""
-    hyperparameters("sgd_update", lr=lr, momentum=momentum, dampening=dampening,
-                    weight_decay=weight_decay)
-    states = {"momentum_buffer": momentum_buffer} if momentum != 0 else {}
-    return update_arrays("sgd_update", param, grad, states)
-
-
-def adagrad_update_args(param, grad, state_sum, lr, lr_decay, weight_decay, eps, step):
-    """adagrad_update's checks."""
-    hyperparameters("adagrad_update", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                    eps=eps, step=step)
-    return update_arrays("adagrad_update", param, grad, {"state_sum": state_sum})
-
-
-def rmsprop_update_args(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps,
-                        weight_decay, momentum, centered):
-    """rmsprop_update's checks; grad_avg is needed when centered, momentum_buffer when
-    momentum > 0."""
-    hyperparameters("rmsprop_update", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                    momentum=momentum)
-    states = {"square_avg": square_avg}
-    if centered:
-        states["grad_avg"] = grad_avg
-    if momentum > 0:
-        states["momentum_buffer"] = momentum_buffer
-    return update_arrays("rmsprop_update", param, grad, states)
-
-
-def adam_update_args(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
-                     weight_decay, step, amsgrad):
-    """adam_update's checks; max_exp_avg_sq is needed when amsgrad."""
-    hyperparameters("adam_update", lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                    weight_decay=weight_decay, step=step)
-    states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
-    if amsgrad:
-        states["max_exp_avg_sq"] = max_exp_avg_sq
-    return update_arrays("adam_update", param, grad, states)
-
-
-def dropout_forward_args(X, p, key, out, mask):
-    """(X, out, mask, key, threshold, scale) of dropout_forward: X converted to its own float
-    dtype, the key as a Python int, the keep threshold floor(p * 2**32) and the scale
-    1 / (1 - p) of the kept units."""
-    kernel = "dropout_forward"
-    p, threshold = drop_probability(kernel, p)
-    key = random_key(kernel, key)
-    dtype = float_dtype(kernel, "X", X)
-    X = as_input(kernel, "X", X, dtype, 2)
-    out = as_output(kernel, "out", out, X.shape, dtype)
-    mask = as_output(kernel, "mask", mask, X.shape, np.dtype(np.uint8))
-    return X, out, mask, key, threshold, 1.0 / (1.0 - p)
-
-
-def dropout_backward_args(dA, mask, p, dX):
-    """(dA, mask, dX, scale) of dropout_backward: dA converted to its own float dtype, the mask
-    as uint8 and the scale 1 / (1 - p) of the kept units."""
-    kernel = "dropout_backward"
-    p, _ = drop_probability(kernel, p)
-    dtype = float_dtype(kernel, "dA", dA)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    mask = as_mask(kernel, mask, dA.shape)
-    return dA, mask, as_output(kernel, "dX", dX, dA.shape, dtype), 1.0 / (1.0 - p)
-
-
-def class_scores_args(kernel, scores, y, dscores):
-    """(scores, y, dscores) of a multiclass loss: scores (N, C), N > 0, in their own float dtype;
-    y as int64 class indices in [0, C); dscores (N, C)."""
-    dtype = float_dtype(kernel, "scores", scores)
-    scores = as_input(kernel, "scores", scores, dtype, 2)
-    n, c = scores.shape
-    if n == 0:
-        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
-    y = as_labels(kernel, y, n, c)
-    return scores, y, as_output(kernel, "dscores", dscores, (n, c), dtype)
-
-
-def binary_scores_args(kernel, scores, y, dscores, negative):
-    """(s, t, dscores) of a binary loss: the scores flattened to (N,), the labels as float64
-    targets in {negative, 1} (see as_binary_labels), dscores shaped like scores."""
-    s, shape = as_binary_scores(kernel, scores)
-    t = as_binary_labels(kernel, y, s.shape[0], negative)
-    return s, t, as_output(kernel, "dscores", dscores, shape, s.dtype)
-
-
-def mse_args(scores, y, dscores):
-    """(scores, y, dscores) of mse: C-contiguous scores of any shape and size > 0 in their own
-    float dtype, targets y converted to it and of the same shape, dscores of that shape."""
-    kernel = "mse"
-    dtype = float_dtype(kernel, "scores", scores)
-    scores = np.asarray(scores, order="C")
-    if scores.size == 0:
-        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
-    y = as_input(kernel, "targets", y, dtype, scores.ndim)
-    if y.shape != scores.shape:
-        raise ValueError(f"{kernel}: targets must have shape {scores.shape}, got {y.shape}")
-    return scores, y, as_output(kernel, "dscores", dscores, scores.shape, dtype)
-
+# dense
 
 def bias_vector(kernel, b, m, dtype):
     """A bias b of shape (m,) converted to dtype; None (no bias) stays None."""
@@ -557,3 +351,222 @@ def weight_gradients(kernel, X, W, dZ, dW, db, dX, need_dX, accumulate):
     dX = as_output(kernel, "dX", dX, (X.shape[0], W.shape[0]), dW.dtype)
     np.matmul(dZ, W.T, out=dX)
     return dX, dW, db
+
+
+# loss
+
+def class_scores_args(kernel, scores, y, dscores):
+    """(scores, y, dscores) of a multiclass loss: scores (N, C), N > 0, in their own float dtype;
+    y as int64 class indices in [0, C); dscores (N, C)."""
+    dtype = float_dtype(kernel, "scores", scores)
+    scores = as_input(kernel, "scores", scores, dtype, 2)
+    n, c = scores.shape
+    if n == 0:
+        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
+    y = as_labels(kernel, y, n, c)
+    return scores, y, as_output(kernel, "dscores", dscores, (n, c), dtype)
+
+
+def binary_scores_args(kernel, scores, y, dscores, negative):
+    """(s, t, dscores) of a binary loss: the scores flattened to (N,), the labels as float64
+    targets in {negative, 1} (see as_binary_labels), dscores shaped like scores."""
+    s, shape = as_binary_scores(kernel, scores)
+    t = as_binary_labels(kernel, y, s.shape[0], negative)
+    return s, t, as_output(kernel, "dscores", dscores, shape, s.dtype)
+
+
+def mse_args(scores, y, dscores):
+    """(scores, y, dscores) of mse: C-contiguous scores of any shape and size > 0 in their own
+    float dtype, targets y converted to it and of the same shape, dscores of that shape."""
+    kernel = "mse"
+    dtype = float_dtype(kernel, "scores", scores)
+    scores = np.asarray(scores, order="C")
+    if scores.size == 0:
+        raise ValueError(f"{kernel}: empty batch (scores has shape {scores.shape})")
+    y = as_input(kernel, "targets", y, dtype, scores.ndim)
+    if y.shape != scores.shape:
+        raise ValueError(f"{kernel}: targets must have shape {scores.shape}, got {y.shape}")
+    return scores, y, as_output(kernel, "dscores", dscores, scores.shape, dtype)
+
+
+# optim: the hyperparameters are checked as real numbers (the kernels go on using the values
+# passed), then param, grad and the state buffers the options need, by update_arrays. Each
+# returns (dtype, param, grad).
+
+def sgd_update_args(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay):
+    """sgd_update's checks; momentum_buffer is needed when momentum != 0."""
+    hyperparameters("sgd_update", lr=lr, momentum=momentum, dampening=dampening,
+                    weight_decay=weight_decay)
+    states = {"momentum_buffer": momentum_buffer} if momentum != 0 else {}
+    return update_arrays("sgd_update", param, grad, states)
+
+
+def adagrad_update_args(param, grad, state_sum, lr, lr_decay, weight_decay, eps, step):
+    """adagrad_update's checks."""
+    hyperparameters("adagrad_update", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                    eps=eps, step=step)
+    return update_arrays("adagrad_update", param, grad, {"state_sum": state_sum})
+
+
+def rmsprop_update_args(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps,
+                        weight_decay, momentum, centered):
+    """rmsprop_update's checks; grad_avg is needed when centered, momentum_buffer when
+    momentum > 0."""
+    hyperparameters("rmsprop_update", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                    momentum=momentum)
+    states = {"square_avg": square_avg}
+    if centered:
+        states["grad_avg"] = grad_avg
+    if momentum > 0:
+        states["momentum_buffer"] = momentum_buffer
+    return update_arrays("rmsprop_update", param, grad, states)
+
+
+def adam_update_args(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
+                     weight_decay, step, amsgrad):
+    """adam_update's checks; max_exp_avg_sq is needed when amsgrad."""
+    hyperparameters("adam_update", lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                    weight_decay=weight_decay, step=step)
+    states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+    if amsgrad:
+        states["max_exp_avg_sq"] = max_exp_avg_sq
+    return update_arrays("adam_update", param, grad, states)
+
+
+# dropout
+
+def dropout_forward_args(X, p, key, out, mask):
+    """(X, out, mask, key, threshold, scale) of dropout_forward: X converted to its own float
+    dtype, the key as a Python int, the keep threshold floor(p * 2**32) and the scale
+    1 / (1 - p) of the kept units."""
+    kernel = "dropout_forward"
+    p, threshold = drop_probability(kernel, p)
+    key = random_key(kernel, key)
+    dtype = float_dtype(kernel, "X", X)
+    X = as_input(kernel, "X", X, dtype, 2)
+    out = as_output(kernel, "out", out, X.shape, dtype)
+    mask = as_output(kernel, "mask", mask, X.shape, np.dtype(np.uint8))
+    return X, out, mask, key, threshold, 1.0 / (1.0 - p)
+
+
+def dropout_backward_args(dA, mask, p, dX):
+    """(dA, mask, dX, scale) of dropout_backward: dA converted to its own float dtype, the mask
+    as uint8 and the scale 1 / (1 - p) of the kept units."""
+    kernel = "dropout_backward"
+    p, _ = drop_probability(kernel, p)
+    dtype = float_dtype(kernel, "dA", dA)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    mask = as_mask(kernel, mask, dA.shape)
+    return dA, mask, as_output(kernel, "dX", dX, dA.shape, dtype), 1.0 / (1.0 - p)
+
+
+# batchnorm
+
+def batchnorm_forward_args(X, gamma, beta, running_mean, running_var, training, momentum, eps, out,
+                           mean, inv_std):
+    """(X, gamma, beta, running_mean, running_var, momentum, eps, out, mean, inv_std) of
+    batchnorm_forward, converted to gamma's dtype; the running statistics are OUT buffers in
+    training mode (updated in place) and IN vectors in inference mode."""
+    kernel = "batchnorm_forward"
+    dtype = float_dtype(kernel, "gamma", gamma)
+    X = as_input(kernel, "X", X, dtype, 2)
+    n, d = X.shape
+    momentum, eps = batchnorm_options(kernel, n, training, momentum, eps)
+    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
+    beta = as_vector(kernel, "beta", beta, dtype, d)
+    out = as_output(kernel, "out", out, (n, d), dtype)
+    mean = as_output(kernel, "mean", mean, (d,), dtype)
+    inv_std = as_output(kernel, "inv_std", inv_std, (d,), dtype)
+    if training:
+        running_mean = as_output(kernel, "running_mean", running_mean, (d,), dtype)
+        running_var = as_output(kernel, "running_var", running_var, (d,), dtype)
+    else:
+        running_mean = as_vector(kernel, "running_mean", running_mean, dtype, d)
+        running_var = as_vector(kernel, "running_var", running_var, dtype, d)
+    return X, gamma, beta, running_mean, running_var, momentum, eps, out, mean, inv_std
+
+
+def batchnorm_backward_args(dY, X, gamma, mean, inv_std, dX, dgamma, dbeta):
+    """(dY, X, gamma, mean, inv_std, dX, dgamma, dbeta) of batchnorm_backward, converted to
+    gamma's dtype; a missing dgamma or dbeta starts at zero."""
+    kernel = "batchnorm_backward"
+    dtype = float_dtype(kernel, "gamma", gamma)
+    X = as_input(kernel, "X", X, dtype, 2)
+    dY = as_input(kernel, "dY", dY, dtype, 2)
+    n, d = X.shape
+    if dY.shape != (n, d):
+        raise ValueError(f"{kernel}: dY must have shape {(n, d)}, got {dY.shape}")
+    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
+    mean = as_vector(kernel, "mean", mean, dtype, d)
+    inv_std = as_vector(kernel, "inv_std", inv_std, dtype, d)
+    dX = as_output(kernel, "dX", dX, (n, d), dtype)
+    dgamma = np.zeros(d, dtype) if dgamma is None else as_output(kernel, "dgamma", dgamma, (d,),
+                                                                 dtype)
+    dbeta = np.zeros(d, dtype) if dbeta is None else as_output(kernel, "dbeta", dbeta, (d,), dtype)
+    return dY, X, gamma, mean, inv_std, dX, dgamma, dbeta
+
+
+# units
+
+def prelu_forward_args(X, a, out):
+    """(X, a, out) of prelu_forward, converted to a's dtype."""
+    kernel = "prelu_forward"
+    dtype = float_dtype(kernel, "a", a)
+    X = as_input(kernel, "X", X, dtype, 2)
+    a = as_input(kernel, "a", a, dtype, 1)
+    if a.shape != (X.shape[1],):
+        raise ValueError(f"{kernel}: a must have shape ({X.shape[1]},), got {a.shape}")
+    return X, a, as_output(kernel, "out", out, X.shape, dtype)
+
+
+def prelu_backward_args(dA, X, a, dX, da, accumulate):
+    """(dA, X, a, dX, da) of prelu_backward, converted to a's dtype."""
+    kernel = "prelu_backward"
+    dtype = float_dtype(kernel, "a", a)
+    X = as_input(kernel, "X", X, dtype, 2)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    a = as_input(kernel, "a", a, dtype, 1)
+    if dA.shape != X.shape or a.shape != (X.shape[1],):
+        raise ValueError(f"{kernel}: expected dA of shape {X.shape} and a of shape "
+                         f"({X.shape[1]},), got {dA.shape} and {a.shape}")
+    dX = as_output(kernel, "dX", dX, X.shape, dtype)
+    return dA, X, a, dX, as_gradient(kernel, "da", da, a.shape, dtype, accumulate)
+
+
+def maxout_forward_args(X, W, b, pieces, Z, out, argmax):
+    """(X, W, b, Z, out, argmax) of maxout_forward, converted to W's dtype; Z is (N, M * pieces),
+    out and argmax are (N, M)."""
+    kernel = "maxout_forward"
+    dtype = float_dtype(kernel, "W", W)
+    W = as_input(kernel, "W", W, dtype, 2)
+    X = as_input(kernel, "X", X, dtype, 2)
+    b = as_input(kernel, "b", b, dtype, 1)
+    n, (k, width) = X.shape[0], W.shape
+    m = maxout_pieces(kernel, pieces, width)
+    if X.shape[1] != k or b.shape != (width,):
+        raise ValueError(f"{kernel}: expected X of shape (N, {k}) and b of shape ({width},), got "
+                         f"{X.shape} and {b.shape}")
+    Z = as_output(kernel, "Z", Z, (n, width), dtype)
+    out = as_output(kernel, "out", out, (n, m), dtype)
+    return X, W, b, Z, out, as_output(kernel, "argmax", argmax, (n, m), np.dtype(np.uint8))
+
+
+def maxout_backward_args(dA, X, W, argmax, pieces, dZ, dW, db, accumulate):
+    """(dA, X, W, argmax, dZ, dW, db) of maxout_backward, converted to W's dtype (argmax to
+    uint8); dA and argmax are (N, M), dZ is (N, M * pieces). dX is checked by the kernel, only
+    when it is needed."""
+    kernel = "maxout_backward"
+    dtype = float_dtype(kernel, "W", W)
+    W = as_input(kernel, "W", W, dtype, 2)
+    X = as_input(kernel, "X", X, dtype, 2)
+    n, (k, width) = X.shape[0], W.shape
+    m = maxout_pieces(kernel, pieces, width)
+    dA = as_input(kernel, "dA", dA, dtype, 2)
+    argmax = as_input(kernel, "argmax", as_piece_indices(kernel, argmax, pieces),
+                      np.dtype(np.uint8), 2)
+    if X.shape[1] != k or dA.shape != (n, m) or argmax.shape != (n, m):
+        raise ValueError(f"{kernel}: expected X (N, {k}), dA and argmax (N, {m}), got {X.shape}, "
+                         f"{dA.shape} and {argmax.shape}")
+    dZ = as_output(kernel, "dZ", dZ, (n, width), dtype)
+    dW = as_gradient(kernel, "dW", dW, (k, width), dtype, accumulate)
+    return dA, X, W, argmax, dZ, dW, as_gradient(kernel, "db", db, (width,), dtype, accumulate)
