@@ -10,7 +10,7 @@
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt
+from libc.math cimport sqrt, sqrtf
 
 from ._checks import (adagrad_update_args, adam_update_args, rmsprop_update_args,
                       sgd_update_args)
@@ -25,6 +25,15 @@ cdef extern from "kernels.h" nogil:
 
 cdef inline void* _data(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray> a)
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    # sqrtf for float32: libc's sqrt would widen the whole update expression to float64, which
+    # halves the vector width and made Adam's pass 4x slower than SGD's.
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
 
 
 cdef inline bint _threaded(Py_ssize_t size):
@@ -125,7 +134,7 @@ cdef void _adagrad_chunk(floating* p, const floating* grad, floating* state_sum,
         g = grad[i] + wd * p[i]
         s = state_sum[i] + g * g
         state_sum[i] = s
-        p[i] = p[i] - clr * g / (sqrt(s) + eps)
+        p[i] = p[i] - clr * g / (_sqrt(s) + eps)
 
 
 cdef void _adagrad(floating* p, const floating* grad, floating* state_sum, Py_ssize_t size,
@@ -180,7 +189,7 @@ cdef void _rmsprop_chunk(floating* p, const floating* grad, floating* square_avg
             ga = alpha * grad_avg[i] + one_minus_alpha * g
             grad_avg[i] = ga
             sq = sq - ga * ga
-        step = g / (sqrt(sq) + eps)
+        step = g / (_sqrt(sq) + eps)
         if mu > 0:
             step = mu * buf[i] + step
             buf[i] = step
@@ -253,7 +262,7 @@ cdef void _adam_chunk(floating* p, const floating* grad, floating* m, floating* 
         if amsgrad:
             vi = vmax[i] if vmax[i] > vi else vi
             vmax[i] = vi
-        p[i] = w - step_size * mi / (sqrt(vi) / bc2_sqrt + eps)
+        p[i] = w - step_size * mi / (_sqrt(vi) / bc2_sqrt + eps)
 
 
 cdef void _adam(floating* p, const floating* grad, floating* m, floating* v, floating* vmax,
