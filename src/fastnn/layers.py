@@ -44,16 +44,39 @@ class Parameter:
     `zero_grad` clears it (and lets the next backward write gradients instead of adding them).
     `is_weight` marks connection weights, the parameters that weight penalties (L2, L1) and
     max-norm constraints apply to; biases and normalization parameters are not weights.
+
+    zero_grad() only marks the gradient as zero, as PyTorch's set_to_none does: the array is
+    filled with zeros when `.grad` is next read, and a backward that finds it marked overwrites it
+    without reading it, so a training step spends no pass over memory on clearing gradients. An
+    array taken from `.grad` before zero_grad() keeps its old values.
     """
 
-    __slots__ = ("name", "data", "grad", "is_weight", "_grad_is_zero")
+    __slots__ = ("name", "data", "_grad", "is_weight", "_grad_is_zero")
 
     def __init__(self, data, name, is_weight=False):
         self.name = name
         self.data = data
-        self.grad = np.zeros_like(data)
+        self._grad = np.zeros_like(data)
         self.is_weight = is_weight
         self._grad_is_zero = True
+
+    @property
+    def grad(self):
+        if self._grad_is_zero:
+            self._grad.fill(0)
+            self._grad_is_zero = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is self._grad:  # `p.grad += g` has already updated the array in place
+            return
+        value = np.asarray(value)
+        if value.shape != self._grad.shape:
+            raise ValueError(f"Parameter {self.name}: grad must have shape {self._grad.shape}, "
+                             f"got {value.shape}")
+        self._grad[...] = value
+        self._grad_is_zero = False
 
     @property
     def shape(self):
@@ -68,11 +91,24 @@ class Parameter:
         return self.data.size
 
     def zero_grad(self):
-        self.grad.fill(0)
         self._grad_is_zero = True
 
     def __repr__(self):
         return f"Parameter({self.name}, shape={self.shape}, dtype={self.dtype})"
+
+
+def gradient_outputs(params):
+    """(accumulate, arrays) for a backward kernel that writes the gradients of `params`: it may
+    overwrite the arrays only when every one of them is marked zero, else it must add to them
+    (and any marked zero are cleared first)."""
+    if all(p._grad_is_zero for p in params):
+        return False, [p._grad for p in params]
+    return True, [p.grad for p in params]
+
+
+def gradients_written(params):
+    for p in params:
+        p._grad_is_zero = False
 
 
 class Buffer:
@@ -233,13 +269,14 @@ class Dense(Layer):
     def backward(self, dA, need_dX=True):
         dA = self._check_grad(dA, None if self._A is None else self._A.shape, self.dtype)
         n = dA.shape[0]
-        accumulate = not (self.W._grad_is_zero and self.b._grad_is_zero)
+        params = (self.W, self.b)
+        accumulate, (dW, db) = gradient_outputs(params)
         activation, alpha = self.epilogue
         dX, _, _ = _backend.kernels.dense_backward(
             dA, self._X, self.W.data, self._A, activation=activation, alpha=alpha,
-            dZ=self._dZ.rows(n), dW=self.W.grad, db=self.b.grad,
-            dX=self._dX.rows(n) if need_dX else None, need_dX=need_dX, accumulate=accumulate)
-        self.W._grad_is_zero = self.b._grad_is_zero = False
+            dZ=self._dZ.rows(n), dW=dW, db=db, dX=self._dX.rows(n) if need_dX else None,
+            need_dX=need_dX, accumulate=accumulate)
+        gradients_written(params)
         return dX
 
     def kink_pattern(self):
@@ -513,12 +550,12 @@ class BatchNorm(Layer):
 
     def backward(self, dA, need_dX=True):
         dA = self._check_grad(dA, None if self._X is None else self._X.shape, self.dtype)
-        accumulate = not (self.gamma._grad_is_zero and self.beta._grad_is_zero)
+        params = (self.gamma, self.beta)
+        accumulate, (dgamma, dbeta) = gradient_outputs(params)
         dX, _, _ = _backend.kernels.batchnorm_backward(
             dA, self._X, self.gamma.data, self._mean, self._inv_std, training=self._training,
-            dX=self._dX.rows(dA.shape[0]), dgamma=self.gamma.grad, dbeta=self.beta.grad,
-            accumulate=accumulate)
-        self.gamma._grad_is_zero = self.beta._grad_is_zero = False
+            dX=self._dX.rows(dA.shape[0]), dgamma=dgamma, dbeta=dbeta, accumulate=accumulate)
+        gradients_written(params)
         return dX if need_dX else None
 
     def __repr__(self):
@@ -562,10 +599,11 @@ class PReLU(Layer):
 
     def backward(self, dA, need_dX=True):
         dA = self._check_grad(dA, None if self._X is None else self._X.shape, self.dtype)
+        accumulate, (da,) = gradient_outputs((self.a,))
         dX, _ = _backend.kernels.prelu_backward(
-            dA, self._X, self.a.data, dX=self._dX.rows(dA.shape[0]), da=self.a.grad,
-            accumulate=not self.a._grad_is_zero)
-        self.a._grad_is_zero = False
+            dA, self._X, self.a.data, dX=self._dX.rows(dA.shape[0]), da=da,
+            accumulate=accumulate)
+        gradients_written((self.a,))
         return dX if need_dX else None
 
     def kink_pattern(self):
@@ -633,11 +671,13 @@ class Maxout(Layer):
         expected = None if self._X is None else (self._X.shape[0], self.out_features)
         dA = self._check_grad(dA, expected, self.dtype)
         n = dA.shape[0]
+        params = (self.W, self.b)
+        accumulate, (dW, db) = gradient_outputs(params)
         dX, _, _ = _backend.kernels.maxout_backward(
             dA, self._X, self.W.data, self._winners, pieces=self.pieces, dZ=self._dZ.rows(n),
-            dW=self.W.grad, db=self.b.grad, dX=self._dX.rows(n) if need_dX else None,
-            need_dX=need_dX, accumulate=not (self.W._grad_is_zero and self.b._grad_is_zero))
-        self.W._grad_is_zero = self.b._grad_is_zero = False
+            dW=dW, db=db, dX=self._dX.rows(n) if need_dX else None, need_dX=need_dX,
+            accumulate=accumulate)
+        gradients_written(params)
         return dX
 
     def kink_pattern(self):

@@ -1,8 +1,11 @@
 """Sequential: a model that is a list of layers."""
+import math
+
 import numpy as np
 
+from . import losses
 from .init import default_init
-from .layers import Activation, Dense, Layer, as_dtype
+from .layers import Activation, Buffer, Dense, Layer, as_dtype
 
 
 def softmax(scores):
@@ -54,6 +57,7 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.bind(i, stream_seed)
         self._output_shape = None
+        self._dscores = Buffer(self.out_features, self.dtype)
 
     def _fuse_activations(self):
         """Run an activation layer that follows an identity Dense inside the Dense's kernel.
@@ -99,13 +103,17 @@ class Sequential:
         here, once, with one cheap reduction.
         """
         training = self.training if training is None else bool(training)
+        return self._forward(X, training).copy()
+
+    def _forward(self, X, training):
+        """The scores in the last layer's output buffer, which the next forward overwrites."""
         X = self.layers[0]._check_input(X, self.dtype)
         if not np.isfinite(np.add.reduce(X, axis=None)) and not np.isfinite(X).all():
             raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
         for layer in self.layers:
             X = layer.forward(X, training=training)
         self._output_shape = X.shape
-        return X.copy()
+        return X
 
     __call__ = forward
 
@@ -117,6 +125,35 @@ class Sequential:
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
             grad = self.layers[i].backward(grad, need_dX=i > 0)
+
+    def train_step(self, X, y, loss, optimizer):
+        """One training step on the batch (X, y); returns its data loss (a float).
+
+        The same as
+
+            loss_value, dscores = loss(model.forward(X, training=True), y)
+            model.zero_grad(); model.backward(dscores); optimizer.step()
+
+        without that sequence's copies: the scores and their gradient stay in buffers the model
+        reuses, so once the first steps have sized its buffers (and the optimizer its state) a
+        step allocates no arrays. `loss` is a name or function from fastnn.losses, or any
+        callable (scores, y) -> (loss, dscores). A non-finite loss raises FloatingPointError
+        before the update, so the parameters keep the values of the last good step.
+        """
+        loss = losses.get(loss)
+        scores = self._forward(X, training=True)
+        if loss in losses.TAKE_DSCORES:
+            loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(scores.shape[0]))
+        else:
+            loss_value, dscores = loss(scores, y)
+        loss_value = float(loss_value)
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters were "
+                                     "not updated (learning rate too high, or bad input?)")
+        self.zero_grad()
+        self.backward(dscores)
+        optimizer.step()
+        return loss_value
 
     def predict_proba(self, X, batch_size=4096):
         """Class probabilities (softmax of the scores) in inference mode."""

@@ -56,11 +56,11 @@ class ElasticNet:
     def __call__(self, params):
         """Add the penalty's gradient to every weight's .grad; return the penalty."""
         for p in weights(params):
+            grad = p.grad
             if self.l2:
-                p.grad += p.dtype.type(self.l2) * p.data
+                grad += p.dtype.type(self.l2) * p.data
             if self.l1:
-                p.grad += p.dtype.type(self.l1) * np.sign(p.data)
-            p._grad_is_zero = False
+                grad += p.dtype.type(self.l1) * np.sign(p.data)
         return self.value(params)
 
     def __repr__(self):
