@@ -690,17 +690,20 @@ def test_interrupt_inside_an_optimizer_step_never_leaves_a_half_update():
     snapshots = Snapshots()
     model = make_model()
     trainer = make_trainer(model, epochs=3, callbacks=[snapshots])
-    params = model.parameters()
-    update, calls = trainer.optimizer._update, []
+    step, update, steps = trainer.optimizer.step, trainer.optimizer._update, []
+
+    def counted_step(*args, **kwargs):
+        steps.append(len(steps) + 1)
+        return step(*args, **kwargs)
 
     def interrupted_update(p, group, state):
-        calls.append(p)
-        # epochs 1 and 2 done (4 steps each), 2 steps of epoch 3 done, the third half run
-        if len(calls) == (2 * 4 + 2) * len(params) + 2:
-            raise KeyboardInterrupt
         update(p, group, state)
+        # epochs 1 and 2 done (4 steps each), 2 steps of epoch 3 done, the third one has
+        # changed parameters (all of them, in one flat update, or the first one) and not returned
+        if len(steps) == 2 * 4 + 3:
+            raise KeyboardInterrupt
 
-    trainer.optimizer._update = interrupted_update
+    trainer.optimizer.step, trainer.optimizer._update = counted_step, interrupted_update
     history = trainer.fit(X, y)  # no validation data: the best epoch by training loss
     assert history.stop_reason == "interrupted"
     assert history.epochs == [1, 2]

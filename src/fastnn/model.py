@@ -56,6 +56,7 @@ class Sequential:
         stream_seed = int(seed) if integer_seed else int(rng.integers(2**63))
         for i, layer in enumerate(self.layers):
             layer.bind(i, stream_seed)
+        self._flatten_parameters()
         self._output_shape = None
         self._dscores = Buffer(self.out_features, self.dtype)
 
@@ -72,6 +73,23 @@ class Sequential:
                     after.fused = True
                     if before.init_is_default:
                         before.init = default_init(after.activation)
+
+    def _flatten_parameters(self):
+        """Move every parameter's data and gradient into one flat array each, in parameters()
+        order, leaving each Parameter a view of its part. An optimizer then updates the whole
+        model in one kernel call (see fastnn.optim.Optimizer.step)."""
+        params = self.parameters()
+        if not params:
+            return
+        total = sum(p.size for p in params)
+        data, grad = np.empty(total, self.dtype), np.zeros(total, self.dtype)
+        offset = 0
+        for p in params:
+            part = slice(offset, offset + p.size)
+            data[part] = p.data.ravel()
+            grad[part] = p._grad.ravel()
+            p.data, p._grad = data[part].reshape(p.shape), grad[part].reshape(p.shape)
+            offset += p.size
 
     @property
     def in_features(self):

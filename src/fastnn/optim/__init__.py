@@ -11,7 +11,14 @@ from ..layers import Parameter
 
 
 class Optimizer:
-    """Holds parameter groups (dicts with "params" and hyperparameters) and per-parameter state."""
+    """Holds parameter groups (dicts with "params" and hyperparameters) and per-parameter state.
+
+    When a group's parameters lie one after another in a single flat array, as a Sequential's do
+    (data in one array, gradients in another), step() updates the whole group in one kernel call
+    over the flat arrays, with its state in flat arrays too; each parameter's state entries are
+    views of their part, so `state`, state_dict() and load_state_dict() read as if each
+    parameter were updated on its own, and the numbers are the same.
+    """
 
     def __init__(self, params, defaults):
         params = list(params)
@@ -21,6 +28,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}
+        self._flat = {}  # id(group) -> _FlatGroup, built at the first step
         for group in groups:
             self.add_param_group(group)
 
@@ -55,8 +63,14 @@ class Optimizer:
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            for p in group["params"]:
-                self._update(p, group, self.state.setdefault(p, {}))
+            flat = self._flat.get(id(group))
+            if flat is None or not flat.still_valid(group["params"]):
+                flat = self._flat[id(group)] = _FlatGroup.build(group["params"], self.state)
+            if flat:
+                flat.update(self, group)
+            else:
+                for p in group["params"]:
+                    self._update(p, group, self.state.setdefault(p, {}))
         return loss
 
     def _update(self, p, group, state):
@@ -82,10 +96,93 @@ class Optimizer:
         for saved, mine in zip(groups, self.param_groups):
             mine.update({k: v for k, v in saved.items() if k != "params"})
         self.state = {}
+        self._flat = {}
         for i, s in state_dict["state"].items():
             p = params[int(i)]
             self.state[p] = {k: (np.array(v, dtype=p.dtype) if isinstance(v, np.ndarray) else v)
                              for k, v in s.items()}
+
+
+def _flat_view(arrays):
+    """The flat array that `arrays` (C-contiguous views of one 1-D array, of one dtype, one
+    after another) together make up, or None if they are not laid out so."""
+    first = arrays[0]
+    base = first.base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    itemsize = base.itemsize
+    start, rest = divmod(first.ctypes.data - base.ctypes.data, itemsize)
+    end = start
+    for a in arrays:
+        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
+                or a.ctypes.data != base.ctypes.data + end * itemsize):
+            return None
+        end += a.size
+    return None if rest or start < 0 or end > base.size else base[start:end]
+
+
+class _FlatGroup:
+    """A parameter group updated as one flat Parameter (see Optimizer). Falsy when the group's
+    parameters are not laid out in one flat array, or their states differ in what they hold."""
+
+    def __init__(self, params=(), flat=None, state=None, views=()):
+        self.params, self.flat, self.state, self.views = list(params), flat, state, views
+        self.counters = []
+
+    def __bool__(self):
+        return self.flat is not None
+
+    @classmethod
+    def build(cls, params, all_state):
+        if not params:
+            return cls()
+        data, grad = _flat_view([p.data for p in params]), _flat_view([p._grad for p in params])
+        if data is None or grad is None:
+            return cls()
+        states = [all_state.get(p, {}) for p in params]
+        keys = set(states[0])
+        if any(set(s) != keys for s in states) or any(
+                not isinstance(s[k], np.ndarray) and s[k] != states[0][k]
+                for s in states for k in keys):
+            return cls()
+        flat = Parameter.__new__(Parameter)
+        flat.name, flat.data, flat._grad, flat.is_weight = "flat", data, grad, False
+        flat._grad_is_zero = False
+        state = {k: (np.concatenate([s[k].ravel() for s in states]).astype(data.dtype)
+                     if isinstance(states[0][k], np.ndarray) else states[0][k]) for k in keys}
+        group = cls(params, flat, state, [(p.data, p._grad) for p in params])
+        group.share_arrays(all_state)
+        return group
+
+    def still_valid(self, params):
+        """Whether the group holds the same parameters, still views of the same flat arrays."""
+        return params == self.params and all(
+            p.data is d and p._grad is g for p, (d, g) in zip(params, self.views))
+
+    def update(self, optimizer, hyperparameters):
+        for p in self.params:
+            if p._grad_is_zero:  # a parameter whose gradient was cleared and not since computed
+                p.grad
+        entries = len(self.state)
+        optimizer._update(self.flat, hyperparameters, self.state)
+        if len(self.state) != entries:  # the first step created the state
+            self.share_arrays(optimizer.state)
+        elif self.counters:
+            for p in self.params:
+                optimizer.state[p].update((key, self.state[key]) for key in self.counters)
+
+    def share_arrays(self, all_state):
+        """Give each parameter state entries that are views of its part of the flat state
+        arrays, and copies of the counters (Adam's step)."""
+        self.counters = [k for k, v in self.state.items() if not isinstance(v, np.ndarray)]
+        offset = 0
+        for p in self.params:
+            part = slice(offset, offset + p.size)
+            state = all_state.setdefault(p, {})
+            for key, value in self.state.items():
+                state[key] = value[part].reshape(p.shape) if isinstance(value, np.ndarray) \
+                    else value
+            offset += p.size
 
 
 class SGD(Optimizer):
