@@ -17,8 +17,9 @@ Contenders, for each shape and config:
     floor    only the matrix multiplies a step needs, into preallocated outputs
              (np.matmul(..., out=...)) on NumPy's BLAS: X @ W per layer forward, X.T @ dZ per
              layer and dZ @ W.T per layer but the first backward. No activation, loss, bias,
-             normalization, dropout or update: a step of any implementation that calls this BLAS
-             costs at least this much.
+             normalization, dropout or update: a fastnn step, whose GEMMs are these, costs at
+             least this much (torch multiplies with its own BLAS, MKL in the x86 wheels, so for
+             it the floor is a reference, not a bound).
     cython   fastnn on its compiled kernels; the step is model.train_step(X, y, loss, opt) when
              Sequential has it, else forward / loss / zero_grad / backward / opt.step() (the
              results record which).
@@ -58,7 +59,6 @@ import gc
 import importlib.util
 import itertools
 import json
-import math
 import os
 import subprocess
 import sys
@@ -91,8 +91,8 @@ WARMUP_STEPS = 3
 BLOCK = 3  # consecutive steps per contender and round; the first is not recorded
 # Recorded steps per contender and config (and steps traced in the memory pass), chosen so that
 # the default run of all three shapes takes a few minutes on a 2-core machine.
-STEPS = {"tiny": 300, "medium": 120, "large": 40}
-QUICK_STEPS = {"tiny": 20, "medium": 10, "large": 4}
+STEPS = {"tiny": 400, "medium": 150, "large": 50}
+QUICK_STEPS = {"tiny": 10, "medium": 6, "large": 4}
 MEMORY_STEPS = {"tiny": 20, "medium": 10, "large": 5}
 QUICK_MEMORY_STEPS = {"tiny": 5, "medium": 3, "large": 2}
 
@@ -310,6 +310,7 @@ def time_rounds(contenders, steps, block=BLOCK):
     of `block` consecutive steps each (the first of a block unrecorded). contenders:
     {name: (activate, step)}, activate() runs untimed before each block (switches the backend)."""
     import fastnn as fnn
+    previous = fnn.get_backend()
     times = {name: [] for name in contenders}
     rounds = -(-steps // (block - 1))
     for _ in range(rounds):
@@ -321,7 +322,7 @@ def time_rounds(contenders, steps, block=BLOCK):
                 elapsed = time.perf_counter() - start
                 if k > 0:
                     times[name].append(elapsed)
-    fnn.set_backend("cython")
+    fnn.set_backend(previous)
     return {name: values[:steps] for name, values in times.items()}
 
 
@@ -378,7 +379,13 @@ def apply_threads(n):
 def worker(shape, configs, threads, quick, use_torch):
     """Time and measure one shape; returns a JSON-able dict."""
     import fastnn as fnn
-    log = lambda message: print(f"[{shape}] {message}", file=sys.stderr, flush=True)  # noqa: E731
+
+    def log(message):  # progress, on stderr: stdout carries the JSON result
+        print(f"[{shape}] {message}", file=sys.stderr, flush=True)
+
+    if not fnn.compiled_available():
+        raise SystemExit(f"the compiled fastnn kernels are not available "
+                         f"({fnn._kernels.COMPILED_ERROR}); nothing to compare")
     batch, sizes = SHAPES[shape]
     blas_note = apply_threads(threads)
     conftest = load_bench_conftest()
@@ -398,9 +405,6 @@ def worker(shape, configs, threads, quick, use_torch):
             env["torch"] = torch.__version__
             env["torch_threads"] = torch.get_num_threads()
             env["torch_mkl"] = torch.backends.mkl.is_available()
-    if not fnn.compiled_available():
-        raise SystemExit(f"the compiled fastnn kernels are not available "
-                         f"({fnn._kernels.COMPILED_ERROR}); nothing to compare")
     batches = make_batches(batch, sizes)
     steps = (QUICK_STEPS if quick else STEPS)[shape]
     memory_steps = (QUICK_MEMORY_STEPS if quick else MEMORY_STEPS)[shape]
@@ -500,11 +504,13 @@ def shape_tables(result):
             f"{memory['training_peak_over_needed']:.2f}",
             f"{memory['retained_per_step']:.0f} B",
             f"{memory['transient_per_step'] / 1024:.1f} KiB"]) + " |")
-    lines.append("")
+    lines += ["", "(fastnn cython, tracemalloc; needed = parameters + gradients + optimizer "
+              "state + BatchNorm running statistics + activations kept for backward + one batch, "
+              "see needed_bytes())", ""]
     return lines
 
 
-def environment_lines(results):
+def environment_lines(results, threads):
     env = next((r["environment"] for r in results if "environment" in r), None)
     if env is None:
         return []
@@ -513,12 +519,12 @@ def environment_lines(results):
                    for entry in r.get("configs", {}).values()})
     return [
         f"- CPU: {env['cpu']} ({env['cpus_available']} available); threads: "
-        f"{results[0].get('threads')} ({env['blas_threads_note']}); thread variables: "
+        f"{threads} ({env['blas_threads_note']}); thread variables: "
         f"{env['thread_variables'] or 'none set'}",
         f"- BLAS ({env['blas']['source']}): {env['blas_summary']}",
-        f"- OpenBLAS variables: " + (f"SET {variables}: NumPy's BLAS runs slower kernels"
-                                      if variables else
-                                      "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"),
+        "- OpenBLAS variables: " + (f"SET {variables}: NumPy's BLAS runs slower kernels"
+                                    if variables else
+                                    "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"),
         f"- Python {env['python']}, NumPy {env['numpy']}, fastnn {env['fastnn_version']} "
         f"(compiled {'loaded' if env['fastnn_compiled'] else 'NOT loaded'}, OpenMP "
         f"{'on' if env['fastnn_openmp'] else 'off'}, build {env['fastnn_compiled_build']}), "
@@ -527,6 +533,19 @@ def environment_lines(results):
            if "torch_threads" in env else ""),
         f"- fastnn step: {', '.join(apis)}",
     ]
+
+
+def source_version():
+    """{"commit": short hash of HEAD, "src_dirty": uncommitted changes under src/}, or None outside
+    a git checkout: which fastnn sources the run measured."""
+    def git(*words):
+        return subprocess.run(["git", *words], cwd=HERE.parent, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    try:
+        return dict(commit=git("rev-parse", "--short", "HEAD"),
+                    src_dirty=bool(git("status", "--porcelain", "--", "src")))
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def run_shape(shape, args):
@@ -579,11 +598,15 @@ def main(argv=None):
         return
     started = time.perf_counter()
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    source = source_version()
     results = [run_shape(shape, args) for shape in args.shapes]
     seconds = time.perf_counter() - started
     lines = [f"## fastnn training step vs GEMM floor and PyTorch ({date})", ""]
-    lines += environment_lines(results)
-    lines += [f"- steps recorded per contender: "
+    lines += environment_lines(results, args.threads)
+    if source:
+        lines.append(f"- fastnn sources: commit {source['commit']}"
+                     + (", with uncommitted changes under src/" if source["src_dirty"] else ""))
+    lines += ["- steps recorded per contender: "
               + ", ".join(f"{r['shape']} {r.get('steps', '?')}" for r in results)
               + f" (blocks of {BLOCK}, first unrecorded; {WARMUP_STEPS} warm-up steps); "
               f"whole run {seconds:.0f} s", ""]
@@ -592,8 +615,8 @@ def main(argv=None):
     print("\n".join(lines))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(date=date, command=sys.argv, seconds=seconds, results=results), f,
-                      indent=1)
+            json.dump(dict(date=date, command=sys.argv, source=source, seconds=seconds,
+                           results=results), f, indent=1)
     if any("error" in r for r in results):
         sys.exit(1)
 
