@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from . import losses
+from . import _blas, losses
 from .init import default_init
 from .layers import Activation, Buffer, Dense, Layer, as_dtype
 
@@ -57,6 +57,7 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.bind(i, stream_seed)
         self._flatten_parameters()
+        self._largest_weight = max((p.size for p in self.parameters() if p.is_weight), default=0)
         self._output_shape = None
         self._dscores = Buffer(self.out_features, self.dtype)
 
@@ -157,20 +158,27 @@ class Sequential:
         step allocates no arrays. `loss` is a name or function from fastnn.losses, or any
         callable (scores, y) -> (loss, dscores). A non-finite loss raises FloatingPointError
         before the update, so the parameters keep the values of the last good step.
+
+        When the step's largest matrix multiply is small (batch x weights below
+        fastnn._blas.SMALL_GEMM_WORK), NumPy's BLAS runs it on one thread, which is faster there
+        than waking its other threads for each GEMM; the thread count is restored afterwards.
         """
         loss = losses.get(loss)
-        scores = self._forward(X, training=True)
-        if loss in losses.TAKE_DSCORES:
-            loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(scores.shape[0]))
-        else:
-            loss_value, dscores = loss(scores, y)
-        loss_value = float(loss_value)
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters were "
-                                     "not updated (learning rate too high, or bad input?)")
-        self.zero_grad()
-        self.backward(dscores)
-        optimizer.step()
+        n = X.shape[0] if isinstance(X, np.ndarray) and X.ndim else 0
+        with _blas.one_thread_if(0 < n * self._largest_weight < _blas.SMALL_GEMM_WORK):
+            scores = self._forward(X, training=True)
+            if loss in losses.TAKE_DSCORES:
+                loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(scores.shape[0]))
+            else:
+                loss_value, dscores = loss(scores, y)
+            loss_value = float(loss_value)
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters "
+                                         "were not updated (learning rate too high, or bad "
+                                         "input?)")
+            self.zero_grad()
+            self.backward(dscores)
+            optimizer.step()
         return loss_value
 
     def predict_proba(self, X, batch_size=4096):
