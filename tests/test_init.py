@@ -180,3 +180,21 @@ def test_sequential_with_random_inits_does_not_warn():
         warnings.simplefilter("error")
         fnn.Sequential(fnn.Dense(4, 8, activation="relu"), fnn.Dense(8, 8, init="glorot_uniform"),
                        fnn.Dense(8, 3, init=0.01), seed=0)
+
+
+@pytest.mark.parametrize("name", ["he", "xavier_uniform", "glorot", "small", 0.3])
+def test_weights_are_drawn_in_blocks_with_the_same_numbers_and_no_float64_copy(name):
+    """initialize fills float32 weights block by block: the numbers of one float64 draw of the
+    whole array, cast, without holding that float64 array (twice the weights' size)."""
+    import tracemalloc
+
+    shape = (3000, 100)  # several blocks of init._Random.BLOCK values
+    whole = np.asarray(init._resolve(name)(shape, np.random.default_rng(4)), dtype=np.float32)
+    tracemalloc.start()
+    try:
+        values = init.initialize(name, shape, np.random.default_rng(4), np.float32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(values, whole)
+    assert peak < values.nbytes + 3 * init._Random.BLOCK * 8

@@ -83,12 +83,13 @@ class Sequential:
         if not params:
             return
         total = sum(p.size for p in params)
+        for p in params:  # fresh, all zero: dropped first, so that the model is never held twice
+            p._grad = None
         data, grad = np.empty(total, self.dtype), np.zeros(total, self.dtype)
         offset = 0
         for p in params:
             part = slice(offset, offset + p.size)
             data[part] = p.data.ravel()
-            grad[part] = p._grad.ravel()
             p.data, p._grad = data[part].reshape(p.shape), grad[part].reshape(p.shape)
             offset += p.size
 
