@@ -149,3 +149,18 @@ def test_a_changed_parameter_group_is_laid_out_again(rng):
     assert not np.array_equal(params[0].data, before[0])
     for p, old in zip(params[2:], before[2:]):
         np.testing.assert_array_equal(p.data, old)
+
+
+def test_the_layout_is_examined_once_not_every_step(rng, monkeypatch):
+    from fastnn.optim import _FlatGroup
+    calls = []
+    build = _FlatGroup.build.__func__
+    monkeypatch.setattr(_FlatGroup, "build",
+                        classmethod(lambda cls, *a: calls.append(1) or build(cls, *a)))
+    for params in (lambda m: m.parameters(), lambda m: m.parameters()[::-1]):  # flat, then not
+        calls.clear()
+        model = make_model()
+        opt = fnn.optim.SGD(params(model), lr=0.1)
+        for X, y in batches(rng):
+            step(model, opt, X, y)
+        assert len(calls) == 1

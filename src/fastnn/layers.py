@@ -48,17 +48,18 @@ class Parameter:
     zero_grad() only marks the gradient as zero, as PyTorch's set_to_none does: the array is
     filled with zeros when `.grad` is next read, and a backward that finds it marked overwrites it
     without reading it, so a training step spends no pass over memory on clearing gradients. An
-    array taken from `.grad` before zero_grad() keeps its old values.
+    array taken from `.grad` before zero_grad() keeps its old values. `grad=` makes an existing
+    array the gradient, as it is (not marked zero).
     """
 
     __slots__ = ("name", "data", "_grad", "is_weight", "_grad_is_zero")
 
-    def __init__(self, data, name, is_weight=False):
+    def __init__(self, data, name, is_weight=False, grad=None):
         self.name = name
         self.data = data
-        self._grad = np.zeros_like(data)
+        self._grad = np.zeros_like(data) if grad is None else grad
         self.is_weight = is_weight
-        self._grad_is_zero = True
+        self._grad_is_zero = grad is None
 
     @property
     def grad(self):

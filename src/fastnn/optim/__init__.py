@@ -123,10 +123,13 @@ def _flat_view(arrays):
 
 class _FlatGroup:
     """A parameter group updated as one flat Parameter (see Optimizer). Falsy when the group's
-    parameters are not laid out in one flat array, or their states differ in what they hold."""
+    parameters are not laid out in one flat array, or their states differ in what they hold;
+    either way it remembers the arrays it looked at, so that it is built again only when they
+    change."""
 
-    def __init__(self, params=(), flat=None, state=None, views=()):
-        self.params, self.flat, self.state, self.views = list(params), flat, state, views
+    def __init__(self, params, flat=None, state=None):
+        self.params, self.flat, self.state = list(params), flat, state
+        self.views = [(p.data, p._grad) for p in params]
         self.counters = []
 
     def __bool__(self):
@@ -135,22 +138,20 @@ class _FlatGroup:
     @classmethod
     def build(cls, params, all_state):
         if not params:
-            return cls()
+            return cls(params)
         data, grad = _flat_view([p.data for p in params]), _flat_view([p._grad for p in params])
         if data is None or grad is None:
-            return cls()
+            return cls(params)
         states = [all_state.get(p, {}) for p in params]
         keys = set(states[0])
         if any(set(s) != keys for s in states) or any(
                 not isinstance(s[k], np.ndarray) and s[k] != states[0][k]
                 for s in states for k in keys):
-            return cls()
-        flat = Parameter.__new__(Parameter)
-        flat.name, flat.data, flat._grad, flat.is_weight = "flat", data, grad, False
-        flat._grad_is_zero = False
+            return cls(params)
+        flat = Parameter(data, "flat", grad=grad)
         state = {k: (np.concatenate([s[k].ravel() for s in states]).astype(data.dtype)
                      if isinstance(states[0][k], np.ndarray) else states[0][k]) for k in keys}
-        group = cls(params, flat, state, [(p.data, p._grad) for p in params])
+        group = cls(params, flat, state)
         group.share_arrays(all_state)
         return group
 
