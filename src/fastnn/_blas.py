@@ -11,6 +11,9 @@ the compiled kernels stay on one OpenMP thread below a size), and restores the c
 
 The controls are OpenBLAS's own functions, found with ctypes in the libraries this process has
 loaded (Linux: /proc/self/maps). Elsewhere, or with another BLAS, `one_thread_if` does nothing.
+
+`gemm_functions` finds the CBLAS GEMMs of the BLAS NumPy calls, for the compiled training step
+(fastnn._kernels.step), which multiplies without going through np.matmul.
 """
 import ctypes
 
@@ -89,3 +92,62 @@ def one_thread_if(small):
     """A context manager that runs its body on one BLAS thread when `small`, else changes
     nothing."""
     return _OneThread() if small and controls() else _UNCHANGED
+
+
+# (sgemm, dgemm, 64-bit integers): the CBLAS names NumPy's BLAS may export. NumPy's wheels bundle
+# OpenBLAS with 64-bit integers and the scipy_ prefix and 64_ suffix; builds against a system
+# BLAS use the plain names.
+_GEMM_NAMES = [("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", True),
+               ("cblas_sgemm64_", "cblas_dgemm64_", True),
+               ("scipy_cblas_sgemm", "scipy_cblas_dgemm", False),
+               ("cblas_sgemm", "cblas_dgemm", None)]
+_gemm = None
+
+
+def _numpy_blas_uses_64bit_integers():
+    try:
+        import numpy
+        blas = numpy.__config__.CONFIG["Build Dependencies"]["blas"]
+        return "64BITINT" in str(blas.get("openblas configuration", "")).upper() or \
+            "ilp64" in str(blas.get("name", "")).lower()
+    except Exception:
+        return False
+
+
+def _libraries_to_search():
+    """ctypes handles whose symbol lookup reaches NumPy's BLAS: NumPy's core extension (dlsym on
+    it searches the libraries it links), then every loaded OpenBLAS."""
+    handles = []
+    try:
+        import numpy._core._multiarray_umath as core
+    except ImportError:
+        try:
+            import numpy.core._multiarray_umath as core
+        except ImportError:
+            core = None
+    for path in ([core.__file__] if core is not None else []) + _loaded_openblas_paths():
+        try:
+            handles.append(ctypes.CDLL(path))
+        except OSError:
+            continue
+    return handles
+
+
+def gemm_functions():
+    """(address of cblas_sgemm, address of cblas_dgemm, whether they take 64-bit integers) of
+    NumPy's BLAS, or None when they cannot be found. Found once."""
+    global _gemm
+    if _gemm is None:
+        _gemm = ()
+        for lib in _libraries_to_search():
+            for s_name, d_name, ilp64 in _GEMM_NAMES:
+                sgemm, dgemm = getattr(lib, s_name, None), getattr(lib, d_name, None)
+                if sgemm is not None and dgemm is not None:
+                    if ilp64 is None:
+                        ilp64 = _numpy_blas_uses_64bit_integers()
+                    _gemm = (ctypes.cast(sgemm, ctypes.c_void_p).value,
+                             ctypes.cast(dgemm, ctypes.c_void_p).value, ilp64)
+                    break
+            if _gemm:
+                break
+    return _gemm or None

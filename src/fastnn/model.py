@@ -4,8 +4,10 @@ import math
 import numpy as np
 
 from . import _blas, losses
+from ._kernels._checks import as_labels
+from ._step import CompiledStep
 from .init import default_init
-from .layers import Activation, Buffer, Dense, Layer, as_dtype
+from .layers import Activation, Buffer, Dense, Layer, as_dtype, gradients_written
 
 
 def softmax(scores):
@@ -60,6 +62,7 @@ class Sequential:
         self._largest_weight = max((p.size for p in self.parameters() if p.is_weight), default=0)
         self._output_shape = None
         self._dscores = Buffer(self.out_features, self.dtype)
+        self._compiled = CompiledStep()
 
     def _fuse_activations(self):
         """Run an activation layer that follows an identity Dense inside the Dense's kernel.
@@ -125,11 +128,17 @@ class Sequential:
         training = self.training if training is None else bool(training)
         return self._forward(X, training).copy()
 
-    def _forward(self, X, training):
-        """The scores in the last layer's output buffer, which the next forward overwrites."""
+    def _checked_input(self, X):
+        """X as the first layer takes it, or a clear error; NaN/inf are found with one cheap
+        reduction."""
         X = self.layers[0]._check_input(X, self.dtype)
         if not np.isfinite(np.add.reduce(X, axis=None)) and not np.isfinite(X).all():
             raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
+        return X
+
+    def _forward(self, X, training):
+        """The scores in the last layer's output buffer, which the next forward overwrites."""
+        X = self._checked_input(X)
         for layer in self.layers:
             X = layer.forward(X, training=training)
         self._output_shape = X.shape
@@ -160,25 +169,44 @@ class Sequential:
         callable (scores, y) -> (loss, dscores). A non-finite loss raises FloatingPointError
         before the update, so the parameters keep the values of the last good step.
 
+        On the compiled backend, a model of Dense, activation, Dropout and BatchNorm layers with
+        softmax cross-entropy or the multiclass hinge loss runs forward, loss and backward in one
+        compiled call (fastnn._step): the same kernels on the same arrays, without a Python call
+        per layer. Other models and losses, and the NumPy backend, go layer by layer.
+
         When the step's largest matrix multiply is small (batch x weights below
         fastnn._blas.SMALL_GEMM_WORK), NumPy's BLAS runs it on one thread, which is faster there
         than waking its other threads for each GEMM; the thread count is restored afterwards.
         """
         loss = losses.get(loss)
-        n = X.shape[0] if isinstance(X, np.ndarray) and X.ndim else 0
-        with _blas.one_thread_if(0 < n * self._largest_weight < _blas.SMALL_GEMM_WORK):
-            scores = self._forward(X, training=True)
-            if loss in losses.TAKE_DSCORES:
-                loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(scores.shape[0]))
+        X = self.layers[0]._check_input(X, self.dtype)
+        n = X.shape[0]
+        with _blas.one_thread_if(n * self._largest_weight < _blas.SMALL_GEMM_WORK):
+            plan = self._compiled.plan_for(self, n, loss)
+            if plan is not None:
+                if not plan.all_finite(X):
+                    raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
+                if not plan.labels_ok(y):
+                    y = as_labels(loss.__name__, y, n, self.out_features)
+                loss_value = plan.run(X, y)
+                gradients_written(self._compiled.parameters)
+                self._output_shape = (n, self.out_features)
             else:
-                loss_value, dscores = loss(scores, y)
+                scores = self._checked_input(X)
+                for layer in self.layers:
+                    scores = layer.forward(scores, training=True)
+                self._output_shape = scores.shape
+                if loss in losses.TAKE_DSCORES:
+                    loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(n))
+                else:
+                    loss_value, dscores = loss(scores, y)
+                self.zero_grad()
+                self.backward(dscores)
             loss_value = float(loss_value)
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters "
                                          "were not updated (learning rate too high, or bad "
                                          "input?)")
-            self.zero_grad()
-            self.backward(dscores)
             optimizer.step()
         return loss_value
 

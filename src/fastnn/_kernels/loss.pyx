@@ -103,12 +103,18 @@ cdef double _multiclass(const floating* scores, floating* dscores, const cnp.int
 
 
 cdef _run_multiclass(kernel, scores, y, dscores, bint softmax):
-    # softmax_cross_entropy (softmax) or multiclass_hinge; a softmax element costs about 4 times
-    # as much, for the single-thread threshold.
     scores, y, dscores = class_scores_args(kernel, scores, y, dscores)
+    return _multiclass_loss(scores, y, dscores, softmax), dscores
+
+
+cdef double _multiclass_loss(cnp.ndarray scores, cnp.ndarray y, cnp.ndarray dscores,
+                             bint softmax) noexcept:
+    # softmax_cross_entropy (softmax) or multiclass_hinge on checked arguments (scores and
+    # dscores C-contiguous (N, C) of one float dtype, y int64 labels in [0, C)). A softmax
+    # element costs about 4 times as much, for the single-thread threshold.
     cdef Py_ssize_t n = scores.shape[0], c = scores.shape[1]
     cdef bint threaded = n > 1 and n * c * (4 if softmax else 1) >= FNN_PARALLEL_MIN_WORK
-    cdef bint single = scores.dtype.num == cnp.NPY_FLOAT
+    cdef bint single = scores.descr.type_num == cnp.NPY_FLOAT
     cdef void* sp = cnp.PyArray_DATA(scores)
     cdef void* dp = cnp.PyArray_DATA(dscores)
     cdef const cnp.int64_t* labels = <const cnp.int64_t*> cnp.PyArray_DATA(y)
@@ -118,7 +124,7 @@ cdef _run_multiclass(kernel, scores, y, dscores, bint softmax):
             loss = _multiclass[float](<float*> sp, <float*> dp, labels, n, c, softmax, threaded)
         else:
             loss = _multiclass[double](<double*> sp, <double*> dp, labels, n, c, softmax, threaded)
-    return loss, dscores
+    return loss
 
 
 cdef double _binary(const floating* s, const double* t, floating* d, Py_ssize_t n,

@@ -1,0 +1,274 @@
+# The compiled training step: forward, loss and backward of a whole Sequential in one call.
+#
+# Why: in a small network a step's arithmetic takes microseconds, and calling a dozen kernels
+# from Python (each checking its arguments, each np.matmul dispatching through NumPy) costs
+# several times that. A Plan is built once per batch size from the model's layers (fastnn/_step.py)
+# and holds, per layer, the arrays its forward and backward use: the layer's own parameters,
+# buffers and gradients, already checked. Running it calls, per layer, the same C-level entry
+# points as that layer's kernels (dense.pxd, dropout.pxd, batchnorm.pxd, loss.pxd), so there is
+# one implementation of each computation; only the loop over layers moved from Python to here.
+#
+# GEMMs call the CBLAS of the BLAS NumPy itself uses (the function addresses come from
+# fastnn._blas.gemm_functions), with the same operands and transposes as np.matmul would pass.
+cimport numpy as cnp
+from libc.stdint cimport int64_t, uint64_t
+
+from .batchnorm cimport _run_backward as _batchnorm_backward
+from .batchnorm cimport _run_forward as _batchnorm_forward
+from .dense cimport _run_bias_act_backward, _run_bias_act_forward
+from .dropout cimport _run_backward as _dropout_backward
+from .dropout cimport _run_forward as _dropout_forward
+from .loss cimport _multiclass_loss
+
+import numpy as np
+
+from ._checks import dropout_key
+
+cnp.import_array()
+
+cdef enum:
+    ROW_MAJOR = 101
+    NO_TRANS = 111
+    TRANS = 112
+
+ctypedef void (*sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                           const float*, int64_t, float, float*, int64_t) noexcept nogil
+ctypedef void (*dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double*,
+                           int64_t, const double*, int64_t, double, double*,
+                           int64_t) noexcept nogil
+ctypedef void (*sgemm32_t)(int, int, int, int, int, int, float, const float*, int, const float*,
+                           int, float, float*, int) noexcept nogil
+ctypedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double*, int,
+                           const double*, int, double, double*, int) noexcept nogil
+
+cdef void* _sgemm = NULL
+cdef void* _dgemm = NULL
+cdef bint _ilp64 = False
+cdef Py_ssize_t _int32_max = 2147483647
+
+
+def set_gemm(size_t sgemm, size_t dgemm, bint ilp64):
+    """Use these cblas_sgemm and cblas_dgemm addresses (64-bit integers when ilp64)."""
+    global _sgemm, _dgemm, _ilp64
+    _sgemm, _dgemm, _ilp64 = <void*> sgemm, <void*> dgemm, ilp64
+
+
+def has_gemm():
+    return _sgemm != NULL and _dgemm != NULL
+
+
+cdef int _gemm(cnp.ndarray A, bint trans_a, cnp.ndarray B, bint trans_b,
+               cnp.ndarray C) except -1:
+    # C = op(A) @ op(B) for C-contiguous 2-D arrays of one dtype; op transposes when asked.
+    cdef Py_ssize_t m = C.shape[0], n = C.shape[1]
+    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
+    cdef Py_ssize_t lda = A.shape[1], ldb = B.shape[1], ldc = n
+    cdef int ta = TRANS if trans_a else NO_TRANS
+    cdef int tb = TRANS if trans_b else NO_TRANS
+    cdef bint single = C.descr.type_num == cnp.NPY_FLOAT
+    cdef void* a = cnp.PyArray_DATA(A)
+    cdef void* b = cnp.PyArray_DATA(B)
+    cdef void* c = cnp.PyArray_DATA(C)
+    if not _ilp64 and max(m, n, k, lda, ldb) > _int32_max:
+        raise ValueError("compiled step: a matrix is too large for this BLAS (32-bit indices)")
+    with nogil:
+        if _ilp64 and single:
+            (<sgemm64_t> _sgemm)(ROW_MAJOR, ta, tb, m, n, k, 1, <float*> a, lda, <float*> b, ldb,
+                                 0, <float*> c, ldc)
+        elif _ilp64:
+            (<dgemm64_t> _dgemm)(ROW_MAJOR, ta, tb, m, n, k, 1, <double*> a, lda, <double*> b,
+                                 ldb, 0, <double*> c, ldc)
+        elif single:
+            (<sgemm32_t> _sgemm)(ROW_MAJOR, ta, tb, <int> m, <int> n, <int> k, 1, <float*> a,
+                                 <int> lda, <float*> b, <int> ldb, 0, <float*> c, <int> ldc)
+        else:
+            (<dgemm32_t> _dgemm)(ROW_MAJOR, ta, tb, <int> m, <int> n, <int> k, 1, <double*> a,
+                                 <int> lda, <double*> b, <int> ldb, 0, <double*> c, <int> ldc)
+    return 0
+
+
+def gemm(A, B, C, *, trans_a=False, trans_b=False):
+    """C = op(A) @ op(B) through the BLAS set with set_gemm (no checks: for fastnn._blas's
+    self-test). A, B, C: C-contiguous 2-D arrays of one float dtype."""
+    _gemm(A, trans_a, B, trans_b, C)
+    return C
+
+
+cdef class Op:
+    """One layer of a plan. forward() reads `input` and writes `output`; backward(grad_output)
+    writes the parameter gradients and, when `grad_input` is not None, dL/d input into it."""
+    cdef public cnp.ndarray input, output, grad_input
+    cdef public object layer
+
+    cdef int forward(self) except -1:
+        return 0
+
+    cdef int backward(self, cnp.ndarray grad_output) except -1:
+        return 0
+
+
+cdef class DenseOp(Op):
+    cdef cnp.ndarray W, b, dW, db, dZ
+    cdef int code
+    cdef double alpha
+
+    def __init__(self, layer, input, output, grad_input, W, b, dW, db, dZ, int code, double alpha):
+        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
+        self.W, self.b, self.dW, self.db, self.dZ = W, b, dW, db, dZ
+        self.code, self.alpha = code, alpha
+
+    cdef int forward(self) except -1:
+        _gemm(self.input, False, self.W, False, self.output)
+        _run_bias_act_forward(self.output, self.b, self.output, self.code, self.alpha)
+        return 0
+
+    cdef int backward(self, cnp.ndarray grad_output) except -1:
+        _run_bias_act_backward(grad_output, self.output, self.dZ, self.db, self.code, self.alpha,
+                               False)
+        _gemm(self.input, True, self.dZ, False, self.dW)
+        if self.grad_input is not None:
+            _gemm(self.dZ, False, self.W, True, self.grad_input)
+        return 0
+
+
+cdef class ActivationOp(Op):
+    cdef cnp.ndarray zeros
+    cdef int code
+    cdef double alpha
+
+    def __init__(self, layer, input, output, grad_input, int code, double alpha):
+        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
+        self.zeros = np.zeros(output.shape[1], dtype=output.dtype)
+        self.code, self.alpha = code, alpha
+
+    cdef int forward(self) except -1:
+        _run_bias_act_forward(self.input, self.zeros, self.output, self.code, self.alpha)
+        return 0
+
+    cdef int backward(self, cnp.ndarray grad_output) except -1:
+        if self.grad_input is not None:
+            _run_bias_act_backward(grad_output, self.output, self.grad_input, None, self.code,
+                                   self.alpha, False)
+        return 0
+
+
+cdef class DropoutOp(Op):
+    # `layer` has the stream's seed, index and step (fastnn.Dropout); each forward draws the mask
+    # of (seed, index, step) and advances step, as Dropout.forward does.
+    cdef cnp.ndarray mask
+    cdef uint64_t threshold
+    cdef double scale
+
+    def __init__(self, layer, input, output, grad_input, mask, uint64_t threshold, double scale):
+        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
+        self.mask, self.threshold, self.scale = mask, threshold, scale
+
+    cdef int forward(self) except -1:
+        layer = self.layer
+        cdef uint64_t key = dropout_key(layer.seed, layer.index, layer.step)
+        layer.step += 1
+        _dropout_forward(self.input, self.output, self.mask, key, self.threshold, self.scale)
+        return 0
+
+    cdef int backward(self, cnp.ndarray grad_output) except -1:
+        if self.grad_input is not None:
+            _dropout_backward(grad_output, self.mask, self.grad_input, self.scale)
+        return 0
+
+
+cdef class BatchNormOp(Op):
+    cdef cnp.ndarray gamma, beta, running_mean, running_var, mean, inv_std, dgamma, dbeta, dX
+    cdef double momentum, eps
+
+    def __init__(self, layer, input, output, grad_input, gamma, beta, running_mean, running_var,
+                 mean, inv_std, dgamma, dbeta, dX, double momentum, double eps):
+        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
+        self.gamma, self.beta, self.running_mean, self.running_var = (gamma, beta, running_mean,
+                                                                      running_var)
+        self.mean, self.inv_std, self.dgamma, self.dbeta, self.dX = (mean, inv_std, dgamma, dbeta,
+                                                                     dX)
+        self.momentum, self.eps = momentum, eps
+
+    cdef int forward(self) except -1:
+        _batchnorm_forward(self.input, self.gamma, self.beta, self.running_mean,
+                           self.running_var, self.output, self.mean, self.inv_std, True,
+                           self.momentum, self.eps)
+        return 0
+
+    cdef int backward(self, cnp.ndarray grad_output) except -1:
+        _batchnorm_backward(grad_output, self.input, self.gamma, self.mean, self.inv_std,
+                            self.dX, self.dgamma, self.dbeta, True, False)
+        return 0
+
+
+cdef class Plan:
+    """The ops of a model's layers in order, the loss (softmax cross-entropy or multiclass hinge)
+    and the buffer its gradient goes to. run(X, y) is one forward, loss and backward; the first
+    op's input is X, the others' inputs are their predecessors' outputs (fixed when built)."""
+    cdef list ops
+    cdef cnp.ndarray dscores
+    cdef bint softmax
+    cdef str first_input_attribute
+
+    def __init__(self, ops, dscores, bint softmax, first_input_attribute):
+        if not ops:
+            raise ValueError("Plan: no ops")
+        self.ops, self.dscores, self.softmax = list(ops), dscores, softmax
+        self.first_input_attribute = first_input_attribute
+
+    def all_finite(self, cnp.ndarray X):
+        """Whether X (checked as for run) holds no NaN or inf: one pass that vectorizes (x - x
+        is 0 exactly when x is finite)."""
+        cdef Py_ssize_t size = X.size, i
+        cdef const float* xf = <const float*> cnp.PyArray_DATA(X)
+        cdef const double* xd = <const double*> cnp.PyArray_DATA(X)
+        cdef int bad = 0
+        cdef bint single = X.descr.type_num == cnp.NPY_FLOAT
+        with nogil:
+            if single:
+                for i in range(size):
+                    bad = bad | (xf[i] - xf[i] != 0)
+            else:
+                for i in range(size):
+                    bad = bad | (xd[i] - xd[i] != 0)
+        return bad == 0
+
+    def labels_ok(self, y):
+        """Whether y can be passed to run as it is: a C-contiguous int64 vector of the batch's
+        length with every label in [0, classes). Otherwise fastnn's label checks convert it or
+        say what is wrong."""
+        cdef cnp.ndarray labels
+        cdef Py_ssize_t n = self.dscores.shape[0], c = self.dscores.shape[1], i
+        cdef const cnp.int64_t* v
+        cdef int ok = 1
+        if not isinstance(y, cnp.ndarray):
+            return False
+        labels = <cnp.ndarray> y
+        if (labels.descr.type_num != cnp.NPY_INT64 or labels.ndim != 1
+                or labels.shape[0] != n or not cnp.PyArray_IS_C_CONTIGUOUS(labels)):
+            return False
+        v = <const cnp.int64_t*> cnp.PyArray_DATA(labels)
+        with nogil:
+            for i in range(n):
+                ok = ok & (v[i] >= 0) & (v[i] < c)
+        return ok
+
+    def run(self, cnp.ndarray X, cnp.ndarray y):
+        """Forward with X (checked: C-contiguous (N, in) of the model's dtype), the loss
+        against y (checked int64 labels), backward into the parameters' gradient arrays
+        (overwritten). Returns the loss."""
+        cdef Op op = <Op> self.ops[0]
+        cdef Py_ssize_t i, last = len(self.ops) - 1  # (no negative indexing: wraparound is off)
+        op.input = X
+        if self.first_input_attribute is not None:
+            setattr(op.layer, self.first_input_attribute, X)
+        for i in range(last + 1):
+            (<Op> self.ops[i]).forward()
+        cdef double loss = _multiclass_loss((<Op> self.ops[last]).output, y, self.dscores,
+                                            self.softmax)
+        cdef cnp.ndarray grad = self.dscores
+        for i in range(last, -1, -1):
+            op = <Op> self.ops[i]
+            op.backward(grad)
+            grad = op.grad_input
+        return loss

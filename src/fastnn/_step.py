@@ -1,0 +1,181 @@
+"""The compiled training step: Sequential.train_step's forward, loss and backward in one call.
+
+On the compiled backend, when every layer is a Dense, an activation layer, Dropout or BatchNorm
+(as fastnn defines them, not subclasses that override forward or backward) and the loss is
+softmax cross-entropy or the multiclass hinge loss, train_step runs a Plan of
+fastnn._kernels.step instead of calling each layer from Python. The plan holds, per layer, the
+arrays that layer's own forward and backward would use (its parameters, gradients and buffers)
+and calls the same C-level kernels in the same order; its GEMMs call the CBLAS of NumPy's BLAS
+directly. So the numbers are those of the layer-by-layer step, and after a step every layer holds
+what its own forward and backward would have left (outputs, masks, batch statistics, gradients).
+
+A plan is built for one batch size and kept until anything it holds changes: the batch size, the
+loss, a layer option (activation, dropout p, batchnorm momentum or eps), or any array it holds
+(a parameter or gradient array replaced, a buffer grown by a larger batch elsewhere).
+Anything else (the NumPy backend, other layers or losses, a BLAS whose GEMMs cannot be found)
+takes the layer-by-layer path.
+"""
+import numpy as np
+
+from . import _backend, _blas, losses
+from ._kernels._checks import ACTIVATIONS, drop_probability
+from .layers import Activation, BatchNorm, Buffer, Dense, Dropout
+
+_LOSSES = {losses.softmax_cross_entropy: True, losses.multiclass_hinge: False}
+_module = None
+
+
+def step_module():
+    """fastnn._kernels.step with its GEMMs set to NumPy's BLAS, or None when that is not
+    possible (no compiled extension, GEMMs not found, or they failed the self-test)."""
+    global _module
+    if _module is None:
+        _module = False
+        try:
+            from ._kernels import step
+        except ImportError:
+            return None
+        found = _blas.gemm_functions()
+        if found:
+            step.set_gemm(*found)
+            if _gemm_agrees(step):
+                _module = step
+    return _module or None
+
+
+def _gemm_agrees(step):
+    """Whether the GEMMs found multiply like np.matmul, with every transpose the step uses."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        A, B = rng.standard_normal((5, 3)).astype(dtype), rng.standard_normal((3, 4)).astype(dtype)
+        cases = [(A, B, False, False), (np.ascontiguousarray(A.T), B, True, False),
+                 (A, np.ascontiguousarray(B.T), False, True)]
+        for a, b, trans_a, trans_b in cases:
+            C = step.gemm(a, b, np.empty((5, 4), dtype), trans_a=trans_a, trans_b=trans_b)
+            if not np.allclose(C, A @ B, rtol=1e-5, atol=1e-5):
+                return False
+    return True
+
+
+def _kind(layer):
+    for base in (Dense, Activation, Dropout, BatchNorm):
+        if isinstance(layer, base):
+            own = type(layer).forward is base.forward and type(layer).backward is base.backward
+            return base if own else None
+    return None
+
+
+def _signature(layer, kind):
+    """What a plan holds of `layer`: the identities of its arrays and its options."""
+    if kind is Dense:
+        return (id(layer.W.data), id(layer.W._grad), id(layer.b.data), id(layer.b._grad),
+                id(layer._out._array), id(layer._dZ._array), id(layer._dX._array),
+                layer.epilogue)
+    if kind is Activation:
+        out = layer._out
+        return (layer.fused, layer.activation, layer.alpha, id(out._array) if out else None,
+                id(layer._dX._array) if out else None)
+    if kind is Dropout:
+        out = layer._out
+        return (layer.p, id(out._array) if out else None, id(layer._dX._array) if out else None,
+                id(layer._masks._array) if out else None)
+    return (id(layer.gamma.data), id(layer.gamma._grad), id(layer.beta.data),
+            id(layer.beta._grad), id(layer.running_mean), id(layer.running_var),
+            id(layer._mean), id(layer._inv_std), id(layer._out._array), id(layer._dX._array),
+            layer.momentum, layer.eps)
+
+
+class CompiledStep:
+    """A model's plan for its last batch size, rebuilt when what it holds changes."""
+
+    __slots__ = ("plan", "key", "kinds", "parameters")
+
+    def __init__(self):
+        self.plan = self.key = self.kinds = self.parameters = None
+
+    def plan_for(self, model, n, loss):
+        """The plan for a batch of n rows, or None when this step cannot be compiled."""
+        if _backend.get_backend() != "cython" or loss not in _LOSSES:
+            return None
+        if self.kinds is None or len(self.kinds) != len(model.layers):
+            self.kinds = [_kind(layer) for layer in model.layers]
+        kinds = self.kinds
+        if None in kinds or (n < 2 and BatchNorm in kinds) or step_module() is None:
+            return None
+        layers = model.layers
+        key = (n, loss, id(model._dscores._array),
+               tuple([_signature(layer, kind) for layer, kind in zip(layers, kinds)]))
+        if key != self.key:
+            self.plan, self.key = None, None
+            self.plan = _build(model, n, loss, kinds)
+            self.parameters = model.parameters()
+            # the signature again: building may have grown buffers
+            self.key = (n, loss, id(model._dscores._array),
+                        tuple([_signature(layer, kind) for layer, kind in zip(layers, kinds)]))
+        return self.plan
+
+
+def _build(model, n, loss, kinds):
+    step = step_module()
+    ops = []
+    features = model.in_features
+    dtype = model.dtype
+    previous = None  # the output of the last op; None: the batch X, set at each run
+    first_attribute = None
+    for layer, kind in zip(model.layers, kinds):
+        width = layer.out_features or features
+        need_dX = bool(ops)
+        if kind is Dense:
+            activation, alpha = layer.epilogue
+            out, dZ = layer._out.rows(n), layer._dZ.rows(n)
+            dX = layer._dX.rows(n) if need_dX else None
+            op = step.DenseOp(layer, previous, out, dX, layer.W.data, layer.b.data,
+                              layer.W._grad, layer.b._grad, dZ, ACTIVATIONS[activation],
+                              float(alpha))
+            layer._X, layer._A = previous, out
+            attribute = "_X"
+        elif kind is Activation and not layer.fused:
+            if layer._out is None or layer._out.cols != width:
+                layer._out, layer._dX = Buffer(width, dtype), Buffer(width, dtype)
+            out = layer._out.rows(n)
+            dX = layer._dX.rows(n) if need_dX else None
+            op = step.ActivationOp(layer, previous, out, dX, ACTIVATIONS[layer.activation],
+                                   float(layer.alpha))
+            layer._A = out
+            attribute = None
+        elif kind is Dropout and layer.p > 0:
+            if layer._out is None or layer._out.cols != width:
+                layer._out, layer._dX = Buffer(width, dtype), Buffer(width, dtype)
+                layer._masks = Buffer(width, np.uint8)
+            p, threshold = drop_probability("Dropout", layer.p)
+            out, mask = layer._out.rows(n), layer._masks.rows(n)
+            dX = layer._dX.rows(n) if need_dX else None
+            op = step.DropoutOp(layer, previous, out, dX, mask, threshold, 1.0 / (1.0 - p))
+            layer._shape, layer._mask = (n, width), mask
+            attribute = None
+        elif kind is BatchNorm:
+            out = layer._out.rows(n)
+            dX_buffer = layer._dX.rows(n)
+            op = step.BatchNormOp(layer, previous, out, dX_buffer if need_dX else None,
+                                  layer.gamma.data, layer.beta.data, layer.running_mean,
+                                  layer.running_var, layer._mean, layer._inv_std,
+                                  layer.gamma._grad, layer.beta._grad, dX_buffer,
+                                  float(layer.momentum), float(layer.eps))
+            layer._X, layer._training = previous, True
+            attribute = "_X"
+        else:  # a fused activation or dropout with p = 0 passes its input through
+            if kind is Dropout:
+                layer._shape, layer._mask = (n, width), None
+            else:
+                layer._A = previous
+            features = width
+            continue
+        if not ops:
+            first_attribute = attribute
+        ops.append(op)
+        previous = out
+        features = width
+    if not ops:
+        return None
+    return step.Plan(ops, model._dscores.rows(n), _LOSSES[loss], first_attribute)
+
