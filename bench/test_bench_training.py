@@ -96,3 +96,30 @@ def test_training_step_torch(benchmark, batches):
         assert np.isfinite(losses[-1])
     finally:
         torch.set_num_threads(previous_threads)
+
+
+TRAIN_STEP_SHAPES = {"tiny": (64, (64, 128, 10)), "medium": (BATCH, SIZES)}
+
+
+@pytest.mark.parametrize("shape", sorted(TRAIN_STEP_SHAPES))
+def test_train_step(benchmark, backend, shape):
+    """model.train_step: on the compiled backend one compiled call for forward, loss and
+    backward (fastnn/_step.py), then the optimizer; on the NumPy backend layer by layer."""
+    batch, sizes = TRAIN_STEP_SHAPES[shape]
+    benchmark.group = f"train_step {'-'.join(map(str, sizes))} relu, batch {batch}, SGD momentum"
+    rng = np.random.default_rng(0)
+    data = itertools.cycle([(rng.standard_normal((batch, sizes[0])).astype(np.float32),
+                             rng.integers(0, sizes[-1], batch)) for _ in range(BATCHES)])
+    layers = [fnn.Dense(a, b, activation="relu") for a, b in zip(sizes[:-2], sizes[1:-1])]
+    model = fnn.Sequential(*layers, fnn.Dense(sizes[-2], sizes[-1]), seed=0)
+    opt = fnn.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    losses = []
+
+    def step():
+        X, y = next(data)
+        losses.append(model.train_step(X, y, "softmax_cross_entropy", opt))
+
+    for _ in range(WARMUP_STEPS):
+        step()
+    benchmark(step)
+    assert np.isfinite(losses[-1])
