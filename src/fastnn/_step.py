@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _backend, _blas, losses
 from ._kernels._checks import ACTIVATIONS, drop_probability
-from .layers import Activation, BatchNorm, Buffer, Dense, Dropout
+from .layers import Activation, BatchNorm, Dense, Dropout
 
 _LOSSES = {losses.softmax_cross_entropy: True, losses.multiclass_hinge: False}
 _module = None
@@ -119,7 +119,6 @@ def _build(model, n, loss, kinds):
     step = step_module()
     ops = []
     features = model.in_features
-    dtype = model.dtype
     previous = None  # the output of the last op; None: the batch X, set at each run
     first_attribute = None
     for layer, kind in zip(model.layers, kinds):
@@ -135,8 +134,7 @@ def _build(model, n, loss, kinds):
             layer._X, layer._A = previous, out
             attribute = "_X"
         elif kind is Activation and not layer.fused:
-            if layer._out is None or layer._out.cols != width:
-                layer._out, layer._dX = Buffer(width, dtype), Buffer(width, dtype)
+            layer._size_buffers(width)
             out = layer._out.rows(n)
             dX = layer._dX.rows(n) if need_dX else None
             op = step.ActivationOp(layer, previous, out, dX, ACTIVATIONS[layer.activation],
@@ -144,9 +142,7 @@ def _build(model, n, loss, kinds):
             layer._A = out
             attribute = None
         elif kind is Dropout and layer.p > 0:
-            if layer._out is None or layer._out.cols != width:
-                layer._out, layer._dX = Buffer(width, dtype), Buffer(width, dtype)
-                layer._masks = Buffer(width, np.uint8)
+            layer._size_buffers(width)
             p, threshold = drop_probability("Dropout", layer.p)
             out, mask = layer._out.rows(n), layer._masks.rows(n)
             dX = layer._dX.rows(n) if need_dX else None

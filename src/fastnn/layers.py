@@ -331,11 +331,15 @@ class Activation(Layer):
             self._A = X
             return X
         n, d = X.shape
-        if self._out is None or self._out.cols != d:
-            self._out, self._dX = Buffer(d, self.dtype), Buffer(d, self.dtype)
+        self._size_buffers(d)
         self._A = _backend.kernels.bias_act_forward(
             X, None, activation=self.activation, alpha=self.alpha, out=self._out.rows(n))
         return self._A
+
+    def _size_buffers(self, d):
+        """Output and gradient buffers for inputs of d features (made at the first forward)."""
+        if self._out is None or self._out.cols != d:
+            self._out, self._dX = Buffer(d, self.dtype), Buffer(d, self.dtype)
 
     def backward(self, dA, need_dX=True):
         dA = self._check_grad(dA, None if self._A is None else self._A.shape, self.dtype)
@@ -462,14 +466,19 @@ class Dropout(Layer):
         if not training or self.p == 0.0:
             return X
         n, d = X.shape
-        if self._out is None or self._out.cols != d:
-            self._out, self._dX = Buffer(d, self.dtype), Buffer(d, self.dtype)
-            self._masks = Buffer(d, np.uint8)
+        self._size_buffers(d)
         key = dropout_key(self.seed, self.index, self.step)
         self.step += 1
         out, self._mask = _backend.kernels.dropout_forward(
             X, p=self.p, key=key, out=self._out.rows(n), mask=self._masks.rows(n))
         return out
+
+    def _size_buffers(self, d):
+        """Output, gradient and mask buffers for inputs of d features (made at the first
+        training forward)."""
+        if self._out is None or self._out.cols != d:
+            self._out, self._dX = Buffer(d, self.dtype), Buffer(d, self.dtype)
+            self._masks = Buffer(d, np.uint8)
 
     def backward(self, dA, need_dX=True):
         dA = self._check_grad(dA, self._shape, self.dtype)
