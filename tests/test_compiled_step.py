@@ -237,3 +237,16 @@ def test_compiled_step_is_available_where_ci_builds_it():
     if not sys.platform.startswith("linux"):
         pytest.skip("NumPy's BLAS is looked up on Linux only")
     assert _step.step_module() is not None, "NumPy's CBLAS GEMMs were not found"
+
+
+def test_a_replaced_layer_is_seen(backend, rng):
+    model = fnn.Sequential(fnn.Dense(7, 9, activation="relu"), fnn.Dense(9, 5), seed=0)
+    opt = fnn.optim.SGD(model.parameters(), lr=0.1)
+    X, y = rng.standard_normal((6, 7)), rng.integers(0, 5, 6)
+    model.train_step(X, y, "softmax_cross_entropy", opt)
+    model.layers[1] = fnn.Maxout(9, 5, pieces=2)
+    opt = fnn.optim.SGD(model.parameters(), lr=0.1)
+    before = model.layers[1].W.data.copy()
+    model.train_step(X, y, "softmax_cross_entropy", opt)
+    assert model._compiled.plan is None
+    assert not np.array_equal(model.layers[1].W.data, before)  # the new layer was trained

@@ -88,21 +88,22 @@ def _signature(layer, kind):
 class CompiledStep:
     """A model's plan for its last batch size, rebuilt when what it holds changes."""
 
-    __slots__ = ("plan", "key", "kinds", "parameters")
+    __slots__ = ("plan", "key", "layers", "kinds", "parameters")
 
     def __init__(self):
-        self.plan = self.key = self.kinds = self.parameters = None
+        self.plan = self.key = self.layers = self.kinds = self.parameters = None
 
     def plan_for(self, model, n, loss):
         """The plan for a batch of n rows, or None when this step cannot be compiled."""
         if _backend.get_backend() != "cython" or loss not in _LOSSES:
             return None
-        if self.kinds is None or len(self.kinds) != len(model.layers):
-            self.kinds = [_kind(layer) for layer in model.layers]
+        layers = model.layers
+        if self.layers != layers:  # (the layer objects compare by identity)
+            self.layers, self.kinds = list(layers), [_kind(layer) for layer in layers]
+            self.plan = self.key = None
         kinds = self.kinds
         if None in kinds or (n < 2 and BatchNorm in kinds) or step_module() is None:
             return None
-        layers = model.layers
         key = (n, loss, id(model._dscores._array),
                tuple([_signature(layer, kind) for layer, kind in zip(layers, kinds)]))
         if key != self.key:

@@ -192,10 +192,7 @@ class Sequential:
                 gradients_written(self._compiled.parameters)
                 self._output_shape = (n, self.out_features)
             else:
-                scores = self._checked_input(X)
-                for layer in self.layers:
-                    scores = layer.forward(scores, training=True)
-                self._output_shape = scores.shape
+                scores = self._forward(X, training=True)
                 if loss in losses.TAKE_DSCORES:
                     loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(n))
                 else:
