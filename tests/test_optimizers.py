@@ -647,3 +647,103 @@ def test_update_kernels_accept_0d_parameters():
     p.grad[...] = 1.0
     opt.step()
     assert p.data.shape == () and float(p.data) == pytest.approx(3 - 0.01 / (0.1 + 1e-8))
+
+
+# The compiled updates skip their Python checks when the arrays are already what the checks would
+# accept unchanged (optim.pyx's _plain); everything else must still be converted or refused
+# exactly as the twin does.
+def _update_call(kernel, p, g, states, **hyper):
+    if kernel == "sgd":
+        return lambda k: k.sgd_update(p, g, states[0], lr=0.1, momentum=0.9, **hyper)
+    if kernel == "adagrad":
+        return lambda k: k.adagrad_update(p, g, states[0], lr=0.1, step=hyper.pop("step", 2),
+                                          **hyper)
+    if kernel == "rmsprop":
+        return lambda k: k.rmsprop_update(p, g, states[0], states[1], states[2], lr=0.1,
+                                          centered=True, momentum=0.5, **hyper)
+    return lambda k: k.adam_update(p, g, states[0], states[1], states[2], lr=0.1, amsgrad=True,
+                                   step=hyper.pop("step", 2), **hyper)
+
+
+def _odd_arguments(case, shape, dtype):
+    """(param, grad, states, hyperparameters) with one thing changed by `case`."""
+    rng = np.random.default_rng(3)
+    p = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    # (rmsprop: square_avg, grad_avg, buffer; adam: exp_avg, exp_avg_sq, max: no sqrt of < 0)
+    states = [(np.abs(rng.standard_normal(shape)) * scale + shift).astype(dtype)
+              for scale, shift in ((1.0, 1.0), (0.1, 0.0), (1.0, 1.0))]
+    hyper = {}
+    other = np.float64 if dtype == np.float32 else np.float32
+    if case == "grad-other-dtype":
+        g = g.astype(other)
+    elif case == "grad-non-contiguous":
+        g = np.asfortranarray(np.stack([g, g], axis=-1))[..., 0]
+    elif case == "grad-int":
+        g = np.rint(g).astype(np.int64)
+    elif case == "grad-list":
+        g = g.tolist()
+    elif case == "grad-wrong-shape":
+        g = g.reshape(-1)[:-1] if g.size > 1 else np.zeros(2, dtype)
+    elif case == "param-read-only":
+        p.flags.writeable = False
+    elif case == "param-non-contiguous":
+        p = np.asfortranarray(np.stack([p, p], axis=-1))[..., 0]
+    elif case == "param-other-dtype":
+        p = p.astype(np.int32)
+    elif case == "state-read-only":
+        states[0].flags.writeable = False
+    elif case == "state-other-dtype":
+        states[0] = states[0].astype(other)
+    elif case == "state-wrong-shape":
+        states[0] = np.zeros(p.size + 1, dtype)
+    elif case == "state-missing":
+        states[0] = None
+    elif case == "numpy-scalar-hyperparameter":
+        hyper["weight_decay"] = np.float32(0.01)
+    elif case == "bool-hyperparameter":
+        hyper["weight_decay"] = True
+    elif case == "step-zero":
+        hyper["step"] = 0
+    return p, g, states, hyper
+
+
+ODD_CASES = ["plain", "grad-other-dtype", "grad-non-contiguous", "grad-int", "grad-list",
+             "grad-wrong-shape", "param-read-only", "param-non-contiguous", "param-other-dtype",
+             "state-read-only", "state-other-dtype", "state-wrong-shape", "state-missing",
+             "numpy-scalar-hyperparameter", "bool-hyperparameter", "step-zero"]
+
+
+@needs_compiled
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ODD_CASES)
+@pytest.mark.parametrize("kernel", ["sgd", "adagrad", "rmsprop", "adam"])
+def test_updates_accept_and_refuse_what_the_twin_does(kernel, case, dtype):
+    if case == "step-zero" and kernel in ("sgd", "rmsprop"):
+        pytest.skip("no step argument")
+    outcomes = []
+    for kernels in (C, P):
+        p, g, states, hyper = _odd_arguments(case, (7, 3), dtype)
+        before = [np.array(a, copy=True) for a in [p] + [s for s in states if s is not None]]
+        try:
+            _update_call(kernel, p, g, states, **hyper)(kernels)
+        except (TypeError, ValueError) as error:
+            outcomes.append(type(error))
+            after = [p] + [s for s in states if s is not None]
+            for old, new in zip(before, after):  # refused: nothing written
+                np.testing.assert_array_equal(new, old)
+        else:
+            outcomes.append((np.array(p), [np.array(s) for s in states]))
+    compiled, twin = outcomes
+    if isinstance(twin, type):
+        assert compiled is twin
+    else:
+        assert not isinstance(compiled, type), "compiled refused what the twin accepted"
+        rtol = RTOL[np.dtype(dtype)]
+        assert_close(compiled[0], twin[0], rtol, scale=float(np.abs(twin[0]).max()) + 1.0)
+        for got, want in zip(compiled[1], twin[1]):
+            assert_close(got, want, rtol, scale=float(np.abs(want).max()) + 1.0)
+        assert case not in ("grad-wrong-shape", "param-read-only", "state-read-only",
+                            "state-other-dtype", "state-wrong-shape", "bool-hyperparameter",
+                            "param-other-dtype"), "accepted what should have been refused"

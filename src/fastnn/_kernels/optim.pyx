@@ -7,7 +7,16 @@
 # them as loop invariants and vectorizes the loop (read from a struct inside the OpenMP loop,
 # they are reloaded every element). Hyperparameters travel in one struct per optimizer; per-step
 # scalars (bias corrections, decayed learning rate, 1 - beta) are computed once, in float64.
+#
+# The argument checks are the twin's (_checks.py). Before running them, each update asks
+# _plain() whether its arguments are already what those checks would accept unchanged
+# (ndarrays of one float dtype and one shape, C-contiguous, the written ones writeable; plain
+# int or float hyperparameters): an optimizer calls these every step with the same arrays, and
+# for a small model the Python checks took longer than the update itself. Anything else goes
+# through the checks, so both backends still accept, convert and reject alike.
 cimport numpy as cnp
+from cpython.float cimport PyFloat_CheckExact
+from cpython.long cimport PyLong_CheckExact
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
@@ -25,6 +34,48 @@ cdef extern from "kernels.h" nogil:
 
 cdef inline void* _data(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray> a)
+
+
+cdef inline bint _numbers(tuple values):
+    cdef object v
+    for v in values:
+        if not (PyFloat_CheckExact(v) or PyLong_CheckExact(v)):
+            return False
+    return True
+
+
+cdef bint _like(object a, cnp.ndarray param, bint written):
+    # Whether `a` is an ndarray of param's dtype and shape, C-contiguous (and writeable if
+    # written).
+    cdef cnp.ndarray b
+    cdef int i, ndim = cnp.PyArray_NDIM(param)
+    if not cnp.PyArray_Check(a):
+        return False
+    b = <cnp.ndarray> a
+    if (b.descr.type_num != param.descr.type_num or cnp.PyArray_NDIM(b) != ndim
+            or not cnp.PyArray_IS_C_CONTIGUOUS(b) or (written and not cnp.PyArray_ISWRITEABLE(b))):
+        return False
+    for i in range(ndim):
+        if cnp.PyArray_DIM(b, i) != cnp.PyArray_DIM(param, i):
+            return False
+    return True
+
+
+cdef bint _plain(object param, object grad, tuple states):
+    # Whether the update's arrays pass its checks unchanged (see the top of this file).
+    cdef cnp.ndarray p
+    cdef object state
+    if not cnp.PyArray_Check(param):
+        return False
+    p = <cnp.ndarray> param
+    if p.descr.type_num != cnp.NPY_FLOAT and p.descr.type_num != cnp.NPY_DOUBLE:
+        return False
+    if not _like(param, p, True) or not _like(grad, p, False):
+        return False
+    for state in states:
+        if not _like(state, p, True):
+            return False
+    return True
 
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
@@ -99,8 +150,10 @@ def sgd_update(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0,
     param -= lr * g
     momentum_buffer (same shape as param) is updated in place; it may be None when momentum is 0.
     """
-    _, param, grad = sgd_update_args(param, grad, momentum_buffer, lr, momentum, dampening,
-                                     weight_decay)
+    if not (_numbers((lr, momentum, dampening, weight_decay))
+            and _plain(param, grad, (momentum_buffer,) if momentum != 0 else ())):
+        _, param, grad = sgd_update_args(param, grad, momentum_buffer, lr, momentum, dampening,
+                                         weight_decay)
     cdef SGDConfig cfg = SGDConfig(lr=lr, momentum=momentum, dampening=dampening,
                                    weight_decay=weight_decay, nesterov=nesterov,
                                    first_step=first_step)
@@ -153,8 +206,10 @@ def adagrad_update(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0
     g = grad + weight_decay * param; state_sum += g * g
     param -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(state_sum) + eps)
     """
-    _, param, grad = adagrad_update_args(param, grad, state_sum, lr, lr_decay, weight_decay, eps,
-                                         step)
+    if not (_numbers((lr, lr_decay, weight_decay, eps, step)) and step >= 1
+            and _plain(param, grad, (state_sum,))):
+        _, param, grad = adagrad_update_args(param, grad, state_sum, lr, lr_decay, weight_decay,
+                                             eps, step)
     cdef AdagradConfig cfg = AdagradConfig(clr=lr / (1 + (step - 1) * lr_decay),
                                            weight_decay=weight_decay, eps=eps)
     cdef Py_ssize_t size = param.size
@@ -219,8 +274,11 @@ def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, al
     momentum > 0: buf = momentum * buf + g / avg; param -= lr * buf; otherwise param -= lr * g / avg
     grad_avg may be None unless centered; momentum_buffer may be None unless momentum > 0.
     """
-    _, param, grad = rmsprop_update_args(param, grad, square_avg, grad_avg, momentum_buffer, lr,
-                                         alpha, eps, weight_decay, momentum, centered)
+    if not (_numbers((lr, alpha, eps, weight_decay, momentum)) and _plain(
+            param, grad, (square_avg,) + ((grad_avg,) if centered else ())
+            + ((momentum_buffer,) if momentum > 0 else ()))):
+        _, param, grad = rmsprop_update_args(param, grad, square_avg, grad_avg, momentum_buffer,
+                                             lr, alpha, eps, weight_decay, momentum, centered)
     cdef RMSpropConfig cfg = RMSpropConfig(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                            momentum=momentum, centered=centered)
     cdef Py_ssize_t size = param.size
@@ -288,8 +346,10 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1=0
     param -= lr / (1 - beta1**step) * m / (sqrt(v or vmax) / sqrt(1 - beta2**step) + eps)
     step counts from 1; max_exp_avg_sq may be None unless amsgrad.
     """
-    _, param, grad = adam_update_args(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1,
-                                      beta2, eps, weight_decay, step, amsgrad)
+    if not (_numbers((lr, beta1, beta2, eps, weight_decay, step)) and step >= 1 and _plain(
+            param, grad, (exp_avg, exp_avg_sq) + ((max_exp_avg_sq,) if amsgrad else ()))):
+        _, param, grad = adam_update_args(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr,
+                                          beta1, beta2, eps, weight_decay, step, amsgrad)
     cdef AdamConfig cfg = AdamConfig(
         lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
         step_size=lr / (1 - beta1 ** step), bias_correction2_sqrt=(1 - beta2 ** step) ** 0.5,

@@ -130,7 +130,7 @@ class _FlatGroup:
     def __init__(self, params, flat=None, state=None):
         self.params, self.flat, self.state = list(params), flat, state
         self.views = [(p.data, p._grad) for p in params]
-        self.counters = []
+        self.counters, self.param_states = [], []
 
     def __bool__(self):
         return self.flat is not None
@@ -169,17 +169,18 @@ class _FlatGroup:
         if len(self.state) != entries:  # the first step created the state
             self.share_arrays(optimizer.state)
         elif self.counters:
-            for p in self.params:
-                optimizer.state[p].update((key, self.state[key]) for key in self.counters)
+            counters = {key: self.state[key] for key in self.counters}
+            for state in self.param_states:
+                state.update(counters)
 
     def share_arrays(self, all_state):
         """Give each parameter state entries that are views of its part of the flat state
         arrays, and copies of the counters (Adam's step)."""
         self.counters = [k for k, v in self.state.items() if not isinstance(v, np.ndarray)]
+        self.param_states = [all_state.setdefault(p, {}) for p in self.params]
         offset = 0
-        for p in self.params:
+        for p, state in zip(self.params, self.param_states):
             part = slice(offset, offset + p.size)
-            state = all_state.setdefault(p, {})
             for key, value in self.state.items():
                 state[key] = value[part].reshape(p.shape) if isinstance(value, np.ndarray) \
                     else value
