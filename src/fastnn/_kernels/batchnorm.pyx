@@ -92,13 +92,20 @@ cdef double* _column_sums(const floating* A, const floating* X, const floating* 
     cdef int t
     if partial == NULL:
         return NULL
-    with parallel(num_threads=n_threads, use_threads_if=threaded):
-        acc = partial + threadid() * 2 * d
-        for i in prange(n, schedule="static"):
-            if mean == NULL:
-                _shifted_sums_row(A + i * d, X, acc, acc + d, d)
-            else:
-                _grad_sums_row(A + i * d, X + i * d, mean, inv_std, acc, acc + d, d)
+    if threaded:  # (both branches: see kernels.h)
+        with parallel(num_threads=n_threads):
+            acc = partial + threadid() * 2 * d
+            for i in prange(n, schedule="static"):
+                if mean == NULL:
+                    _shifted_sums_row(A + i * d, X, acc, acc + d, d)
+                else:
+                    _grad_sums_row(A + i * d, X + i * d, mean, inv_std, acc, acc + d, d)
+    elif mean == NULL:
+        for i in range(n):
+            _shifted_sums_row(A + i * d, X, partial, partial + d, d)
+    else:
+        for i in range(n):
+            _grad_sums_row(A + i * d, X + i * d, mean, inv_std, partial, partial + d, d)
     for t in range(1, n_threads):
         for j in range(2 * d):
             partial[j] += partial[t * 2 * d + j]
@@ -140,8 +147,12 @@ cdef int _batchnorm_forward(const floating* X, const floating* gamma, const floa
             inv_std[j] = <floating> (1.0 / sqrt(<double> running_var[j] + eps))
     for j in range(d):
         scale[j] = gamma[j] * inv_std[j]
-    for i in prange(n, schedule="static", use_threads_if=threaded):
-        _normalize_row(X + i * d, mean, scale, beta, out + i * d, d)
+    if threaded:
+        for i in prange(n, schedule="static"):
+            _normalize_row(X + i * d, mean, scale, beta, out + i * d, d)
+    else:
+        for i in range(n):
+            _normalize_row(X + i * d, mean, scale, beta, out + i * d, d)
     free(scale)
     return 0
 
@@ -175,12 +186,19 @@ cdef int _batchnorm_backward(const floating* dY, const floating* X, const floati
         mean_dy_xhat[j] = <floating> (sums[d + j] / n)
     free(sums)
     # Pass 2: dX.
-    if training:
-        for i in prange(n, schedule="static", use_threads_if=threaded):
+    if training and threaded:
+        for i in prange(n, schedule="static"):
             _grad_input_row(dY + i * d, X + i * d, mean, inv_std, scale, mean_dy, mean_dy_xhat,
                             dX + i * d, d)
+    elif training:
+        for i in range(n):
+            _grad_input_row(dY + i * d, X + i * d, mean, inv_std, scale, mean_dy, mean_dy_xhat,
+                            dX + i * d, d)
+    elif threaded:
+        for i in prange(n, schedule="static"):
+            _scale_row(dY + i * d, scale, dX + i * d, d)
     else:
-        for i in prange(n, schedule="static", use_threads_if=threaded):
+        for i in range(n):
             _scale_row(dY + i * d, scale, dX + i * d, d)
     free(coef)
     return 0

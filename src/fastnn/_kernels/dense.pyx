@@ -133,8 +133,12 @@ cdef inline void _grad_act_row(const floating* da, const floating* a, floating* 
 cdef void _bias_act_forward(const floating* Z, const floating* b, floating* out, Py_ssize_t n,
                             Py_ssize_t m, int act, floating alpha, bint threaded) noexcept nogil:
     cdef Py_ssize_t i
-    for i in prange(n, schedule="static", use_threads_if=threaded):
-        _bias_act_row(Z + i * m, b, out + i * m, m, act, alpha)
+    if threaded:  # (both branches: see kernels.h)
+        for i in prange(n, schedule="static"):
+            _bias_act_row(Z + i * m, b, out + i * m, m, act, alpha)
+    else:
+        for i in range(n):
+            _bias_act_row(Z + i * m, b, out + i * m, m, act, alpha)
 
 
 cdef int _bias_act_backward(const floating* dA, const floating* A, floating* dZ, floating* db,
@@ -148,10 +152,14 @@ cdef int _bias_act_backward(const floating* dA, const floating* A, floating* dZ,
     cdef int t
     if partial == NULL:
         return -1
-    with parallel(num_threads=n_threads, use_threads_if=threaded):
-        acc = partial + threadid() * m
-        for i in prange(n, schedule="static"):
-            _grad_act_row(dA + i * m, A + i * m, dZ + i * m, acc, m, act, alpha)
+    if threaded:
+        with parallel(num_threads=n_threads):
+            acc = partial + threadid() * m
+            for i in prange(n, schedule="static"):
+                _grad_act_row(dA + i * m, A + i * m, dZ + i * m, acc, m, act, alpha)
+    else:
+        for i in range(n):
+            _grad_act_row(dA + i * m, A + i * m, dZ + i * m, partial, m, act, alpha)
     if db != NULL:
         for j in range(m):
             total = 0

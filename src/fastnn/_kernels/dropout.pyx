@@ -70,16 +70,23 @@ cdef void _dropout_forward(const floating* x, floating* out, uint8_t* mask, Py_s
                            bint threaded) noexcept nogil:
     cdef Py_ssize_t blocks = (size + BLOCK - 1) // BLOCK
     cdef Py_ssize_t b
-    for b in prange(blocks, schedule="static", use_threads_if=threaded):
-        _forward_block(x, out, mask, b * BLOCK, min(size, (b + 1) * BLOCK), key, threshold, scale)
+    if threaded:  # (both branches: see kernels.h)
+        for b in prange(blocks, schedule="static"):
+            _forward_block(x, out, mask, b * BLOCK, min(size, (b + 1) * BLOCK), key, threshold,
+                           scale)
+    else:
+        _forward_block(x, out, mask, 0, size, key, threshold, scale)
 
 
 cdef void _dropout_backward(const floating* da, const uint8_t* mask, floating* dx,
                             Py_ssize_t size, floating scale, bint threaded) noexcept nogil:
     cdef Py_ssize_t blocks = (size + BLOCK - 1) // BLOCK
     cdef Py_ssize_t b
-    for b in prange(blocks, schedule="static", use_threads_if=threaded):
-        _backward_block(da, mask, dx, b * BLOCK, min(size, (b + 1) * BLOCK), scale)
+    if threaded:
+        for b in prange(blocks, schedule="static"):
+            _backward_block(da, mask, dx, b * BLOCK, min(size, (b + 1) * BLOCK), scale)
+    else:
+        _backward_block(da, mask, dx, 0, size, scale)
 
 
 cdef inline void* _data(cnp.ndarray a):

@@ -31,6 +31,11 @@ static inline int omp_get_num_procs(void) { return 1; }
  * faster on 2 threads than on 1 up to (1024, 4096) (bench/test_bench_kernels.py; README). */
 #define FNN_DEFAULT_PARALLEL_MIN_WORK (1L << 21)
 
+/* Below the threshold a kernel runs a plain loop, not an OpenMP region with if(0): libgomp still
+ * sets up a one-thread team for such a region, ~0.3 us each here (gcc 12), which a training step
+ * of a small model paid a dozen times. So each loop is written twice, `if threaded: prange ...
+ * else: range ...`, both calling the same per-row (or per-chunk) function. */
+
 /* The threshold, read once from FASTNN_PARALLEL_MIN_WORK when set (the tests lower it so that
  * their shapes exercise the threaded paths). Each compiled module keeps its own copy. */
 static inline long fnn_parallel_min_work(void) {

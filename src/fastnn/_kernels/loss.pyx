@@ -94,11 +94,18 @@ cdef double _multiclass(const floating* scores, floating* dscores, const cnp.int
     cdef Py_ssize_t i
     cdef double total = 0
     cdef double inv_n = 1.0 / n
-    for i in prange(n, schedule="static", use_threads_if=threaded):
-        if softmax:
-            total += _softmax_ce_row(scores + i * c, dscores + i * c, c, y[i], inv_n)
-        else:
-            total += _hinge_row(scores + i * c, dscores + i * c, c, y[i], inv_n)
+    if threaded:  # (both branches: see kernels.h)
+        for i in prange(n, schedule="static"):
+            if softmax:
+                total += _softmax_ce_row(scores + i * c, dscores + i * c, c, y[i], inv_n)
+            else:
+                total += _hinge_row(scores + i * c, dscores + i * c, c, y[i], inv_n)
+    else:
+        for i in range(n):
+            if softmax:
+                total += _softmax_ce_row(scores + i * c, dscores + i * c, c, y[i], inv_n)
+            else:
+                total += _hinge_row(scores + i * c, dscores + i * c, c, y[i], inv_n)
     return total * inv_n
 
 
@@ -181,10 +188,16 @@ cdef double _mse(const floating* s, const floating* t, floating* d, Py_ssize_t s
                  bint threaded) noexcept nogil:
     cdef Py_ssize_t i
     cdef double diff, total = 0, scale = 2.0 / size
-    for i in prange(size, schedule="static", use_threads_if=threaded):
-        diff = <double> s[i] - <double> t[i]
-        total += diff * diff
-        d[i] = <floating> (diff * scale)
+    if threaded:  # (both branches: see kernels.h)
+        for i in prange(size, schedule="static"):
+            diff = <double> s[i] - <double> t[i]
+            total += diff * diff
+            d[i] = <floating> (diff * scale)
+    else:
+        for i in range(size):
+            diff = <double> s[i] - <double> t[i]
+            total += diff * diff
+            d[i] = <floating> (diff * scale)
     return total / size
 
 

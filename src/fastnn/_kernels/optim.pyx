@@ -133,9 +133,14 @@ cdef void _sgd_chunk(floating* p, const floating* grad, floating* buf, Py_ssize_
 cdef void _sgd(floating* p, const floating* grad, floating* buf, Py_ssize_t size, SGDConfig cfg,
                bint threaded) noexcept nogil:
     cdef Py_ssize_t c, at
-    for c in prange(_chunks(size), schedule="static", use_threads_if=threaded):
-        at = c * CHUNK
-        _sgd_chunk(p + at, grad + at, buf + at, _chunk_length(c, size), <floating> cfg.lr,
+    if threaded:  # (both branches: see kernels.h)
+        for c in prange(_chunks(size), schedule="static"):
+            at = c * CHUNK
+            _sgd_chunk(p + at, grad + at, buf + at, _chunk_length(c, size), <floating> cfg.lr,
+                       <floating> cfg.weight_decay, <floating> cfg.momentum,
+                       <floating> (1 - cfg.dampening), cfg.nesterov, cfg.first_step)
+    else:
+        _sgd_chunk(p, grad, buf, size, <floating> cfg.lr,
                    <floating> cfg.weight_decay, <floating> cfg.momentum,
                    <floating> (1 - cfg.dampening), cfg.nesterov, cfg.first_step)
 
@@ -193,9 +198,13 @@ cdef void _adagrad_chunk(floating* p, const floating* grad, floating* state_sum,
 cdef void _adagrad(floating* p, const floating* grad, floating* state_sum, Py_ssize_t size,
                    AdagradConfig cfg, bint threaded) noexcept nogil:
     cdef Py_ssize_t c, at
-    for c in prange(_chunks(size), schedule="static", use_threads_if=threaded):
-        at = c * CHUNK
-        _adagrad_chunk(p + at, grad + at, state_sum + at, _chunk_length(c, size),
+    if threaded:  # (both branches: see kernels.h)
+        for c in prange(_chunks(size), schedule="static"):
+            at = c * CHUNK
+            _adagrad_chunk(p + at, grad + at, state_sum + at, _chunk_length(c, size),
+                           <floating> cfg.clr, <floating> cfg.weight_decay, <floating> cfg.eps)
+    else:
+        _adagrad_chunk(p, grad, state_sum, size,
                        <floating> cfg.clr, <floating> cfg.weight_decay, <floating> cfg.eps)
 
 
@@ -254,11 +263,19 @@ cdef void _rmsprop_chunk(floating* p, const floating* grad, floating* square_avg
 cdef void _rmsprop(floating* p, const floating* grad, floating* square_avg, floating* grad_avg,
                    floating* buf, Py_ssize_t size, RMSpropConfig cfg, bint threaded) noexcept nogil:
     cdef Py_ssize_t c, at
-    for c in prange(_chunks(size), schedule="static", use_threads_if=threaded):
-        at = c * CHUNK
-        _rmsprop_chunk(p + at, grad + at, square_avg + at,
-                       grad_avg + at if cfg.centered else NULL,
-                       buf + at if cfg.momentum > 0 else NULL, _chunk_length(c, size),
+    if threaded:  # (both branches: see kernels.h)
+        for c in prange(_chunks(size), schedule="static"):
+            at = c * CHUNK
+            _rmsprop_chunk(p + at, grad + at, square_avg + at,
+                           grad_avg + at if cfg.centered else NULL,
+                           buf + at if cfg.momentum > 0 else NULL, _chunk_length(c, size),
+                           <floating> cfg.lr, <floating> cfg.alpha, <floating> (1 - cfg.alpha),
+                           <floating> cfg.eps, <floating> cfg.weight_decay, <floating> cfg.momentum,
+                           cfg.centered)
+    else:
+        _rmsprop_chunk(p, grad, square_avg,
+                       grad_avg if cfg.centered else NULL,
+                       buf if cfg.momentum > 0 else NULL, size,
                        <floating> cfg.lr, <floating> cfg.alpha, <floating> (1 - cfg.alpha),
                        <floating> cfg.eps, <floating> cfg.weight_decay, <floating> cfg.momentum,
                        cfg.centered)
@@ -326,10 +343,19 @@ cdef void _adam_chunk(floating* p, const floating* grad, floating* m, floating* 
 cdef void _adam(floating* p, const floating* grad, floating* m, floating* v, floating* vmax,
                 Py_ssize_t size, AdamConfig cfg, bint threaded) noexcept nogil:
     cdef Py_ssize_t c, at
-    for c in prange(_chunks(size), schedule="static", use_threads_if=threaded):
-        at = c * CHUNK
-        _adam_chunk(p + at, grad + at, m + at, v + at, vmax + at if cfg.amsgrad else NULL,
-                    _chunk_length(c, size), <floating> cfg.beta1, <floating> cfg.beta2,
+    if threaded:  # (both branches: see kernels.h)
+        for c in prange(_chunks(size), schedule="static"):
+            at = c * CHUNK
+            _adam_chunk(p + at, grad + at, m + at, v + at, vmax + at if cfg.amsgrad else NULL,
+                        _chunk_length(c, size), <floating> cfg.beta1, <floating> cfg.beta2,
+                        <floating> (1 - cfg.beta1), <floating> (1 - cfg.beta2), <floating> cfg.eps,
+                        <floating> cfg.step_size, <floating> cfg.bias_correction2_sqrt,
+                        0 if cfg.decoupled else <floating> cfg.weight_decay,
+                        <floating> (1 - cfg.lr * cfg.weight_decay) if cfg.decoupled else 1,
+                        cfg.amsgrad)
+    else:
+        _adam_chunk(p, grad, m, v, vmax if cfg.amsgrad else NULL,
+                    size, <floating> cfg.beta1, <floating> cfg.beta2,
                     <floating> (1 - cfg.beta1), <floating> (1 - cfg.beta2), <floating> cfg.eps,
                     <floating> cfg.step_size, <floating> cfg.bias_correction2_sqrt,
                     0 if cfg.decoupled else <floating> cfg.weight_decay,

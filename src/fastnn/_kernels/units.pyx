@@ -47,14 +47,33 @@ cdef inline void _add_partials(const double* partial, int n_threads, Py_ssize_t 
         out[j] = <floating> (out[j] + total) if accumulate else <floating> total
 
 
+cdef inline void _prelu_row(const floating* x, const floating* a, floating* out,
+                            Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(d):
+        out[j] = a[j] * x[j] if x[j] <= 0 else x[j]
+
+
 cdef void _prelu_forward(const floating* X, const floating* a, floating* out, Py_ssize_t n,
                          Py_ssize_t d, bint threaded) noexcept nogil:
-    cdef Py_ssize_t i, j
-    cdef floating x
-    for i in prange(n, schedule="static", use_threads_if=threaded):
-        for j in range(d):
-            x = X[i * d + j]
-            out[i * d + j] = a[j] * x if x <= 0 else x
+    cdef Py_ssize_t i
+    if threaded:  # (both branches: see kernels.h)
+        for i in prange(n, schedule="static"):
+            _prelu_row(X + i * d, a, out + i * d, d)
+    else:
+        for i in range(n):
+            _prelu_row(X + i * d, a, out + i * d, d)
+
+
+cdef inline void _prelu_grad_row(const floating* dA, const floating* X, const floating* a,
+                                 floating* dX, double* acc, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating x, g
+    for j in range(d):
+        x = X[j]
+        g = dA[j]
+        dX[j] = g if x > 0 else a[j] * g
+        acc[j] += 0 if x > 0 else g * x
 
 
 cdef int _prelu_backward(const floating* dA, const floating* X, const floating* a, floating* dX,
@@ -63,18 +82,17 @@ cdef int _prelu_backward(const floating* dA, const floating* X, const floating* 
     cdef int n_threads = omp_get_max_threads() if threaded else 1
     cdef double* partial = <double*> calloc(n_threads * d, sizeof(double))
     cdef double* acc
-    cdef Py_ssize_t i, j
-    cdef floating x, g
+    cdef Py_ssize_t i
     if partial == NULL:
         return -1
-    with parallel(num_threads=n_threads, use_threads_if=threaded):
-        acc = partial + threadid() * d
-        for i in prange(n, schedule="static"):
-            for j in range(d):
-                x = X[i * d + j]
-                g = dA[i * d + j]
-                dX[i * d + j] = g if x > 0 else a[j] * g
-                acc[j] += 0 if x > 0 else g * x
+    if threaded:
+        with parallel(num_threads=n_threads):
+            acc = partial + threadid() * d
+            for i in prange(n, schedule="static"):
+                _prelu_grad_row(dA + i * d, X + i * d, a, dX + i * d, acc, d)
+    else:
+        for i in range(n):
+            _prelu_grad_row(dA + i * d, X + i * d, a, dX + i * d, partial, d)
     _add_partials(partial, n_threads, d, da, accumulate)
     free(partial)
     return 0
@@ -122,28 +140,46 @@ def prelu_backward(dA, X, a, *, dX=None, da=None, accumulate=False):
     return dX, da
 
 
+cdef inline void _maxout_row(floating* z, const floating* b, floating* out,
+                             cnp.uint8_t* argmax, Py_ssize_t m, Py_ssize_t pieces) noexcept nogil:
+    # z += b, then the maximum over each unit's pieces and its index (the first on ties).
+    cdef Py_ssize_t j, p
+    cdef floating best, v
+    cdef int winner
+    for j in range(m * pieces):
+        z[j] = z[j] + b[j]
+    for j in range(m):
+        best = z[j * pieces]
+        winner = 0
+        for p in range(1, pieces):
+            v = z[j * pieces + p]
+            if v > best or (v != v and best == best):  # the first NaN wins, as np.argmax
+                best = v
+                winner = p
+        out[j] = best
+        argmax[j] = <cnp.uint8_t> winner
+
+
 cdef void _maxout_forward(floating* Z, const floating* b, floating* out, cnp.uint8_t* argmax,
                           Py_ssize_t n, Py_ssize_t m, Py_ssize_t pieces,
                           bint threaded) noexcept nogil:
-    # Z += b, then the maximum over each unit's pieces and its index (the first on ties).
-    cdef Py_ssize_t i, j, p, width = m * pieces
-    cdef floating best, v
-    cdef int winner
-    cdef floating* z
-    for i in prange(n, schedule="static", use_threads_if=threaded):
-        z = Z + i * width
-        for j in range(width):
-            z[j] = z[j] + b[j]
-        for j in range(m):
-            best = z[j * pieces]
-            winner = 0
-            for p in range(1, pieces):
-                v = z[j * pieces + p]
-                if v > best or (v != v and best == best):  # the first NaN wins, as np.argmax
-                    best = v
-                    winner = p
-            out[i * m + j] = best
-            argmax[i * m + j] = <cnp.uint8_t> winner
+    cdef Py_ssize_t i, width = m * pieces
+    if threaded:  # (both branches: see kernels.h)
+        for i in prange(n, schedule="static"):
+            _maxout_row(Z + i * width, b, out + i * m, argmax + i * m, m, pieces)
+    else:
+        for i in range(n):
+            _maxout_row(Z + i * width, b, out + i * m, argmax + i * m, m, pieces)
+
+
+cdef inline void _maxout_route_row(const floating* dA, const cnp.uint8_t* argmax, floating* dZ,
+                                   double* acc, Py_ssize_t m, Py_ssize_t pieces) noexcept nogil:
+    cdef Py_ssize_t j, column
+    memset(dZ, 0, m * pieces * sizeof(floating))
+    for j in range(m):
+        column = j * pieces + argmax[j]
+        dZ[column] = dA[j]
+        acc[column] += dA[j]
 
 
 cdef int _maxout_route(const floating* dA, const cnp.uint8_t* argmax, floating* dZ, floating* db,
@@ -154,17 +190,17 @@ cdef int _maxout_route(const floating* dA, const cnp.uint8_t* argmax, floating* 
     cdef int n_threads = omp_get_max_threads() if threaded else 1
     cdef double* partial = <double*> calloc(n_threads * width, sizeof(double))
     cdef double* acc
-    cdef Py_ssize_t i, j, column
+    cdef Py_ssize_t i
     if partial == NULL:
         return -1
-    with parallel(num_threads=n_threads, use_threads_if=threaded):
-        acc = partial + threadid() * width
-        for i in prange(n, schedule="static"):
-            memset(dZ + i * width, 0, width * sizeof(floating))
-            for j in range(m):
-                column = j * pieces + argmax[i * m + j]
-                dZ[i * width + column] = dA[i * m + j]
-                acc[column] += dA[i * m + j]
+    if threaded:
+        with parallel(num_threads=n_threads):
+            acc = partial + threadid() * width
+            for i in prange(n, schedule="static"):
+                _maxout_route_row(dA + i * m, argmax + i * m, dZ + i * width, acc, m, pieces)
+    else:
+        for i in range(n):
+            _maxout_route_row(dA + i * m, argmax + i * m, dZ + i * width, partial, m, pieces)
     _add_partials(partial, n_threads, width, db, accumulate)
     free(partial)
     return 0
