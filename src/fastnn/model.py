@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from . import _blas, losses
+from . import losses
 from ._kernels._checks import as_labels
 from ._step import CompiledStep
 from .init import default_init
@@ -59,7 +59,6 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.bind(i, stream_seed)
         self._flatten_parameters()
-        self._largest_weight = max((p.size for p in self.parameters() if p.is_weight), default=0)
         self._output_shape = None
         self._dscores = Buffer(self.out_features, self.dtype)
         self._compiled = CompiledStep()
@@ -173,38 +172,33 @@ class Sequential:
         softmax cross-entropy or the multiclass hinge loss runs forward, loss and backward in one
         compiled call (fastnn._step): the same kernels on the same arrays, without a Python call
         per layer. Other models and losses, and the NumPy backend, go layer by layer.
-
-        When the step's largest matrix multiply is small (batch x weights below
-        fastnn._blas.SMALL_GEMM_WORK), NumPy's BLAS runs it on one thread, which is faster there
-        than waking its other threads for each GEMM; the thread count is restored afterwards.
         """
         loss = losses.get(loss)
         X = self.layers[0]._check_input(X, self.dtype)
         n = X.shape[0]
-        with _blas.one_thread_if(n * self._largest_weight < _blas.SMALL_GEMM_WORK):
-            plan = self._compiled.plan_for(self, n, loss)
-            if plan is not None:
-                if not plan.all_finite(X):
-                    raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
-                if not plan.labels_ok(y):
-                    y = as_labels(loss.__name__, y, n, self.out_features)
-                loss_value = plan.run(X, y)
-                gradients_written(self._compiled.parameters)
-                self._output_shape = (n, self.out_features)
+        plan = self._compiled.plan_for(self, n, loss)
+        if plan is not None:
+            if not plan.all_finite(X):
+                raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
+            if not plan.labels_ok(y):
+                y = as_labels(loss.__name__, y, n, self.out_features)
+            loss_value = plan.run(X, y)
+            gradients_written(self._compiled.parameters)
+            self._output_shape = (n, self.out_features)
+        else:
+            scores = self._forward(X, training=True)
+            if loss in losses.TAKE_DSCORES:
+                loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(n))
             else:
-                scores = self._forward(X, training=True)
-                if loss in losses.TAKE_DSCORES:
-                    loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(n))
-                else:
-                    loss_value, dscores = loss(scores, y)
-                self.zero_grad()
-                self.backward(dscores)
-            loss_value = float(loss_value)
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters "
-                                         "were not updated (learning rate too high, or bad "
-                                         "input?)")
-            optimizer.step()
+                loss_value, dscores = loss(scores, y)
+            self.zero_grad()
+            self.backward(dscores)
+        loss_value = float(loss_value)
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters "
+                                     "were not updated (learning rate too high, or bad "
+                                     "input?)")
+        optimizer.step()
         return loss_value
 
     def predict_proba(self, X, batch_size=4096):
