@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn as fnn
+from fastnn import _step
 from fastnn.layers import Parameter
 
 OPTIMIZERS = {
@@ -164,3 +165,34 @@ def test_grad_assignment_copies_and_checks_the_shape():
     np.testing.assert_array_equal(p.grad, np.full((2, 3), 2.0))
     with pytest.raises(ValueError, match=r"Parameter W: grad must have shape \(2, 3\)"):
         p.grad = np.ones(6)
+
+
+@pytest.mark.parametrize("kind", ["plain", "compiled_layers", "all_layers"])
+def test_forward_backward_gives_the_explicit_sequences_gradients_and_scores(kind, rng):
+    """forward_backward is train_step without the update: the loss, the scores and every
+    parameter's gradient of forward / loss / zero_grad / backward, on both backends and whether
+    or not the step is compiled (Dense/BatchNorm/ReLU/Dropout models are, Maxout/PReLU not)."""
+    if kind == "compiled_layers":
+        make = lambda: fnn.Sequential(fnn.Dense(7, 33), fnn.BatchNorm(33), fnn.ReLU(),  # noqa
+                                      fnn.Dropout(0.3), fnn.Dense(33, 5), dtype="float64",
+                                      seed=3)
+    else:
+        make = lambda: make_model(kind, "float64")  # noqa: E731
+    fast, slow = make(), make()
+    compiled = fnn.get_backend() == "cython" and kind != "all_layers" and \
+        _step.step_module() is not None
+    for X, y in batches(rng) * 2:
+        loss, scores = fast.forward_backward(X, y, "softmax_cross_entropy")
+        assert (fast._compiled.plan is not None) == compiled
+        want_scores = slow.forward(X, training=True)
+        want_loss, dscores = fnn.losses.softmax_cross_entropy(want_scores, y)
+        slow.zero_grad()
+        slow.backward(dscores)
+        assert isinstance(loss, float)
+        np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-12, atol=1e-12)
+        for p, q in zip(fast.parameters(), slow.parameters()):
+            np.testing.assert_allclose(p.grad, q.grad, rtol=1e-10, atol=1e-12, err_msg=p.name)
+        for p, q in zip(fast.parameters(), slow.parameters()):  # the same update on both
+            p.data -= 0.1 * p.grad
+            q.data -= 0.1 * q.grad

@@ -104,14 +104,13 @@ def test_history_per_iteration_and_per_epoch():
     first_penalty = penalty.value(model)
     trainer = make_trainer(model, regularization=penalty, epochs=3)
     sizes = []
-    model_forward = model.forward
+    forward_backward = model.forward_backward
 
-    def forward(X, training=None):  # record the minibatch sizes the trainer uses
-        if training:
-            sizes.append(len(X))
-        return model_forward(X, training=training)
+    def record(X, y, loss):  # the minibatch sizes the trainer uses
+        sizes.append(len(X))
+        return forward_backward(X, y, loss)
 
-    model.forward = forward
+    model.forward_backward = record
     history = trainer.fit(X, y, validation_data=(Xv, yv))
     assert trainer.history is history
     assert history.stop_reason == "completed"
@@ -210,16 +209,16 @@ def test_regression_has_no_accuracy():
 # -- reproducibility ------------------------------------------------------------------------------
 
 def recorded_batches(model):
-    """Patch model.forward to record the training minibatches (as row indices of column 0)."""
+    """Patch model.forward_backward (the trainer's step before the update) to record the
+    training minibatches (as row indices of column 0)."""
     batches = []
-    forward = model.forward
+    forward_backward = model.forward_backward
 
-    def record(X, training=None):
-        if training:
-            batches.append(np.asarray(X)[:, 0].astype(int).tolist())
-        return forward(X, training=training)
+    def record(X, y, loss):
+        batches.append(np.asarray(X)[:, 0].astype(int).tolist())
+        return forward_backward(X, y, loss)
 
-    model.forward = record
+    model.forward_backward = record
     return batches
 
 
@@ -1066,3 +1065,29 @@ def test_zero_epochs_trains_nothing():
     history = make_trainer(model, epochs=0).fit(X, y)
     assert history.stop_reason == "completed" and history.loss == [] and history.epochs == []
     assert_same_state(model, start)
+
+
+def test_the_trainer_takes_the_compiled_step_with_the_same_results(monkeypatch):
+    """On the compiled backend the trainer's steps go through model.forward_backward's compiled
+    path (fastnn._step) for a Dense/BatchNorm/ReLU/Dropout model, with the numbers of the
+    layer-by-layer path: history and weights alike, bit for bit in float64."""
+    from fastnn import _step
+    if fnn.get_backend() != "cython" or _step.step_module() is None:
+        pytest.skip("the compiled step runs on the compiled backend only")
+    X, y = blobs(103)
+    Xv, yv = blobs(40, seed=1)
+
+    def fit():
+        model = fnn.Sequential(fnn.Dense(8, 16), fnn.BatchNorm(16), fnn.ReLU(), fnn.Dropout(0.2),
+                               fnn.Dense(16, 3), dtype="float64", seed=0)
+        trainer = make_trainer(model, regularization=fnn.regularization.L2(1e-3),
+                               constraint=fnn.regularization.MaxNorm(3.0))
+        return trainer.fit(X, y, validation_data=(Xv, yv)), model
+
+    compiled_history, compiled_model = fit()
+    assert compiled_model._compiled.plan is not None
+    monkeypatch.setattr(_step, "_module", False)  # as if the GEMMs had not been found
+    layered_history, layered_model = fit()
+    assert layered_model._compiled.plan is None
+    assert history_without_timing(compiled_history) == history_without_timing(layered_history)
+    assert_same_state(compiled_model, layered_model)

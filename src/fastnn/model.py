@@ -154,19 +154,19 @@ class Sequential:
         for i in range(last, -1, -1):
             grad = self.layers[i].backward(grad, need_dX=i > 0)
 
-    def train_step(self, X, y, loss, optimizer):
-        """One training step on the batch (X, y); returns its data loss (a float).
+    def forward_backward(self, X, y, loss):
+        """Forward in training mode, the loss against y, and backward: the gradients of one
+        training step, without the update. Returns (loss value as a float, scores).
 
         The same as
 
-            loss_value, dscores = loss(model.forward(X, training=True), y)
-            model.zero_grad(); model.backward(dscores); optimizer.step()
+            scores = model.forward(X, training=True); loss_value, dscores = loss(scores, y)
+            model.zero_grad(); model.backward(dscores)
 
-        without that sequence's copies: the scores and their gradient stay in buffers the model
-        reuses, so once the first steps have sized its buffers (and the optimizer its state) a
-        step allocates no arrays. `loss` is a name or function from fastnn.losses, or any
-        callable (scores, y) -> (loss, dscores). A non-finite loss raises FloatingPointError
-        before the update, so the parameters keep the values of the last good step.
+        (each parameter's .grad then holds this batch's gradient) without that sequence's
+        copies: the scores and their gradient stay in buffers the model reuses, so `scores` is
+        overwritten by the next forward. `loss` is a name or function from fastnn.losses, or any
+        callable (scores, y) -> (loss, dscores).
 
         On the compiled backend, a model of Dense, activation, Dropout and BatchNorm layers with
         softmax cross-entropy or the multiclass hinge loss runs forward, loss and backward in one
@@ -185,15 +185,29 @@ class Sequential:
             loss_value = plan.run(X, y)
             gradients_written(self._compiled.parameters)
             self._output_shape = (n, self.out_features)
+            return loss_value, plan.scores
+        scores = self._forward(X, training=True)
+        if loss in losses.TAKE_DSCORES:
+            loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(n))
         else:
-            scores = self._forward(X, training=True)
-            if loss in losses.TAKE_DSCORES:
-                loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(n))
-            else:
-                loss_value, dscores = loss(scores, y)
-            self.zero_grad()
-            self.backward(dscores)
-        loss_value = float(loss_value)
+            loss_value, dscores = loss(scores, y)
+        self.zero_grad()
+        self.backward(dscores)
+        return float(loss_value), scores
+
+    def train_step(self, X, y, loss, optimizer):
+        """One training step on the batch (X, y); returns its data loss (a float).
+
+        forward_backward(X, y, loss) and then optimizer.step(): the same as
+
+            loss_value, dscores = loss(model.forward(X, training=True), y)
+            model.zero_grad(); model.backward(dscores); optimizer.step()
+
+        Once the first steps have sized the model's buffers (and the optimizer its state) a
+        step allocates no arrays. A non-finite loss raises FloatingPointError before the
+        update, so the parameters keep the values of the last good step.
+        """
+        loss_value, _ = self.forward_backward(X, y, loss)
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters "
                                      "were not updated (learning rate too high, or bad "

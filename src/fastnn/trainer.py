@@ -351,10 +351,7 @@ class Trainer:
             for b in range(n_batches):
                 batch = order[b * self.batch_size:(b + 1) * self.batch_size]
                 Xb, yb = X[batch], y[batch]
-                scores = model.forward(Xb, training=True)
-                loss, dscores = self.loss_fn(scores, yb)
-                model.zero_grad()
-                model.backward(dscores)
+                loss, scores = model.forward_backward(Xb, yb, self.loss_fn)
                 reg = self.regularization(model) if self.regularization is not None else 0.0
                 if not math.isfinite(loss + reg):
                     return (f"diverged: the loss became {loss + reg} at epoch {epoch}, "

@@ -253,6 +253,11 @@ cdef class Plan:
                 ok = ok & (v[i] >= 0) & (v[i] < c)
         return ok
 
+    @property
+    def scores(self):
+        """The model's output buffer, which run() fills with the scores."""
+        return (<Op> self.ops[len(self.ops) - 1]).output
+
     def run(self, cnp.ndarray X, cnp.ndarray y):
         """Forward with X (checked: C-contiguous (N, in) of the model's dtype), the loss
         against y (checked int64 labels), backward into the parameters' gradient arrays
