@@ -28,6 +28,11 @@ def models():
         "starts_with_batchnorm": lambda: [
             fnn.BatchNorm(7), fnn.Dense(7, 20, activation="relu"), fnn.Dropout(0.5),
             fnn.Dense(20, 5)],
+        "batchnorm_activation_first": lambda: [
+            fnn.BatchNorm(7), fnn.Tanh(), fnn.Dropout(0.2), fnn.Dense(7, 5)],
+        "batchnorm_activation_no_dropout": lambda: [
+            fnn.Dense(7, 300), fnn.BatchNorm(300), fnn.LeakyReLU(0.1), fnn.Dense(300, 9),
+            fnn.BatchNorm(9), fnn.ELU(), fnn.Dense(9, 5)],
     }
 
 
@@ -250,3 +255,27 @@ def test_a_replaced_layer_is_seen(backend, rng):
     model.train_step(X, y, "softmax_cross_entropy", opt)
     assert model._compiled.plan is None
     assert not np.array_equal(model.layers[1].W.data, before)  # the new layer was trained
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [2, 33, 257])
+def test_batchnorm_activation_dropout_steps_are_bit_for_bit_the_layers(dtype, n, backend, rng):
+    """The compiled step calls the layers' own kernels on their own arrays, so it gives exactly
+    the numbers of their passes: parameters, gradients, every layer's output and the dropout
+    mask (at batch 257, with the tests' threading threshold, BatchNorm's passes are threaded)."""
+    layers = lambda: [fnn.Dense(7, 300), fnn.BatchNorm(300), fnn.ReLU(), fnn.Dropout(0.4),  # noqa
+                      fnn.Dense(300, 5)]
+    fast, fast_opt, slow, slow_opt = pair(layers, dtype, "adam")
+    for _ in range(3):
+        X, y = rng.standard_normal((n, 7)), rng.integers(0, 5, n)
+        assert fast.train_step(X, y, "softmax_cross_entropy", fast_opt) == \
+            reference_step(slow, X, y, fnn.losses.softmax_cross_entropy, slow_opt)
+    assert (fast._compiled.plan is not None) == compiled_step_expected(backend)
+    for key, value in slow.state_dict().items():
+        np.testing.assert_array_equal(fast.state_dict()[key], value, err_msg=key)
+    for p, q in zip(fast.parameters(), slow.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad, err_msg=p.name)
+    for a, b in zip(fast.layers, slow.layers):
+        if getattr(a, "_out", None) is not None:
+            np.testing.assert_array_equal(a._out.rows(n), b._out.rows(n))
+    np.testing.assert_array_equal(fast.layers[3]._mask, slow.layers[3]._mask)
