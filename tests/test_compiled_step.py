@@ -279,3 +279,23 @@ def test_batchnorm_activation_dropout_steps_are_bit_for_bit_the_layers(dtype, n,
         if getattr(a, "_out", None) is not None:
             np.testing.assert_array_equal(a._out.rows(n), b._out.rows(n))
     np.testing.assert_array_equal(fast.layers[3]._mask, slow.layers[3]._mask)
+
+
+@pytest.mark.skipif(fnn._kernels.CYTHON is None, reason="the compiled backend is not built")
+@pytest.mark.backend_independent
+def test_the_steps_dropout_key_is_the_masks_key():
+    """DropoutOp computes the dropout key in C (uint64 arithmetic); it must be
+    _checks.dropout_key's for any seed, layer index and step, and refuse what that refuses."""
+    from fastnn._kernels import step
+    from fastnn._kernels._checks import dropout_key
+    rng = np.random.default_rng(0)
+    cases = [(0, 0, 0), (2**64 - 1, 2**64 - 1, 2**64 - 1), (2**64 + 5, 1, 2), (2**200, 3, 4),
+             (np.uint64(7), 1, 2), (np.int32(3), np.int64(2), 9)]
+    cases += [tuple(int(v) for v in rng.integers(0, 2**63, 3, dtype=np.int64)) for _ in range(50)]
+    for case in cases:
+        assert step.dropout_key_of(*case) == dropout_key(*case), case
+    for bad in [(-1, 0, 0), (True, 0, 0), (0, 0, 1.5), (0, None, 0)]:
+        with pytest.raises(ValueError):
+            dropout_key(*bad)
+        with pytest.raises(ValueError):
+            step.dropout_key_of(*bad)

@@ -22,7 +22,7 @@ from .loss cimport _multiclass_loss
 
 import numpy as np
 
-from ._checks import dropout_key
+from ._checks import GOLDEN64, MIX64_M1, MIX64_M2, dropout_key
 
 cnp.import_array()
 
@@ -152,6 +152,38 @@ cdef class ActivationOp(Op):
         return 0
 
 
+cdef uint64_t _GOLDEN = GOLDEN64, _M1 = MIX64_M1, _M2 = MIX64_M2
+
+
+cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
+    z = (z ^ (z >> 30)) * _M1
+    z = (z ^ (z >> 27)) * _M2
+    return z ^ (z >> 31)
+
+
+cdef uint64_t _dropout_key(object seed, object index, object step) except? 0:
+    # _checks.dropout_key in uint64 arithmetic (which wraps as its masks do): that function
+    # took 1.4 us, a noticeable part of a small model's step. Anything but plain ints that
+    # fit in 64 bits goes to it (it reduces larger seeds mod 2**64 and refuses the rest).
+    cdef uint64_t parts[3]
+    cdef uint64_t key = 0
+    cdef int i
+    if type(seed) is not int or type(index) is not int or type(step) is not int:
+        return dropout_key(seed, index, step)
+    try:
+        parts[0], parts[1], parts[2] = seed, index, step
+    except OverflowError:
+        return dropout_key(seed, index, step)
+    for i in range(3):
+        key = _mix64((key ^ parts[i]) + _GOLDEN)
+    return key
+
+
+def dropout_key_of(seed, index, step):
+    """The key DropoutOp draws its mask with (for tests: it must be _checks.dropout_key's)."""
+    return _dropout_key(seed, index, step)
+
+
 cdef class DropoutOp(Op):
     # `layer` has the stream's seed, index and step (fastnn.Dropout); each forward draws the mask
     # of (seed, index, step) and advances step, as Dropout.forward does.
@@ -165,7 +197,7 @@ cdef class DropoutOp(Op):
 
     cdef int forward(self) except -1:
         layer = self.layer
-        cdef uint64_t key = dropout_key(layer.seed, layer.index, layer.step)
+        cdef uint64_t key = _dropout_key(layer.seed, layer.index, layer.step)
         layer.step += 1
         _dropout_forward(self.input, self.output, self.mask, key, self.threshold, self.scale)
         return 0
