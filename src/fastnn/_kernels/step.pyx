@@ -16,13 +16,13 @@ from libc.stdint cimport int64_t, uint64_t
 from .batchnorm cimport _run_backward as _batchnorm_backward
 from .batchnorm cimport _run_forward as _batchnorm_forward
 from .dense cimport _run_bias_act_backward, _run_bias_act_forward
+from .dropout cimport _dropout_key
 from .dropout cimport _run_backward as _dropout_backward
 from .dropout cimport _run_forward as _dropout_forward
 from .loss cimport _multiclass_loss
 
 import numpy as np
 
-from ._checks import GOLDEN64, MIX64_M1, MIX64_M2, dropout_key
 
 cnp.import_array()
 
@@ -150,33 +150,6 @@ cdef class ActivationOp(Op):
             _run_bias_act_backward(grad_output, self.output, self.grad_input, None, self.code,
                                    self.alpha, False)
         return 0
-
-
-cdef uint64_t _GOLDEN = GOLDEN64, _M1 = MIX64_M1, _M2 = MIX64_M2
-
-
-cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
-    z = (z ^ (z >> 30)) * _M1
-    z = (z ^ (z >> 27)) * _M2
-    return z ^ (z >> 31)
-
-
-cdef uint64_t _dropout_key(object seed, object index, object step) except? 0:
-    # _checks.dropout_key in uint64 arithmetic (which wraps as its masks do): that function
-    # took 1.4 us, a noticeable part of a small model's step. Anything but plain ints that
-    # fit in 64 bits goes to it (it reduces larger seeds mod 2**64 and refuses the rest).
-    cdef uint64_t parts[3]
-    cdef uint64_t key = 0
-    cdef int i
-    if type(seed) is not int or type(index) is not int or type(step) is not int:
-        return dropout_key(seed, index, step)
-    try:
-        parts[0], parts[1], parts[2] = seed, index, step
-    except OverflowError:
-        return dropout_key(seed, index, step)
-    for i in range(3):
-        key = _mix64((key ^ parts[i]) + _GOLDEN)
-    return key
 
 
 def dropout_key_of(seed, index, step):
