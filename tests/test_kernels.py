@@ -606,6 +606,23 @@ def test_non_array_float_arguments_are_rejected(case):
             NON_ARRAY_CASES[case](kernels)
 
 
+@pytest.mark.parametrize("alpha", [None, "0.1", [0.1], True])
+@pytest.mark.parametrize("kernel", ["bias_act_forward", "bias_act_backward", "dense_forward"])
+def test_non_numeric_alpha_is_a_type_error_naming_the_kernel(kernel, alpha):
+    """Once a bare float() error ("float() argument must be ... not 'NoneType'") or a ValueError
+    for a string."""
+    X, b, W = np.ones((2, 3)), np.zeros(3), np.ones((3, 3))
+    calls = {
+        "bias_act_forward": lambda k: k.bias_act_forward(X, b, activation="leaky_relu",
+                                                         alpha=alpha),
+        "bias_act_backward": lambda k: k.bias_act_backward(X, X, activation="elu", alpha=alpha),
+        "dense_forward": lambda k: k.dense_forward(X, W, b, activation="leaky_relu", alpha=alpha),
+    }
+    for kernels in (C, P):
+        with pytest.raises(TypeError, match=f"{kernel}: alpha must be a real number"):
+            calls[kernel](kernels)
+
+
 def test_non_float_parameter_arrays_are_rejected():
     """The part of float_dtype's contract that holds: arrays of other dtypes."""
     for kernels in (C, P):

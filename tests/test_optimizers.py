@@ -747,3 +747,19 @@ def test_updates_accept_and_refuse_what_the_twin_does(kernel, case, dtype):
         assert case not in ("grad-wrong-shape", "param-read-only", "state-read-only",
                             "state-other-dtype", "state-wrong-shape", "bool-hyperparameter",
                             "param-other-dtype"), "accepted what should have been refused"
+
+
+@needs_compiled
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("betas", [(2, 0.999), (0.9, 1), (0.9, 1.0), (-0.1, 0.999),
+                                   (0.9, float("nan"))])
+def test_adam_update_refuses_betas_outside_0_1_alike(betas):
+    """Betas outside [0, 1) are a ValueError on both backends, before anything is written; an
+    integer beta1 of 2 with a large step once made the kernels compute 2 ** step forever."""
+    for kernels in (C, P):
+        p, m, v = np.ones(4), np.zeros(4), np.zeros(4)
+        with pytest.raises(ValueError, match="beta"):
+            kernels.adam_update(p, np.ones(4), m, v, None, lr=0.1, beta1=betas[0],
+                                beta2=betas[1], step=10**30)
+        np.testing.assert_array_equal(p, np.ones(4))
+        assert not m.any() and not v.any()

@@ -24,7 +24,7 @@ def activation_code(kernel, activation, alpha):
     except (KeyError, TypeError):
         raise ValueError(f"{kernel}: unknown activation {activation!r}; expected one of "
                          f"{sorted(ACTIVATIONS)}") from None
-    alpha = float(alpha)
+    alpha = hyperparameters(kernel, alpha=alpha)["alpha"]
     if code == 2 and not alpha >= 0.0:
         raise ValueError(f"{kernel}: leaky_relu needs alpha >= 0, got {alpha}")
     if code == 3 and not alpha > 0.0:
@@ -427,6 +427,9 @@ def adam_update_args(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1
     """adam_update's checks; max_exp_avg_sq is needed when amsgrad."""
     hyperparameters("adam_update", lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                     weight_decay=weight_decay, step=step)
+    for name, beta in (("beta1", beta1), ("beta2", beta2)):
+        if not 0 <= beta < 1:  # (an integer beta >= 1 made beta ** step run forever)
+            raise ValueError(f"adam_update: {name} must be in [0, 1), got {beta!r}")
     states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
     if amsgrad:
         states["max_exp_avg_sq"] = max_exp_avg_sq

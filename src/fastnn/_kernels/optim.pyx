@@ -372,7 +372,8 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1=0
     param -= lr / (1 - beta1**step) * m / (sqrt(v or vmax) / sqrt(1 - beta2**step) + eps)
     step counts from 1; max_exp_avg_sq may be None unless amsgrad.
     """
-    if not (_numbers((lr, beta1, beta2, eps, weight_decay, step)) and step >= 1 and _plain(
+    if not (_numbers((lr, beta1, beta2, eps, weight_decay, step)) and step >= 1
+            and 0 <= beta1 < 1 and 0 <= beta2 < 1 and _plain(
             param, grad, (exp_avg, exp_avg_sq) + ((max_exp_avg_sq,) if amsgrad else ()))):
         _, param, grad = adam_update_args(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr,
                                           beta1, beta2, eps, weight_decay, step, amsgrad)
