@@ -90,6 +90,8 @@ def test_constant_and_zeros_values():
         w = init.initialize(init.constant(0.25), (3, 4), None, np.float32)
     assert w.dtype == np.float32 and np.all(w == np.float32(0.25))
     assert "0.25" in init.constant(0.25).__name__
+    with pytest.warns(UserWarning, match=r"init constant\(0\.25\) makes every weight equal"):
+        init.initialize(init.constant(0.25), (3, 4), None, np.float32)  # named, not <function ...>
 
 
 def test_a_single_output_unit_has_no_symmetry_to_break():

@@ -115,7 +115,8 @@ def initialize(init, shape, rng, dtype, where="layer"):
         raise ValueError(f"{where}: init {init!r} returned shape {values.shape}, expected "
                          f"{tuple(shape)}")
     if values.size > 1 and shape[-1] > 1 and np.all(values == values.flat[0]):
-        warnings.warn(f"{where}: init {init!r} makes every weight equal, so all units of the "
+        name = init.__name__ if callable(init) and hasattr(init, "__name__") else repr(init)
+        warnings.warn(f"{where}: init {name} makes every weight equal, so all units of the "
                       "layer compute the same output and get the same gradient: symmetry is never "
                       "broken. Use small random weights (e.g. 'he' or 'xavier') instead.",
                       UserWarning, stacklevel=3)
