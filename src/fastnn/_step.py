@@ -15,6 +15,8 @@ loss, a layer option (activation, dropout p, batchnorm momentum or eps), or any 
 Anything else (the NumPy backend, other layers or losses, a BLAS whose GEMMs cannot be found)
 takes the layer-by-layer path.
 """
+from operator import is_
+
 import numpy as np
 
 from . import _backend, _blas, losses
@@ -65,33 +67,35 @@ def _kind(layer):
     return None
 
 
-def _signature(layer, kind):
-    """What a plan holds of `layer`: the identities of its arrays and its options."""
+def _held(layer, kind):
+    """What a plan holds of `layer`: its arrays and its options, as objects (a plan is valid
+    while every one of them is still the same object: see CompiledStep.plan_for)."""
     if kind is Dense:
-        return (id(layer.W.data), id(layer.W._grad), id(layer.b.data), id(layer.b._grad),
-                id(layer._out._array), id(layer._dZ._array), id(layer._dX._array),
-                layer.epilogue)
+        W, b = layer.W, layer.b
+        return (W.data, W._grad, b.data, b._grad, layer._out._array, layer._dZ._array,
+                layer._dX._array, layer.epilogue)
     if kind is Activation:
         out = layer._out
-        return (layer.fused, layer.activation, layer.alpha, id(out._array) if out else None,
-                id(layer._dX._array) if out else None)
+        return (layer.fused, layer.activation, layer.alpha, out and out._array,
+                out and layer._dX._array)
     if kind is Dropout:
         out = layer._out
-        return (layer.p, id(out._array) if out else None, id(layer._dX._array) if out else None,
-                id(layer._masks._array) if out else None)
-    return (id(layer.gamma.data), id(layer.gamma._grad), id(layer.beta.data),
-            id(layer.beta._grad), id(layer.running_mean), id(layer.running_var),
-            id(layer._mean), id(layer._inv_std), id(layer._out._array), id(layer._dX._array),
+        return (layer.p, out and out._array, out and layer._dX._array,
+                out and layer._masks._array)
+    gamma, beta = layer.gamma, layer.beta
+    return (gamma.data, gamma._grad, beta.data, beta._grad, layer.running_mean,
+            layer.running_var, layer._mean, layer._inv_std, layer._out._array, layer._dX._array,
             layer.momentum, layer.eps)
 
 
 class CompiledStep:
     """A model's plan for its last batch size, rebuilt when what it holds changes."""
 
-    __slots__ = ("plan", "key", "layers", "kinds", "parameters")
+    __slots__ = ("plan", "key", "held", "layers", "kinds", "parameters")
 
     def __init__(self):
         self.plan = self.key = self.layers = self.kinds = self.parameters = None
+        self.held = []
 
     def plan_for(self, model, n, loss):
         """The plan for a batch of n rows, or None when this step cannot be compiled."""
@@ -104,15 +108,18 @@ class CompiledStep:
         kinds = self.kinds
         if None in kinds or (n < 2 and BatchNorm in kinds) or step_module() is None:
             return None
-        key = (n, loss, id(model._dscores._array),
-               tuple([_signature(layer, kind) for layer, kind in zip(layers, kinds)]))
-        if key != self.key:
+        held = [model._dscores._array]
+        for layer, kind in zip(layers, kinds):
+            held += _held(layer, kind)
+        if (n, loss) != self.key or len(held) != len(self.held) or \
+                not all(map(is_, held, self.held)):
             self.plan, self.key = None, None
             self.plan = _build(model, n, loss, kinds)
             self.parameters = model.parameters()
-            # the signature again: building may have grown buffers
-            self.key = (n, loss, id(model._dscores._array),
-                        tuple([_signature(layer, kind) for layer, kind in zip(layers, kinds)]))
+            held = [model._dscores._array]  # again: building may have grown buffers
+            for layer, kind in zip(layers, kinds):
+                held += _held(layer, kind)
+            self.key, self.held = (n, loss), held
         return self.plan
 
 
