@@ -4,6 +4,8 @@ Code written for torch.optim ports by changing the import: SGD, Adagrad, RMSprop
 the same arguments (parameter groups included) and give the same updates. Learning-rate schedules
 are in fastnn.optim.lr_scheduler.
 """
+from operator import attrgetter
+
 import numpy as np
 
 from .. import _backend
@@ -121,6 +123,9 @@ def _flat_view(arrays):
     return None if rest or start < 0 or end > base.size else base[start:end]
 
 
+_grad_cleared = attrgetter("_grad_is_zero")
+
+
 class _FlatGroup:
     """A parameter group updated as one flat Parameter (see Optimizer). Falsy when the group's
     parameters are not laid out in one flat array, or their states differ in what they hold;
@@ -161,17 +166,19 @@ class _FlatGroup:
             p.data is d and p._grad is g for p, (d, g) in zip(params, self.views))
 
     def update(self, optimizer, hyperparameters):
-        for p in self.params:
-            if p._grad_is_zero:  # a parameter whose gradient was cleared and not since computed
-                p.grad
+        if any(map(_grad_cleared, self.params)):
+            for p in self.params:
+                if p._grad_is_zero:  # its gradient was cleared and not since computed
+                    p.grad
         entries = len(self.state)
         optimizer._update(self.flat, hyperparameters, self.state)
         if len(self.state) != entries:  # the first step created the state
             self.share_arrays(optimizer.state)
-        elif self.counters:
-            counters = {key: self.state[key] for key in self.counters}
-            for state in self.param_states:
-                state.update(counters)
+        else:
+            for key in self.counters:
+                value = self.state[key]
+                for state in self.param_states:
+                    state[key] = value
 
     def share_arrays(self, all_state):
         """Give each parameter state entries that are views of its part of the flat state
