@@ -26,10 +26,16 @@ Contenders, for each shape and config:
     numpy    the same fastnn model on the NumPy twin kernels.
     torch    the same network in PyTorch (nn.Linear, BatchNorm1d, ReLU, Dropout; the same initial
              weights and data; torch.optim.SGD / Adam with their defaults), when torch imports.
+             It runs in a process of its own, with a floor of its own: fastnn and PyTorch load
+             the same libgomp, which takes its wait policy from the environment once, at load,
+             and fastnn sets OMP_WAIT_POLICY=PASSIVE while it loads it; in a process where
+             fastnn came first, torch's threads slept between its ops and its steps took 1.6x
+             (medium) to 4.6x (tiny) as long. Its x-floor is against its own process's floor,
+             and "cython vs torch" is the ratio of the two x-floor figures.
 
 Timing: every contender is warmed up first (its buffers and optimizer state are allocated), then
-the contenders take turns in rounds (floor, cython, numpy, torch, floor, ...), so that noise from
-the machine falls on all of them alike. In a round each runs BLOCK consecutive steps timed one by
+the contenders of a process take turns in rounds (floor, cython, numpy, floor, ...; floor, torch,
+floor, ... in torch's process), so that noise from the machine falls on all of them alike. In a round each runs BLOCK consecutive steps timed one by
 one with time.perf_counter; the first step of each block is not recorded (it pays for caches and
 thread pools the other contenders just used). The steps cycle through BATCHES different batches.
 Reported: the median step time and its interquartile range.
@@ -47,8 +53,8 @@ own), traces one run from model construction through warm-up and MEMORY_STEPS st
                     BatchNorm's running statistics, the activations kept for backward and one
                     batch.
 
-Each shape runs in a subprocess of its own (this script with --worker SHAPE), so that one shape's
-allocations and thread pools do not carry over to the next; the parent prints Markdown tables and,
+Each shape runs in subprocesses of its own (this script with --worker SHAPE --part fastnn, then
+--part torch), so that one shape's allocations and thread pools do not carry over to the next; the parent prints Markdown tables and,
 with --json, writes every raw figure. Threads (--threads, default: os.cpu_count()) apply to
 fastnn's kernels, to NumPy's BLAS (through threadpoolctl, when installed) and to torch. Nothing
 here asserts anything about speed.
@@ -376,12 +382,23 @@ def apply_threads(n):
     return f"BLAS limited to {n} threads with threadpoolctl"
 
 
-def worker(shape, configs, threads, quick, use_torch):
-    """Time and measure one shape; returns a JSON-able dict."""
+def worker(shape, part, configs, threads, quick):
+    """Time one shape: part "fastnn" (floor, cython, numpy, and the memory pass) or part "torch"
+    (floor, torch); returns a JSON-able dict."""
+    torch = None
+    if part == "torch":
+        # Before fastnn loads: both use the system's libgomp, which reads its wait policy once,
+        # when it is first loaded, and fastnn loads it with OMP_WAIT_POLICY=PASSIVE
+        # (fastnn._kernels). In one process with fastnn imported first, torch's threads slept
+        # between its ops and its steps took 1.6x (medium) to 4.6x (tiny) as long as alone.
+        try:
+            import torch
+        except ImportError as error:
+            return dict(shape=shape, torch_unavailable=str(error))
     import fastnn as fnn
 
     def log(message):  # progress, on stderr: stdout carries the JSON result
-        print(f"[{shape}] {message}", file=sys.stderr, flush=True)
+        print(f"[{shape} {part}] {message}", file=sys.stderr, flush=True)
 
     if not fnn.compiled_available():
         raise SystemExit(f"the compiled fastnn kernels are not available "
@@ -389,22 +406,16 @@ def worker(shape, configs, threads, quick, use_torch):
     batch, sizes = SHAPES[shape]
     blas_note = apply_threads(threads)
     conftest = load_bench_conftest()
-    env = conftest.environment()  # read before torch loads, as the benchmark suite does
+    env = conftest.environment()
     env["blas_summary"] = conftest.blas_summary(env["blas"])
     env["blas_threads_note"] = blas_note
     env["fastnn_version"] = fnn.__version__
     env["python"] = sys.version.split()[0]
-    torch = None
-    if use_torch:
-        try:
-            import torch
-        except ImportError as error:
-            env["torch"] = f"not importable: {error}"
-        else:
-            torch.set_num_threads(threads)
-            env["torch"] = torch.__version__
-            env["torch_threads"] = torch.get_num_threads()
-            env["torch_mkl"] = torch.backends.mkl.is_available()
+    if torch is not None:
+        torch.set_num_threads(threads)
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+        env["torch_mkl"] = torch.backends.mkl.is_available()
     batches = make_batches(batch, sizes)
     steps = (QUICK_STEPS if quick else STEPS)[shape]
     memory_steps = (QUICK_MEMORY_STEPS if quick else MEMORY_STEPS)[shape]
@@ -417,16 +428,17 @@ def worker(shape, configs, threads, quick, use_torch):
         losses = {name: [] for name in CONTENDERS}
         contenders = {"floor": (lambda: None, GemmFloor(batch, sizes, batches).step)}
         step_api = None
-        for backend in ("cython", "numpy"):
-            with fnn.use_backend(backend):
-                model = fastnn_model(spec)
-                step_api = fastnn_step_api(model)
-                step = fastnn_stepper(model, fastnn_optimizer(model, optimizer), batches,
-                                      losses[backend])
-            contenders[backend] = (lambda backend=backend: fnn.set_backend(backend), step)
         if torch is not None:
             contenders["torch"] = (lambda: None, torch_stepper(
                 torch, spec, optimizer, fastnn_model(spec), batches, losses["torch"]))
+        else:
+            for backend in ("cython", "numpy"):
+                with fnn.use_backend(backend):
+                    model = fastnn_model(spec)
+                    step_api = fastnn_step_api(model)
+                    step = fastnn_stepper(model, fastnn_optimizer(model, optimizer), batches,
+                                          losses[backend])
+                contenders[backend] = (lambda backend=backend: fnn.set_backend(backend), step)
         log(f"{config}: warm-up")
         for name, (activate, step) in contenders.items():
             activate()
@@ -436,8 +448,10 @@ def worker(shape, configs, threads, quick, use_torch):
         start = conftest.cpu_snapshot()
         times = time_rounds(contenders, steps)
         load = conftest.other_load(start, conftest.cpu_snapshot())
-        log(f"{config}: memory, {memory_steps} traced steps")
-        memory = measure_memory(spec, optimizer, batches, memory_steps)
+        memory = None
+        if torch is None:
+            log(f"{config}: memory, {memory_steps} traced steps")
+            memory = measure_memory(spec, optimizer, batches, memory_steps)
         result["configs"][config] = dict(
             optimizer=optimizer, regularized=regularized, fastnn_step_api=step_api,
             times={name: summarize(values) for name, values in times.items()},
@@ -467,18 +481,21 @@ def shape_tables(result):
     if "error" in result:
         return lines + [f"failed: {result['error']}", ""]
     head = ["config", "floor ms", "fastnn cython ms (×floor)", "fastnn numpy ms (×floor)",
-            "torch ms (×floor)", "cython vs torch", "cython vs numpy"]
+            "torch ms (×its floor)", "cython vs torch", "cython vs numpy"]
     lines += ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     spread = []
     for config, entry in result["configs"].items():
         medians = {name: t["median"] for name, t in entry["times"].items()}
         floor = medians["floor"]
         cells = [config, ms(floor)]
-        for name in ("cython", "numpy", "torch"):
-            cells.append(f"{ms(medians[name])} ({medians[name] / floor:.2f}×)"
-                         if name in medians else "—")
-        cells.append(f"{medians['torch'] / medians['cython']:.2f}×" if "torch" in medians
-                     else "—")
+        for name in ("cython", "numpy"):
+            cells.append(f"{ms(medians[name])} ({medians[name] / floor:.2f}×)")
+        if "torch" in medians:  # timed in its own process, against that process's floor
+            torch_floor = medians["torch"] / medians["floor (torch run)"]
+            cells.append(f"{ms(medians['torch'])} ({torch_floor:.2f}×)")
+            cells.append(f"{torch_floor / (medians['cython'] / floor):.2f}×")
+        else:
+            cells += ["—", "—"]
         cells.append(f"{medians['numpy'] / medians['cython']:.2f}×")
         lines.append("| " + " | ".join(cells) + " |")
         spread.append(f"{config}: " + ", ".join(
@@ -548,19 +565,43 @@ def source_version():
         return None
 
 
-def run_shape(shape, args):
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", shape,
+def run_worker(shape, part, args):
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", shape, "--part", part,
                "--threads", str(args.threads), "--configs", ",".join(args.configs)]
     command += ["--quick"] if args.quick else []
-    command += ["--no-torch"] if args.no_torch else []
     started = time.perf_counter()
     process = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # stderr: progress
     seconds = time.perf_counter() - started
     if process.returncode != 0:
         return dict(shape=shape, batch=SHAPES[shape][0], sizes=list(SHAPES[shape][1]),
-                    error=f"worker exited with {process.returncode}", seconds=seconds)
+                    error=f"{part} worker exited with {process.returncode}", seconds=seconds)
     result = json.loads(process.stdout.strip().splitlines()[-1])
     result["seconds"] = seconds
+    return result
+
+
+def run_shape(shape, args):
+    """The fastnn part of a shape, then (unless --no-torch) the torch part in a process of its
+    own, merged: each config's times gain "torch" and "floor (torch run)"."""
+    result = run_worker(shape, "fastnn", args)
+    if args.no_torch or "error" in result:
+        return result
+    other = run_worker(shape, "torch", args)
+    env = result["environment"]
+    if "torch_unavailable" in other:
+        env["torch"] = f"not importable: {other['torch_unavailable']}"
+    elif "error" in other:
+        env["torch"] = other["error"]
+    else:
+        env.update({key: other["environment"][key]
+                    for key in ("torch", "torch_threads", "torch_mkl")})
+        for config, entry in result["configs"].items():
+            theirs = other["configs"][config]
+            entry["times"]["torch"] = theirs["times"]["torch"]
+            entry["times"]["floor (torch run)"] = theirs["times"]["floor"]
+            entry["losses"].update({k: v for k, v in theirs["losses"].items() if k == "torch"})
+            entry["other_load_torch_run"] = theirs["other_load"]
+    result["seconds"] += other.get("seconds", 0)
     return result
 
 
@@ -582,6 +623,8 @@ def parse_args(argv=None):
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     parser.add_argument("--json", help="write all raw results to this file")
     parser.add_argument("--worker", metavar="SHAPE", help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=("fastnn", "torch"), default="fastnn",
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.shapes = names(args.shapes, SHAPES, "shapes")
     args.configs = names(args.configs, CONFIGS, "configs")
@@ -593,7 +636,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
-        result = worker(args.worker, args.configs, args.threads, args.quick, not args.no_torch)
+        result = worker(args.worker, args.part, args.configs, args.threads, args.quick)
         print(json.dumps(result))
         return
     started = time.perf_counter()

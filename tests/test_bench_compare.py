@@ -41,3 +41,23 @@ def test_compare_quick_run_writes_complete_results(tmp_path):
             assert memory[key] > 0, (name, key)
         assert memory["needed"]["total"] > 0
         assert entry["fastnn_step_api"] in ("train_step", "forward/zero_grad/backward/step")
+
+
+@pytest.mark.backend_independent
+def test_compare_times_torch_in_a_process_of_its_own(tmp_path):
+    """With torch installed, its steps and a floor of their own come from a second worker (one
+    process shares libgomp's wait policy between fastnn and torch) and are merged per config."""
+    import fastnn
+    pytest.importorskip("torch")
+    if not fastnn.compiled_available():
+        pytest.skip("bench/compare.py compares against the compiled backend, which is not built")
+    out = tmp_path / "out.json"
+    result = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--shapes", "tiny",
+                             "--configs", "sgd", "--json", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    entry = json.loads(out.read_text())["results"][0]["configs"]["sgd"]
+    assert set(entry["times"]) == {"floor", "cython", "numpy", "torch", "floor (torch run)"}
+    assert all(times["n"] > 0 and times["median"] > 0 for times in entry["times"].values())
+    assert entry["losses"]["torch"]["finite"]
+    assert "×its floor" in result.stdout

@@ -29,8 +29,14 @@ def _load_compiled():
     libgomp reads OMP_WAIT_POLICY once, when the first compiled module loads it. Its default
     (spin for a while after every parallel region) lets idle OpenMP workers take the cores from
     NumPy's BLAS threads and from other processes: on a busy 2-core machine a training step was
-    measured 100x slower. The variable is set only while the modules load (a user's own setting
-    wins) and removed again, so libraries loaded later do not see it.
+    measured 100x slower, and at the large shape of bench/compare.py even a short spin
+    (GOMP_SPINCOUNT=10000) made steps 10-14% slower than passive in the two calm ones of four
+    alternating runs. The variable is set only while the
+    modules load (a user's own setting wins) and removed again, so libraries loaded later do not
+    see it in the environment; but a library that uses the same libgomp (PyTorch's Linux wheels
+    do) shares the policy, whichever loaded it first: with fastnn imported first, PyTorch's
+    small ops ran 1.6-4.6x slower (README, "Backends"). Import torch first, or set
+    OMP_WAIT_POLICY / GOMP_SPINCOUNT yourself, to give it its usual spinning.
     """
     unset = "OMP_WAIT_POLICY" not in os.environ
     if unset:
