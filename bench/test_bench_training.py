@@ -4,6 +4,12 @@ architecture, initial weights, data and thread count) when torch is importable.
 
 The steps cycle through BATCHES different batches, as a training loop does, rather than fitting
 one batch over and over.
+
+PyTorch runs in this process, after fastnn loaded the OpenMP runtime (libgomp) that torch's Linux
+wheels share, with fastnn's OMP_WAIT_POLICY=PASSIVE: torch's threads then sleep between its ops,
+and its step here is slower than in a process of its own (2.6 ms against 4.3 ms at this shape on
+the machine of bench/RESULTS.md). bench/compare.py times torch in its own process; use its figures
+to compare with PyTorch. The extra_info of the torch row records the policy it ran under.
 """
 import itertools
 
@@ -65,7 +71,9 @@ def test_training_step_torch(benchmark, batches):
     torch.set_num_threads(threads)
     benchmark.extra_info.update(backend="torch", torch_version=torch.__version__,
                                 torch_threads=torch.get_num_threads(),
-                                torch_mkl=torch.backends.mkl.is_available())
+                                torch_mkl=torch.backends.mkl.is_available(),
+                                openmp_wait_policy="as fastnn loaded libgomp (PASSIVE unless "
+                                                   "OMP_WAIT_POLICY was set)")
     try:
         layers = []
         for i, dense in enumerate(l for l in make_model().layers):
