@@ -26,16 +26,17 @@ Contenders, for each shape and config:
     numpy    the same fastnn model on the NumPy twin kernels.
     torch    the same network in PyTorch (nn.Linear, BatchNorm1d, ReLU, Dropout; the same initial
              weights and data; torch.optim.SGD / Adam with their defaults), when torch imports.
-             It runs in a process of its own, with a floor of its own: fastnn and PyTorch load
-             the same libgomp, which takes its wait policy from the environment once, at load,
-             and fastnn sets OMP_WAIT_POLICY=PASSIVE while it loads it; in a process where
+             It runs alone in a process of its own, right after fastnn's: fastnn and PyTorch
+             load the same libgomp, which takes its wait policy from the environment once, at
+             load, and fastnn sets OMP_WAIT_POLICY=PASSIVE while it loads it (in a process where
              fastnn came first, torch's threads slept between its ops and its steps took 1.6x
-             (medium) to 4.6x (tiny) as long. Its x-floor is against its own process's floor,
-             and "cython vs torch" is the ratio of the two x-floor figures.
+             to 4.6x as long); and OpenBLAS's threads, still spinning after the floor's GEMMs,
+             took the cores from torch's (2.8x at medium when the two alternated). Its x-floor
+             is against the floor of fastnn's process.
 
 Timing: every contender is warmed up first (its buffers and optimizer state are allocated), then
-the contenders of a process take turns in rounds (floor, cython, numpy, floor, ...; floor, torch,
-floor, ... in torch's process), so that noise from the machine falls on all of them alike. In a round each runs BLOCK consecutive steps timed one by
+fastnn's contenders take turns in rounds (floor, cython, numpy, floor, ...), so that noise from the
+machine falls on all of them alike; torch's process then runs the same rounds with torch alone. In a round each runs BLOCK consecutive steps timed one by
 one with time.perf_counter; the first step of each block is not recorded (it pays for caches and
 thread pools the other contenders just used). The steps cycle through BATCHES different batches.
 Reported: the median step time and its interquartile range.
@@ -426,12 +427,12 @@ def worker(shape, part, configs, threads, quick):
         optimizer, regularized = CONFIGS[config]
         spec = architecture(sizes, regularized)
         losses = {name: [] for name in CONTENDERS}
-        contenders = {"floor": (lambda: None, GemmFloor(batch, sizes, batches).step)}
         step_api = None
-        if torch is not None:
-            contenders["torch"] = (lambda: None, torch_stepper(
-                torch, spec, optimizer, fastnn_model(spec), batches, losses["torch"]))
+        if torch is not None:  # alone: see the top of this file
+            contenders = {"torch": (lambda: None, torch_stepper(
+                torch, spec, optimizer, fastnn_model(spec), batches, losses["torch"]))}
         else:
+            contenders = {"floor": (lambda: None, GemmFloor(batch, sizes, batches).step)}
             for backend in ("cython", "numpy"):
                 with fnn.use_backend(backend):
                     model = fastnn_model(spec)
@@ -481,21 +482,18 @@ def shape_tables(result):
     if "error" in result:
         return lines + [f"failed: {result['error']}", ""]
     head = ["config", "floor ms", "fastnn cython ms (×floor)", "fastnn numpy ms (×floor)",
-            "torch ms (×its floor)", "cython vs torch", "cython vs numpy"]
+            "torch ms (×floor)", "cython vs torch", "cython vs numpy"]
     lines += ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     spread = []
     for config, entry in result["configs"].items():
         medians = {name: t["median"] for name, t in entry["times"].items()}
         floor = medians["floor"]
         cells = [config, ms(floor)]
-        for name in ("cython", "numpy"):
-            cells.append(f"{ms(medians[name])} ({medians[name] / floor:.2f}×)")
-        if "torch" in medians:  # timed in its own process, against that process's floor
-            torch_floor = medians["torch"] / medians["floor (torch run)"]
-            cells.append(f"{ms(medians['torch'])} ({torch_floor:.2f}×)")
-            cells.append(f"{torch_floor / (medians['cython'] / floor):.2f}×")
-        else:
-            cells += ["—", "—"]
+        for name in ("cython", "numpy", "torch"):
+            cells.append(f"{ms(medians[name])} ({medians[name] / floor:.2f}×)"
+                         if name in medians else "—")
+        cells.append(f"{medians['torch'] / medians['cython']:.2f}×" if "torch" in medians
+                     else "—")
         cells.append(f"{medians['numpy'] / medians['cython']:.2f}×")
         lines.append("| " + " | ".join(cells) + " |")
         spread.append(f"{config}: " + ", ".join(
@@ -582,7 +580,7 @@ def run_worker(shape, part, args):
 
 def run_shape(shape, args):
     """The fastnn part of a shape, then (unless --no-torch) the torch part in a process of its
-    own, merged: each config's times gain "torch" and "floor (torch run)"."""
+    own, merged: each config's times gain "torch"."""
     result = run_worker(shape, "fastnn", args)
     if args.no_torch or "error" in result:
         return result
@@ -598,7 +596,6 @@ def run_shape(shape, args):
         for config, entry in result["configs"].items():
             theirs = other["configs"][config]
             entry["times"]["torch"] = theirs["times"]["torch"]
-            entry["times"]["floor (torch run)"] = theirs["times"]["floor"]
             entry["losses"].update({k: v for k, v in theirs["losses"].items() if k == "torch"})
             entry["other_load_torch_run"] = theirs["other_load"]
     result["seconds"] += other.get("seconds", 0)
