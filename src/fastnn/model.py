@@ -125,19 +125,14 @@ class Sequential:
         here, once, with one cheap reduction.
         """
         training = self.training if training is None else bool(training)
-        return self._forward(X, training).copy()
-
-    def _checked_input(self, X):
-        """X as the first layer takes it, or a clear error; NaN/inf are found with one cheap
-        reduction."""
-        X = self.layers[0]._check_input(X, self.dtype)
-        if not np.isfinite(np.add.reduce(X, axis=None)) and not np.isfinite(X).all():
-            raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
-        return X
+        return self._forward(self.layers[0]._check_input(X, self.dtype), training).copy()
 
     def _forward(self, X, training):
-        """The scores in the last layer's output buffer, which the next forward overwrites."""
-        X = self._checked_input(X)
+        """The scores in the last layer's output buffer, which the next forward overwrites. X is
+        as the first layer's _check_input returned it; NaN/inf are found with one cheap
+        reduction."""
+        if not np.isfinite(np.add.reduce(X, axis=None)) and not np.isfinite(X).all():
+            raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
         for layer in self.layers:
             X = layer.forward(X, training=training)
         self._output_shape = X.shape

@@ -70,7 +70,8 @@ cdef bint _plain(object param, object grad, tuple states):
     p = <cnp.ndarray> param
     if p.descr.type_num != cnp.NPY_FLOAT and p.descr.type_num != cnp.NPY_DOUBLE:
         return False
-    if not _like(param, p, True) or not _like(grad, p, False):
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(p) and cnp.PyArray_ISWRITEABLE(p)) or \
+            not _like(grad, p, False):
         return False
     for state in states:
         if not _like(state, p, True):
