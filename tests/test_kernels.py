@@ -978,14 +978,17 @@ def test_threads_bias_act(rng, restore_threads, act, alpha, dtype):
         dZ, db = C.bias_act_backward(dA, A, activation=act, alpha=alpha, db=np.empty(m, dtype))
         acc = C.bias_act_backward(dA, A, activation=act, alpha=alpha, db=db0.copy(),
                                   accumulate=True)[1]
-        return fwd, dZ, db, acc
+        dZ_no_bias, no_db = C.bias_act_backward(dA, A, activation=act, alpha=alpha)  # own path
+        assert no_db is None
+        return fwd, dZ, db, acc, dZ_no_bias
 
     results = _per_thread_count(run)
-    for fwd, dZ, db, acc in results.values():
+    for fwd, dZ, db, acc, dZ_no_bias in results.values():
         assert_close(fwd, want_fwd)
         assert_close(dZ, want_dZ, scale=float(np.abs(dA).max()) * max(1.0, alpha))
         assert_close(db, want_db, scale=db_scale)
         assert_close(acc, want_acc, scale=db_scale + 5)
+        np.testing.assert_array_equal(dZ_no_bias, dZ)
     one, two = results[1], results[2]
     np.testing.assert_array_equal(one[0], two[0])  # rows are independent: bitwise equal
     np.testing.assert_array_equal(one[1], two[1])

@@ -94,40 +94,47 @@ cdef inline void _bias_act_row(const floating* z, const floating* b, floating* a
 
 
 cdef inline void _grad_act_row(const floating* da, const floating* a, floating* dz, double* db_acc,
-                               Py_ssize_t m, int act, floating alpha) noexcept nogil:
-    # dz = da * act'(a) for one row, and db_acc += dz; dz may be da.
+                               Py_ssize_t m, int act, floating alpha, bint sums) noexcept nogil:
+    # dz = da * act'(a) for one row, and db_acc += dz when `sums`; dz may be da. Every call passes
+    # `sums` as a constant, so the compiler drops the test from the loops.
     cdef Py_ssize_t j
     cdef floating g
     if act == IDENTITY:
         for j in range(m):
             g = da[j]
             dz[j] = g
-            db_acc[j] += g
+            if sums:
+                db_acc[j] += g
     elif act == RELU:
         for j in range(m):
             g = da[j] * (a[j] > 0)
             dz[j] = g
-            db_acc[j] += g
+            if sums:
+                db_acc[j] += g
     elif act == LEAKY_RELU:
         for j in range(m):
             g = da[j] * (1 if a[j] > 0 else alpha)
             dz[j] = g
-            db_acc[j] += g
+            if sums:
+                db_acc[j] += g
     elif act == ELU:
         for j in range(m):
             g = da[j] * (1 if a[j] > 0 else a[j] + alpha)
             dz[j] = g
-            db_acc[j] += g
+            if sums:
+                db_acc[j] += g
     elif act == SIGMOID:
         for j in range(m):
             g = da[j] * a[j] * (1 - a[j])
             dz[j] = g
-            db_acc[j] += g
+            if sums:
+                db_acc[j] += g
     elif act == TANH:
         for j in range(m):
             g = da[j] * (1 - a[j] * a[j])
             dz[j] = g
-            db_acc[j] += g
+            if sums:
+                db_acc[j] += g
 
 
 cdef void _bias_act_forward(const floating* Z, const floating* b, floating* out, Py_ssize_t n,
@@ -145,27 +152,34 @@ cdef int _bias_act_backward(const floating* dA, const floating* A, floating* dZ,
                             Py_ssize_t n, Py_ssize_t m, int act, floating alpha, bint accumulate,
                             bint threaded) noexcept nogil:
     cdef int n_threads = omp_get_max_threads() if threaded else 1
-    cdef double* partial = <double*> calloc(n_threads * m, sizeof(double))
+    cdef double* partial
     cdef double* acc
     cdef double total
     cdef Py_ssize_t i, j
     cdef int t
+    if db == NULL:  # an activation layer's backward: no bias, so no column sums
+        if threaded:
+            for i in prange(n, schedule="static"):
+                _grad_act_row(dA + i * m, A + i * m, dZ + i * m, NULL, m, act, alpha, False)
+        else:
+            _grad_act_row(dA, A, dZ, NULL, n * m, act, alpha, False)
+        return 0
+    partial = <double*> calloc(n_threads * m, sizeof(double))
     if partial == NULL:
         return -1
     if threaded:
         with parallel(num_threads=n_threads):
             acc = partial + threadid() * m
             for i in prange(n, schedule="static"):
-                _grad_act_row(dA + i * m, A + i * m, dZ + i * m, acc, m, act, alpha)
+                _grad_act_row(dA + i * m, A + i * m, dZ + i * m, acc, m, act, alpha, True)
     else:
         for i in range(n):
-            _grad_act_row(dA + i * m, A + i * m, dZ + i * m, partial, m, act, alpha)
-    if db != NULL:
-        for j in range(m):
-            total = 0
-            for t in range(n_threads):
-                total = total + partial[t * m + j]
-            db[j] = <floating>(db[j] + total) if accumulate else <floating>total
+            _grad_act_row(dA + i * m, A + i * m, dZ + i * m, partial, m, act, alpha, True)
+    for j in range(m):
+        total = 0
+        for t in range(n_threads):
+            total = total + partial[t * m + j]
+        db[j] = <floating>(db[j] + total) if accumulate else <floating>total
     free(partial)
     return 0
 
