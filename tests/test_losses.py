@@ -126,6 +126,29 @@ def test_kernel_matches_twin_with_1_and_2_threads(rng, name, dtype):
     assert got[1][0] == pytest.approx(got[2][0], rel=1e-13)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("classes", [1, 2, 7, 8, 9, 16, 33, 1000])
+@pytest.mark.backend_independent
+@needs_compiled
+def test_softmax_finds_the_row_maximum_wherever_it_is(classes, dtype):
+    """One score 1e4 above the rest, in every position the compiled row max treats differently
+    (its 8 lanes, the leftover columns, the first): missing it would exponentiate +1e4."""
+    positions = sorted({0, 1, 7, 8, 9, classes // 2, classes - 2, classes - 1} & set(range(classes)))
+    scores = np.zeros((len(positions), classes), dtype)
+    scores[np.arange(len(positions)), positions] = 1e4
+    right = np.array(positions)
+    wrong = (right + 1) % classes
+    for y, want in ((right, 0.0), (wrong, 1e4 if classes > 1 else 0.0)):
+        for kernels in (C, P):
+            loss, dscores = kernels.softmax_cross_entropy(scores, y)
+            assert loss == pytest.approx(want, rel=RTOL[np.dtype(dtype)]), kernels.name
+            onehot = np.zeros_like(dscores)
+            onehot[np.arange(len(y)), y] = 1
+            softmax = np.zeros_like(dscores)
+            softmax[np.arange(len(positions)), positions] = 1
+            np.testing.assert_allclose(dscores, (softmax - onehot) / len(y), atol=1e-6)
+
+
 def _strided(a, rng):
     big = rng.standard_normal(tuple(2 * s + 1 for s in a.shape)).astype(a.dtype)
     view = big[tuple(slice(1, None, 2) for _ in a.shape)]

@@ -92,6 +92,35 @@ static inline float fnn_expf_nonpos(float x) {
     return p * scale;
 }
 
+/* The maximum of s[0..c) and the float64 sum of d[0..c) for c >= 1, over 8 independent lanes:
+ * written as one running value, each reduction is a chain of dependent operations (a compare or
+ * an add per element, each waiting for the last) that the compiler may not reorder into vectors
+ * without -ffast-math; a softmax row of 1000 classes spent most of its time there. A NaN after
+ * s[0] is skipped by the max, as in a sequential `if (s[j] > m) m = s[j]` (the row's exp and sum
+ * then carry it into the loss). */
+#define FNN_ROW_REDUCTIONS(T, SUFFIX)                                                              \
+static inline T fnn_row_max_##SUFFIX(const T* s, long c) {                                         \
+    T m[8];                                                                                        \
+    long j, k;                                                                                     \
+    for (k = 0; k < 8; k++) m[k] = s[0];                                                           \
+    for (j = 0; j + 8 <= c; j += 8)                                                                \
+        for (k = 0; k < 8; k++) m[k] = s[j + k] > m[k] ? s[j + k] : m[k];                          \
+    for (; j < c; j++) m[0] = s[j] > m[0] ? s[j] : m[0];                                           \
+    for (k = 1; k < 8; k++) m[0] = m[k] > m[0] ? m[k] : m[0];                                      \
+    return m[0];                                                                                   \
+}                                                                                                  \
+static inline double fnn_row_sum_##SUFFIX(const T* d, long c) {                                    \
+    double t[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                        \
+    long j, k;                                                                                     \
+    for (j = 0; j + 8 <= c; j += 8)                                                                \
+        for (k = 0; k < 8; k++) t[k] += d[j + k];                                                  \
+    for (; j < c; j++) t[0] += d[j];                                                               \
+    return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));                      \
+}
+FNN_ROW_REDUCTIONS(float, f)
+FNN_ROW_REDUCTIONS(double, d)
+#undef FNN_ROW_REDUCTIONS
+
 /* 1 / (1 + exp(-z)) without overflow for any finite z. */
 static inline float fnn_sigmoidf(float z) {
     float e = fnn_expf_nonpos(-fabsf(z));

@@ -19,6 +19,10 @@ __all__ = ["softmax_cross_entropy", "multiclass_hinge", "binary_logistic", "bina
 cdef extern from "kernels.h" nogil:
     const long FNN_PARALLEL_MIN_WORK
     float fnn_expf_nonpos(float x)
+    float fnn_row_max_f(const float* s, long c)
+    double fnn_row_max_d(const double* s, long c)
+    double fnn_row_sum_f(const float* d, long c)
+    double fnn_row_sum_d(const double* d, long c)
 
 
 cdef inline floating _exp_nonpos(floating x) noexcept nogil:
@@ -32,18 +36,21 @@ cdef inline double _softmax_ce_row(const floating* s, floating* d, Py_ssize_t c,
                                    double inv_n) noexcept nogil:
     # Writes d = (softmax(s) - onehot(label)) * inv_n; returns the row's loss. d may be s.
     cdef Py_ssize_t j
-    cdef floating mx = s[0]
+    cdef floating mx
     cdef floating correct
-    cdef double total = 0
+    cdef double total
     cdef floating scale
-    for j in range(1, c):
-        if s[j] > mx:
-            mx = s[j]
+    if floating is float:
+        mx = fnn_row_max_f(s, c)
+    else:
+        mx = fnn_row_max_d(s, c)
     correct = s[label] - mx
     for j in range(c):  # kept apart from the sum, which would stop this loop vectorizing
         d[j] = _exp_nonpos(s[j] - mx)
-    for j in range(c):
-        total = total + d[j]
+    if floating is float:
+        total = fnn_row_sum_f(d, c)
+    else:
+        total = fnn_row_sum_d(d, c)
     scale = <floating> (inv_n / total)
     for j in range(c):
         d[j] = d[j] * scale
