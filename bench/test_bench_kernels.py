@@ -14,6 +14,11 @@ ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu", "sigmoid", "tanh")
 DENSE_SHAPES = [(64, 64, 128), (128, 784, 256), (256, 3072, 1024)]  # (batch, in, out)
 BIAS_ACT_SHAPES = [(64, 128), (128, 256), (256, 1024)]  # (batch, out)
 SOFTMAX_SHAPES = [(64, 10), (128, 10), (256, 1000), (1024, 10)]  # (batch, classes)
+BINARY_SHAPES = [(64, 1), (1024, 1), (8192, 1), (100000, 1)]  # (batch, 1): one score per sample
+MSE_SHAPES = [(64, 1), (256, 10), (1024, 1024)]  # (batch, outputs)
+UNIT_SHAPES = [(64, 128), (256, 1024)]  # (batch, features)
+MAXOUT_SHAPES = [(64, 64, 128), (128, 784, 256)]  # (batch, in, units)
+MAXOUT_PIECES = 2
 DTYPE = np.float32
 
 # A case runs for at most this long (seconds) after calibration; the whole suite stays near 2 min.
@@ -104,3 +109,74 @@ def test_softmax_cross_entropy(benchmark, backend, shape, activation):
     y = rng.integers(0, c, n)
     dscores = np.empty(shape, DTYPE)
     benchmark(backend.softmax_cross_entropy, scores, y, dscores=dscores)
+
+
+@pytest.mark.parametrize("shape, activation", cases("multiclass_hinge", SOFTMAX_SHAPES))
+def test_multiclass_hinge(benchmark, backend, shape, activation):
+    """The multiclass SVM loss and its gradient, into a preallocated dscores."""
+    n, c = shape
+    rng = np.random.default_rng(4)
+    scores = random(rng, shape, 3.0)
+    y = rng.integers(0, c, n)
+    dscores = np.empty(shape, DTYPE)
+    benchmark(backend.multiclass_hinge, scores, y, dscores=dscores)
+
+
+@pytest.mark.parametrize("shape, activation",
+                         cases("binary_logistic", BINARY_SHAPES) + cases("binary_hinge",
+                                                                          BINARY_SHAPES))
+def test_binary_loss(benchmark, backend, shape, activation):
+    """A binary loss on one score per sample ((N, 1) scores, {0, 1} labels), with its gradient."""
+    kernel = benchmark.group.split(" ")[0]  # the group is "<kernel> <shape>" (cases())
+    rng = np.random.default_rng(5)
+    scores = random(rng, shape, 3.0)
+    y = rng.integers(0, 2, shape[0])
+    dscores = np.empty(shape, DTYPE)
+    benchmark(getattr(backend, kernel), scores, y, dscores=dscores)
+
+
+@pytest.mark.parametrize("shape, activation", cases("mse", MSE_SHAPES))
+def test_mse(benchmark, backend, shape, activation):
+    """Mean squared error and its gradient, into a preallocated dscores."""
+    rng = np.random.default_rng(6)
+    scores, targets = random(rng, shape), random(rng, shape)
+    dscores = np.empty(shape, DTYPE)
+    benchmark(backend.mse, scores, targets, dscores=dscores)
+
+
+@pytest.mark.parametrize("shape, activation", cases("prelu fwd+bwd", UNIT_SHAPES))
+def test_prelu_forward_backward(benchmark, backend, shape, activation):
+    """PReLU forward then backward (dX and the slopes' gradient), on preallocated buffers."""
+    rng = np.random.default_rng(7)
+    X, dA = random(rng, shape), random(rng, shape, 1.0 / shape[0])
+    a = np.full(shape[1], 0.25, DTYPE)
+    out, dX, da = np.empty(shape, DTYPE), np.empty(shape, DTYPE), np.empty(shape[1], DTYPE)
+
+    def forward_backward():
+        backend.prelu_forward(X, a, out=out)
+        backend.prelu_backward(dA, X, a, dX=dX, da=da)
+
+    benchmark(forward_backward)
+
+
+@pytest.mark.parametrize("shape, activation", cases("maxout fwd+bwd", MAXOUT_SHAPES))
+def test_maxout_forward_backward(benchmark, backend, shape, activation):
+    """A maxout layer (batch, in, units) with MAXOUT_PIECES pieces: forward then backward, with
+    dX, on preallocated buffers (its GEMMs go through BLAS on both backends)."""
+    n, k, m = shape
+    pieces = MAXOUT_PIECES
+    rng = np.random.default_rng(8)
+    X = random(rng, (n, k))
+    W = random(rng, (k, m * pieces), np.sqrt(2.0 / k))
+    b = random(rng, m * pieces, 0.1)
+    dA = random(rng, (n, m), 1.0 / n)
+    Z, out, argmax = np.empty((n, m * pieces), DTYPE), np.empty((n, m), DTYPE), np.empty((n, m),
+                                                                                         np.uint8)
+    dZ, dW, db = np.empty((n, m * pieces), DTYPE), np.empty_like(W), np.empty_like(b)
+    dX = np.empty((n, k), DTYPE)
+
+    def forward_backward():
+        backend.maxout_forward(X, W, b, pieces=pieces, Z=Z, out=out, argmax=argmax)
+        backend.maxout_backward(dA, X, W, argmax, pieces=pieces, dZ=dZ, dW=dW, db=db, dX=dX)
+
+    benchmark(forward_backward)

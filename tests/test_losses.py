@@ -86,7 +86,9 @@ def assert_backends_agree(name, scores, y, results):
 # ------------------------------------------------------------------------------------------------
 # Compiled == twin
 
-SHAPES = [(1, 1), (1, 7), (3, 2), (3, 33), (17, 7), (64, 1000), (1000, 3)]
+# (9, 64) and (9, 67): rows long enough for the multiclass hinge's 8-lane row function, one with
+# classes left over after the lanes.
+SHAPES = [(1, 1), (1, 7), (3, 2), (3, 33), (17, 7), (9, 64), (9, 67), (64, 1000), (1000, 3)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -68,6 +68,16 @@ static inline float fnn_select(int cond, float a, float b) {
     return fnn_bits_to_float((int32_t)((fnn_float_to_bits(a) & mask) | (fnn_float_to_bits(b) & ~mask)));
 }
 
+static inline double fnn_select_d(int cond, double a, double b) {
+    uint64_t mask = 0u - (uint64_t)(cond != 0), ab, bb;
+    double r;
+    memcpy(&ab, &a, sizeof ab);
+    memcpy(&bb, &b, sizeof bb);
+    ab = (ab & mask) | (bb & ~mask);
+    memcpy(&r, &ab, sizeof r);
+    return r;
+}
+
 /* exp(x) for x <= 0 (Cephes-style range reduction and degree-6 polynomial). Results below
  * FLT_MIN (x < -87.3) are flushed to 0: the clamp gives n = -127, whose scale bits are 0. */
 static inline float fnn_expf_nonpos(float x) {
@@ -121,6 +131,70 @@ FNN_ROW_REDUCTIONS(float, f)
 FNN_ROW_REDUCTIONS(double, d)
 #undef FNN_ROW_REDUCTIONS
 
+/* One row of the multiclass hinge loss (see loss.pyx): returns the sum over j != label of
+ * max(0, s_j - s_label + 1) (margins that are NaN count as 0, as in the twin) and writes its
+ * gradient times inv_n to d. Branch-free over 8 lanes, with bitwise selects: with an `if` per
+ * element, random margins made a row of 1000 classes a run of branch mispredictions (for rows of
+ * a few classes the `if` loop is faster: loss.pyx keeps it there). The label's own margin (1, or
+ * NaN with a NaN score) goes through the same rule and is taken out after. */
+#define FNN_HINGE_ROW(T, SUFFIX, SELECT)                                                           \
+static inline double fnn_hinge_row_##SUFFIX(const T* s, T* d, long c, long label, double inv_n) { \
+    double total[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sum;                                               \
+    T active[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                        \
+    const T correct = s[label], step = (T)inv_n;                                                   \
+    const T own = correct - correct + 1; /* (not s[label] later: d may be s) */                    \
+    long j, k;                                                                                     \
+    T margin, count;                                                                               \
+    for (j = 0; j + 8 <= c; j += 8)                                                                \
+        for (k = 0; k < 8; k++) {                                                                  \
+            margin = s[j + k] - correct + 1;                                                       \
+            total[k] += SELECT(margin > 0, margin, 0);                                             \
+            active[k] += SELECT(margin > 0, 1, 0);                                                 \
+            d[j + k] = SELECT(margin > 0, step, 0);                                                \
+        }                                                                                          \
+    for (; j < c; j++) {                                                                           \
+        margin = s[j] - correct + 1;                                                               \
+        total[0] += SELECT(margin > 0, margin, 0);                                                 \
+        active[0] += SELECT(margin > 0, 1, 0);                                                     \
+        d[j] = SELECT(margin > 0, step, 0);                                                        \
+    }                                                                                              \
+    count = ((active[0] + active[1]) + (active[2] + active[3]))                                   \
+            + ((active[4] + active[5]) + (active[6] + active[7])) - SELECT(own > 0, 1, 0);         \
+    sum = ((total[0] + total[1]) + (total[2] + total[3]))                                          \
+          + ((total[4] + total[5]) + (total[6] + total[7])) - SELECT(own > 0, own, 0);             \
+    d[label] = (T)(-count * inv_n);                                                                \
+    return sum;                                                                                    \
+}
+FNN_HINGE_ROW(float, f, fnn_select)
+FNN_HINGE_ROW(double, d, fnn_select_d)
+#undef FNN_HINGE_ROW
+
+/* The binary hinge loss summed over n scores, max(0, 1 - t s) with targets t = +-1 (a NaN margin
+ * makes the sum NaN, as np.maximum does in the twin), d getting (-t if the margin is positive,
+ * else 0) * inv_n. Branch-free over 8 lanes: with an `if`, scores of random sign mispredicted. */
+#define FNN_BINARY_HINGE(T, SUFFIX)                                                                \
+static inline double fnn_binary_hinge_##SUFFIX(const T* s, const double* t, T* d, long n,         \
+                                                double inv_n) {                                    \
+    double total[8] = {0, 0, 0, 0, 0, 0, 0, 0}, e;                                                 \
+    long i, k;                                                                                     \
+    for (i = 0; i + 8 <= n; i += 8)                                                                \
+        for (k = 0; k < 8; k++) {                                                                  \
+            e = 1 - t[i + k] * (double)s[i + k];                                                   \
+            total[k] += fnn_select_d((e > 0) | (e != e), e, 0);                                    \
+            d[i + k] = (T)fnn_select_d(e > 0, -t[i + k] * inv_n, 0);                               \
+        }                                                                                          \
+    for (; i < n; i++) {                                                                           \
+        e = 1 - t[i] * (double)s[i];                                                               \
+        total[0] += fnn_select_d((e > 0) | (e != e), e, 0);                                        \
+        d[i] = (T)fnn_select_d(e > 0, -t[i] * inv_n, 0);                                           \
+    }                                                                                              \
+    return ((total[0] + total[1]) + (total[2] + total[3]))                                         \
+           + ((total[4] + total[5]) + (total[6] + total[7]));                                      \
+}
+FNN_BINARY_HINGE(float, f)
+FNN_BINARY_HINGE(double, d)
+#undef FNN_BINARY_HINGE
+
 /* 1 / (1 + exp(-z)) without overflow for any finite z. */
 static inline float fnn_sigmoidf(float z) {
     float e = fnn_expf_nonpos(-fabsf(z));
@@ -148,6 +222,44 @@ static inline float fnn_tanhf(float z) {
     q = q * s + 4.6783941984176636e-01f;
     q = q * s + 1.0f;
     return x * p / q;
+}
+
+/* log(1 + e) for 0 <= e <= 1, as 2 atanh(z) with z = e / (2 + e) <= 1/3 (odd series to z^13;
+ * the next term is below 1e-8 of the result), so no cancellation near e = 0. */
+static inline float fnn_log1pf_unit(float e) {
+    float z = e / (2.0f + e), z2 = z * z;
+    float p = 2.0f / 13.0f;
+    p = p * z2 + 2.0f / 11.0f;
+    p = p * z2 + 2.0f / 9.0f;
+    p = p * z2 + 2.0f / 7.0f;
+    p = p * z2 + 2.0f / 5.0f;
+    p = p * z2 + 2.0f / 3.0f;
+    p = p * z2 + 2.0f;
+    return p * z;
+}
+
+/* One sample of the binary logistic loss: returns max(x, 0) - t x + log1p(exp(-|x|)) and writes
+ * (sigmoid(x) - t) * inv_n to *d. */
+static inline float fnn_logistic_f(float x, float t, float* d, float inv_n) {
+    float e = fnn_expf_nonpos(-fabsf(x));
+    float r = 1.0f / (1.0f + e);
+    *d = (fnn_select(x >= 0.0f, r, e * r) - t) * inv_n;
+    return fnn_select(x > 0.0f, x, 0.0f) - t * x + fnn_log1pf_unit(e);
+}
+
+/* The binary logistic loss summed over n float32 scores (float64 sum over 8 lanes, as in
+ * fnn_row_sum), d getting its gradient. */
+static inline double fnn_binary_logistic_f(const float* s, const double* t, float* d, long n,
+                                           float inv_n) {
+    double total[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float loss[8];
+    long i, k;
+    for (i = 0; i + 8 <= n; i += 8) {
+        for (k = 0; k < 8; k++) loss[k] = fnn_logistic_f(s[i + k], (float)t[i + k], d + i + k, inv_n);
+        for (k = 0; k < 8; k++) total[k] += loss[k];
+    }
+    for (; i < n; i++) total[0] += fnn_logistic_f(s[i], (float)t[i], d + i, inv_n);
+    return ((total[0] + total[1]) + (total[2] + total[3])) + ((total[4] + total[5]) + (total[6] + total[7]));
 }
 
 /* exp(z) - 1 for z <= 0: a Taylor polynomial near zero (no cancellation), exp(z) - 1 beyond. */
