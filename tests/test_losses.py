@@ -151,6 +151,24 @@ def test_softmax_finds_the_row_maximum_wherever_it_is(classes, dtype):
             np.testing.assert_allclose(dscores, (softmax - onehot) / len(y), atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.backend_independent
+@needs_compiled
+def test_nan_scores_give_the_same_loss_on_both_backends(dtype):
+    """A NaN score: the binary hinge's loss is NaN (np.maximum propagates it); the multiclass
+    hinge leaves a NaN margin out (not > 0), in short rows and in long ones alike."""
+    for kernels in (C, P):
+        loss, d = kernels.binary_hinge(np.array([1.0, np.nan, -2.0], dtype), [1, 0, 0])
+        assert math.isnan(loss) and np.array_equal(d, np.zeros(3, dtype))
+    for classes in (3, 67):
+        scores = np.zeros((2, classes), dtype)
+        scores[0, 1] = np.nan
+        scores[1, 0] = np.nan  # the label's own score
+        (loss_c, d_c), (loss_p, d_p) = both("multiclass_hinge", scores, np.array([0, 0]))
+        assert loss_c == pytest.approx(loss_p) and np.isfinite(loss_c)
+        np.testing.assert_array_equal(d_c, d_p)
+
+
 def _strided(a, rng):
     big = rng.standard_normal(tuple(2 * s + 1 for s in a.shape)).astype(a.dtype)
     view = big[tuple(slice(1, None, 2) for _ in a.shape)]
