@@ -100,26 +100,26 @@ def test_bias_act_backward(benchmark, backend, shape, activation):
               accumulate=False)
 
 
-@pytest.mark.parametrize("shape, activation", cases("softmax_cross_entropy", SOFTMAX_SHAPES))
-def test_softmax_cross_entropy(benchmark, backend, shape, activation):
-    """Mean loss and its gradient, into a preallocated dscores."""
+def _class_loss(benchmark, kernel, shape, seed):
+    """A multiclass loss and its gradient, into a preallocated dscores."""
     n, c = shape
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     scores = random(rng, shape, 3.0)
     y = rng.integers(0, c, n)
     dscores = np.empty(shape, DTYPE)
-    benchmark(backend.softmax_cross_entropy, scores, y, dscores=dscores)
+    benchmark(kernel, scores, y, dscores=dscores)
+
+
+@pytest.mark.parametrize("shape, activation", cases("softmax_cross_entropy", SOFTMAX_SHAPES))
+def test_softmax_cross_entropy(benchmark, backend, shape, activation):
+    """Mean loss and its gradient, into a preallocated dscores."""
+    _class_loss(benchmark, backend.softmax_cross_entropy, shape, seed=3)
 
 
 @pytest.mark.parametrize("shape, activation", cases("multiclass_hinge", SOFTMAX_SHAPES))
 def test_multiclass_hinge(benchmark, backend, shape, activation):
     """The multiclass SVM loss and its gradient, into a preallocated dscores."""
-    n, c = shape
-    rng = np.random.default_rng(4)
-    scores = random(rng, shape, 3.0)
-    y = rng.integers(0, c, n)
-    dscores = np.empty(shape, DTYPE)
-    benchmark(backend.multiclass_hinge, scores, y, dscores=dscores)
+    _class_loss(benchmark, backend.multiclass_hinge, shape, seed=4)
 
 
 @pytest.mark.parametrize("shape, activation",
