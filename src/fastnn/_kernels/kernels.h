@@ -2,10 +2,14 @@
  *
  * - An OpenMP shim, so that the kernels build (serially) with a compiler that has no OpenMP.
  * - The size threshold below which a kernel stays on one thread.
- * - float32 exp/tanh/sigmoid/expm1 written as branch-free arithmetic so that GCC/Clang vectorize the
- *   loops that call them (libm's scalar calls block vectorization). They are used only for
- *   arguments <= 0 in exp (every caller needs exp(-|z|)), which keeps the range reduction simple.
- *   Accuracy is a few ulp (tanh: 5). float64 kernels call libm, to agree with NumPy to ~1e-12.
+ * - float32 exp/tanh/sigmoid/expm1/log1p written as branch-free arithmetic so that GCC/Clang
+ *   vectorize the loops that call them (libm's scalar calls block vectorization). They are used
+ *   only for arguments <= 0 in exp (every caller needs exp(-|z|)), which keeps the range reduction
+ *   simple. Accuracy is a few ulp (tanh: 5). float64 kernels call libm, to agree with NumPy to
+ *   ~1e-12.
+ * - The losses' row loops (softmax's max and sum, the hinge losses, binary logistic) over 8
+ *   independent lanes, branch-free: a single running sum or max, or an `if` per element, kept
+ *   them scalar or mispredicting.
  */
 #ifndef FASTNN_KERNELS_H
 #define FASTNN_KERNELS_H
@@ -102,6 +106,12 @@ static inline float fnn_expf_nonpos(float x) {
     return p * scale;
 }
 
+/* The sum of 8 lane accumulators, pairwise (the loops below keep 8 independent partial sums, so
+ * that the compiler can put them in vectors). */
+static inline double fnn_sum8(const double* t) {
+    return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+}
+
 /* The maximum of s[0..c) and the float64 sum of d[0..c) for c >= 1, over 8 independent lanes:
  * written as one running value, each reduction is a chain of dependent operations (a compare or
  * an add per element, each waiting for the last) that the compiler may not reorder into vectors
@@ -125,7 +135,7 @@ static inline double fnn_row_sum_##SUFFIX(const T* d, long c) {                 
     for (j = 0; j + 8 <= c; j += 8)                                                                \
         for (k = 0; k < 8; k++) t[k] += d[j + k];                                                  \
     for (; j < c; j++) t[0] += d[j];                                                               \
-    return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));                      \
+    return fnn_sum8(t);                                                                            \
 }
 FNN_ROW_REDUCTIONS(float, f)
 FNN_ROW_REDUCTIONS(double, d)
@@ -160,8 +170,7 @@ static inline double fnn_hinge_row_##SUFFIX(const T* s, T* d, long c, long label
     }                                                                                              \
     count = ((active[0] + active[1]) + (active[2] + active[3]))                                   \
             + ((active[4] + active[5]) + (active[6] + active[7])) - SELECT(own > 0, 1, 0);         \
-    sum = ((total[0] + total[1]) + (total[2] + total[3]))                                          \
-          + ((total[4] + total[5]) + (total[6] + total[7])) - SELECT(own > 0, own, 0);             \
+    sum = fnn_sum8(total) - SELECT(own > 0, own, 0);                                               \
     d[label] = (T)(-count * inv_n);                                                                \
     return sum;                                                                                    \
 }
@@ -188,8 +197,7 @@ static inline double fnn_binary_hinge_##SUFFIX(const T* s, const double* t, T* d
         total[0] += fnn_select_d((e > 0) | (e != e), e, 0);                                        \
         d[i] = (T)fnn_select_d(e > 0, -t[i] * inv_n, 0);                                           \
     }                                                                                              \
-    return ((total[0] + total[1]) + (total[2] + total[3]))                                         \
-           + ((total[4] + total[5]) + (total[6] + total[7]));                                      \
+    return fnn_sum8(total);                                                                        \
 }
 FNN_BINARY_HINGE(float, f)
 FNN_BINARY_HINGE(double, d)
@@ -259,7 +267,7 @@ static inline double fnn_binary_logistic_f(const float* s, const double* t, floa
         for (k = 0; k < 8; k++) total[k] += loss[k];
     }
     for (; i < n; i++) total[0] += fnn_logistic_f(s[i], (float)t[i], d + i, inv_n);
-    return ((total[0] + total[1]) + (total[2] + total[3])) + ((total[4] + total[5]) + (total[6] + total[7]));
+    return fnn_sum8(total);
 }
 
 /* exp(z) - 1 for z <= 0: a Taylor polynomial near zero (no cancellation), exp(z) - 1 beyond. */
