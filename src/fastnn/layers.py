@@ -18,7 +18,9 @@ The protocol (Sequential relies on nothing else):
                                       JSON-able non-array state that resuming a run needs
                                          (Dropout's seed, index and step); {} for most layers
 Buffers are grown to the largest batch seen and reused through row views, so a training loop
-allocates nothing per step once it has seen its batch size.
+allocates nothing per step once it has seen its batch size. That is for training-mode forwards
+and backward only: an inference-mode forward (training=False) writes fresh arrays, so that
+several threads can run inference on one layer at once (see Sequential).
 """
 import numpy as np
 
@@ -262,10 +264,10 @@ class Dense(Layer):
         X = self._check_input(X, self.dtype)
         self._X = X
         activation, alpha = self.epilogue
-        self._A = _backend.kernels.dense_forward(
+        self._A = A = _backend.kernels.dense_forward(
             X, self.W.data, self.b.data, activation=activation, alpha=alpha,
-            out=self._out.rows(X.shape[0]))
-        return self._A
+            out=self._out.rows(X.shape[0]) if training else None)
+        return A
 
     def backward(self, dA, need_dX=True):
         dA = self._check_grad(dA, None if self._A is None else self._A.shape, self.dtype)
@@ -331,10 +333,12 @@ class Activation(Layer):
             self._A = X
             return X
         n, d = X.shape
-        self._size_buffers(d)
-        self._A = _backend.kernels.bias_act_forward(
-            X, None, activation=self.activation, alpha=self.alpha, out=self._out.rows(n))
-        return self._A
+        if training:
+            self._size_buffers(d)
+        self._A = A = _backend.kernels.bias_act_forward(
+            X, None, activation=self.activation, alpha=self.alpha,
+            out=self._out.rows(n) if training else None)
+        return A
 
     def _size_buffers(self, d):
         """Output and gradient buffers for inputs of d features (made at the first forward)."""
@@ -347,6 +351,7 @@ class Activation(Layer):
             return None
         if self.fused:
             return dA
+        self._size_buffers(dA.shape[1])  # (an inference forward does not make them)
         dX, _ = _backend.kernels.bias_act_backward(
             dA, self._A, activation=self.activation, alpha=self.alpha,
             dZ=self._dX.rows(dA.shape[0]))
@@ -524,8 +529,9 @@ class BatchNorm(Layer):
         self.beta = Parameter(np.zeros(d, dtype=dtype), "beta")
         self.running_mean = np.zeros(d, dtype=dtype)
         self.running_var = np.ones(d, dtype=dtype)
-        self._mean = np.empty(d, dtype=dtype)  # statistics of the last forward, for backward
+        self._mean = np.empty(d, dtype=dtype)  # statistics of a training forward, for backward
         self._inv_std = np.empty(d, dtype=dtype)
+        self._stats = (self._mean, self._inv_std)  # those of the last forward
         self._out = Buffer(d, dtype)
         self._dX = Buffer(d, dtype)
         self._X = self._training = None
@@ -551,11 +557,15 @@ class BatchNorm(Layer):
             raise ValueError(f"{self._label()}: training mode needs more than one sample per "
                              "batch to compute batch statistics, got a batch of 1 (use "
                              "training=False / model.eval() for single samples)")
+        if training:
+            out, stats = self._out.rows(X.shape[0]), (self._mean, self._inv_std)
+        else:
+            out, stats = None, (np.empty_like(self._mean), np.empty_like(self._inv_std))
         out = _backend.kernels.batchnorm_forward(
             X, self.gamma.data, self.beta.data, self.running_mean, self.running_var,
-            training=training, momentum=self.momentum, eps=self.eps,
-            out=self._out.rows(X.shape[0]), mean=self._mean, inv_std=self._inv_std)
-        self._X, self._training = X, training
+            training=training, momentum=self.momentum, eps=self.eps, out=out, mean=stats[0],
+            inv_std=stats[1])
+        self._X, self._training, self._stats = X, training, stats
         return out
 
     def backward(self, dA, need_dX=True):
@@ -563,7 +573,7 @@ class BatchNorm(Layer):
         params = (self.gamma, self.beta)
         accumulate, (dgamma, dbeta) = gradient_outputs(params)
         dX, _, _ = _backend.kernels.batchnorm_backward(
-            dA, self._X, self.gamma.data, self._mean, self._inv_std, training=self._training,
+            dA, self._X, self.gamma.data, *self._stats, training=self._training,
             dX=self._dX.rows(dA.shape[0]), dgamma=dgamma, dbeta=dbeta, accumulate=accumulate)
         gradients_written(params)
         return dX if need_dX else None
@@ -605,7 +615,8 @@ class PReLU(Layer):
     def forward(self, X, training=False):
         X = self._check_input(X, self.dtype)
         self._X = X
-        return _backend.kernels.prelu_forward(X, self.a.data, out=self._out.rows(X.shape[0]))
+        return _backend.kernels.prelu_forward(
+            X, self.a.data, out=self._out.rows(X.shape[0]) if training else None)
 
     def backward(self, dA, need_dX=True):
         dA = self._check_grad(dA, None if self._X is None else self._X.shape, self.dtype)
@@ -672,9 +683,12 @@ class Maxout(Layer):
         X = self._check_input(X, self.dtype)
         n = X.shape[0]
         self._X = X
+        if training:
+            buffers = dict(Z=self._Z.rows(n), out=self._out.rows(n), argmax=self._argmax.rows(n))
+        else:
+            buffers = {}
         out, self._winners = _backend.kernels.maxout_forward(
-            X, self.W.data, self.b.data, pieces=self.pieces, Z=self._Z.rows(n),
-            out=self._out.rows(n), argmax=self._argmax.rows(n))
+            X, self.W.data, self.b.data, pieces=self.pieces, **buffers)
         return out
 
     def backward(self, dA, need_dX=True):
