@@ -42,7 +42,10 @@ def as_dtype(dtype):
 class Parameter:
     """A learnable array `.data` with its gradient `.grad` (same shape and dtype).
 
-    Write into `.data` in place to change the model. `backward` accumulates into `.grad`;
+    `.data` is the array the model computes with (in a Sequential, a view of the model's one
+    flat parameter array, which optimizers update in one pass): assigning to it
+    (`p.data = values`) copies the values into that array, which keeps its place, so that the
+    model and any optimizer keep working on the same numbers. `backward` accumulates into `.grad`;
     `zero_grad` clears it (and lets the next backward write gradients instead of adding them).
     `is_weight` marks connection weights, the parameters that weight penalties (L2, L1) and
     max-norm constraints apply to; biases and normalization parameters are not weights.
@@ -54,14 +57,28 @@ class Parameter:
     array the gradient, as it is (not marked zero).
     """
 
-    __slots__ = ("name", "data", "_grad", "is_weight", "_grad_is_zero")
+    __slots__ = ("name", "_data", "_grad", "is_weight", "_grad_is_zero", "replaced")
 
     def __init__(self, data, name, is_weight=False, grad=None):
         self.name = name
-        self.data = data
+        self._data = data
         self._grad = np.zeros_like(data) if grad is None else grad
         self.is_weight = is_weight
         self._grad_is_zero = grad is None
+        self.replaced = False  # True once its layer holds another Parameter in its place
+
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        value = np.asarray(value)
+        if value.shape != self._data.shape:
+            raise ValueError(f"Parameter {self.name}: data must keep its shape "
+                             f"{self._data.shape}, got {value.shape} (a layer of another size "
+                             "is a new layer)")
+        self._data[...] = value
 
     @property
     def grad(self):
@@ -98,6 +115,37 @@ class Parameter:
 
     def __repr__(self):
         return f"Parameter({self.name}, shape={self.shape}, dtype={self.dtype})"
+
+
+def renewed(old, data, name, is_weight=False):
+    """The Parameter a layer's reset_parameters keeps: `old` with `data` copied into it when
+    the shape and dtype allow (so that optimizers built on it keep updating the layer), else a
+    new Parameter, and `old` is marked replaced (an optimizer holding it refuses to step)."""
+    if isinstance(old, Parameter):
+        if old.shape == data.shape and old.dtype == data.dtype:
+            old._data[...] = data
+            old.zero_grad()
+            return old
+        old.replaced = True
+    return Parameter(data, name, is_weight=is_weight)
+
+
+def flat_view(arrays):
+    """The flat array that `arrays` (C-contiguous views of one 1-D array, of one dtype, one
+    after another) together make up, or None if they are not laid out so."""
+    first = arrays[0]
+    base = first.base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    itemsize = base.itemsize
+    start, rest = divmod(first.ctypes.data - base.ctypes.data, itemsize)
+    end = start
+    for a in arrays:
+        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
+                or a.ctypes.data != base.ctypes.data + end * itemsize):
+            return None
+        end += a.size
+    return None if rest or start < 0 or end > base.size else base[start:end]
 
 
 def gradient_outputs(params):
@@ -240,9 +288,9 @@ class Dense(Layer):
         dtype = as_dtype(dtype)
         rng = np.random.default_rng() if rng is None else rng
         shape = (self.in_features, self.out_features)
-        self.W = Parameter(initialize(self.init, shape, rng, dtype, self._label()), "W",
-                           is_weight=True)
-        self.b = Parameter(np.zeros(self.out_features, dtype=dtype), "b")
+        self.W = renewed(getattr(self, "W", None),
+                         initialize(self.init, shape, rng, dtype, self._label()), "W", True)
+        self.b = renewed(getattr(self, "b", None), np.zeros(self.out_features, dtype=dtype), "b")
         self._out = Buffer(self.out_features, dtype)
         self._dZ = Buffer(self.out_features, dtype)
         self._dX = Buffer(self.in_features, dtype)
@@ -525,8 +573,8 @@ class BatchNorm(Layer):
     def reset_parameters(self, dtype="float32", rng=None):
         dtype = as_dtype(dtype)
         d = self.in_features
-        self.gamma = Parameter(np.ones(d, dtype=dtype), "gamma")
-        self.beta = Parameter(np.zeros(d, dtype=dtype), "beta")
+        self.gamma = renewed(getattr(self, "gamma", None), np.ones(d, dtype=dtype), "gamma")
+        self.beta = renewed(getattr(self, "beta", None), np.zeros(d, dtype=dtype), "beta")
         self.running_mean = np.zeros(d, dtype=dtype)
         self.running_var = np.ones(d, dtype=dtype)
         self._mean = np.empty(d, dtype=dtype)  # statistics of a training forward, for backward
@@ -597,7 +645,8 @@ class PReLU(Layer):
 
     def reset_parameters(self, dtype="float32", rng=None):
         dtype = as_dtype(dtype)
-        self.a = Parameter(np.full(self.in_features, self.init, dtype=dtype), "a")
+        self.a = renewed(getattr(self, "a", None),
+                         np.full(self.in_features, self.init, dtype=dtype), "a")
         self._out = Buffer(self.in_features, dtype)
         self._dX = Buffer(self.in_features, dtype)
         self._X = None
@@ -660,9 +709,9 @@ class Maxout(Layer):
         dtype = as_dtype(dtype)
         rng = np.random.default_rng() if rng is None else rng
         width = self.out_features * self.pieces
-        self.W = Parameter(initialize(self.init, (self.in_features, width), rng, dtype,
-                                      self._label()), "W", is_weight=True)
-        self.b = Parameter(np.zeros(width, dtype=dtype), "b")
+        self.W = renewed(getattr(self, "W", None), initialize(
+            self.init, (self.in_features, width), rng, dtype, self._label()), "W", True)
+        self.b = renewed(getattr(self, "b", None), np.zeros(width, dtype=dtype), "b")
         self._Z, self._dZ = Buffer(width, dtype), Buffer(width, dtype)
         self._out, self._dX = Buffer(self.out_features, dtype), Buffer(self.in_features, dtype)
         self._argmax = Buffer(self.out_features, np.uint8)

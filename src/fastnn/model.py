@@ -8,7 +8,7 @@ from . import losses
 from ._kernels._checks import as_labels
 from ._step import CompiledStep
 from .init import default_init
-from .layers import Activation, Buffer, Dense, Layer, as_dtype, gradients_written
+from .layers import Activation, Buffer, Dense, Layer, as_dtype, flat_view, gradients_written
 
 
 def softmax(scores):
@@ -93,6 +93,10 @@ class Sequential:
         params = self.parameters()
         if not params:
             return
+        data, grad = flat_view([p._data for p in params]), flat_view([p._grad for p in params])
+        if data is not None and grad is not None and data.base.size == data.size and \
+                data.dtype == self.dtype:
+            return  # already so (the layers of another Sequential): optimizers keep their views
         total = sum(p.size for p in params)
         for p in params:  # fresh, all zero: dropped first, so that the model is never held twice
             p._grad = None
@@ -101,7 +105,7 @@ class Sequential:
         for p in params:
             part = slice(offset, offset + p.size)
             data[part] = p.data.ravel()
-            p.data, p._grad = data[part].reshape(p.shape), grad[part].reshape(p.shape)
+            p._data, p._grad = data[part].reshape(p.shape), grad[part].reshape(p.shape)
             offset += p.size
 
     @property
