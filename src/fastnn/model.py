@@ -1,5 +1,6 @@
 """Sequential: a model that is a list of layers."""
 import math
+import threading
 
 import numpy as np
 
@@ -7,7 +8,7 @@ from . import losses
 from ._kernels._checks import as_labels
 from ._step import CompiledStep
 from .init import default_init
-from .layers import Activation, Buffer, Dense, Layer, as_dtype, gradients_written
+from .layers import Activation, Buffer, Dense, Layer, as_dtype, flat_view, gradients_written
 
 
 def softmax(scores):
@@ -29,6 +30,13 @@ class Sequential:
         scores = model.forward(X, training=True)    # or model(X)
         loss, dscores = fastnn.losses.softmax_cross_entropy(scores, y)
         model.zero_grad(); model.backward(dscores)
+
+    Threads: inference (forward with training=False or in eval mode, predict, predict_proba)
+    may run in several threads at once on one model: each call computes into arrays of its own.
+    Training (forward in training mode, backward, forward_backward, train_step) is one thread's
+    at a time: a second thread's call while one runs raises RuntimeError. Inference while
+    another thread trains the same model is refused the same way when it starts during a
+    training call (and is never supported: it would read parameters halfway through an update).
     """
 
     def __init__(self, *layers, dtype="float32", seed=None):
@@ -62,6 +70,7 @@ class Sequential:
         self._output_shape = None
         self._dscores = Buffer(self.out_features, self.dtype)
         self._compiled = CompiledStep()
+        self._training_call = threading.Lock()  # held by the training operation under way
 
     def _fuse_activations(self):
         """Run an activation layer that follows an identity Dense inside the Dense's kernel.
@@ -84,6 +93,10 @@ class Sequential:
         params = self.parameters()
         if not params:
             return
+        data, grad = flat_view([p._data for p in params]), flat_view([p._grad for p in params])
+        if data is not None and grad is not None and data.base.size == data.size and \
+                data.dtype == self.dtype:
+            return  # already so (the layers of another Sequential): optimizers keep their views
         total = sum(p.size for p in params)
         for p in params:  # fresh, all zero: dropped first, so that the model is never held twice
             p._grad = None
@@ -92,7 +105,7 @@ class Sequential:
         for p in params:
             part = slice(offset, offset + p.size)
             data[part] = p.data.ravel()
-            p.data, p._grad = data[part].reshape(p.shape), grad[part].reshape(p.shape)
+            p._data, p._grad = data[part].reshape(p.shape), grad[part].reshape(p.shape)
             offset += p.size
 
     @property
@@ -125,7 +138,28 @@ class Sequential:
         here, once, with one cheap reduction.
         """
         training = self.training if training is None else bool(training)
-        return self._forward(self.layers[0]._check_input(X, self.dtype), training).copy()
+        X = self.layers[0]._check_input(X, self.dtype)
+        if training:
+            if not self._training_call.acquire(False):
+                self._refuse("forward")
+            try:
+                return self._forward(X, True).copy()
+            finally:
+                self._training_call.release()
+        if self._training_call.locked():
+            raise RuntimeError("Sequential: inference while another thread trains this model "
+                               "(it would read parameters halfway through an update); "
+                               "predict with a copy (fastnn.load, or load_state_dict)")
+        scores = self._forward(X, False)
+        # Inference forwards compute into fresh arrays; only a model that passes its input
+        # through unchanged returns an array that is not its own.
+        return scores.copy() if scores is X else scores
+
+    @staticmethod
+    def _refuse(operation):
+        """A training operation found the model taken by another thread's."""
+        raise RuntimeError(f"Sequential.{operation}: another thread is training this model "
+                           "(training calls on one model must come from one thread at a time)")
 
     def _forward(self, X, training):
         """The scores in the last layer's output buffer, which the next forward overwrites. X is
@@ -135,6 +169,8 @@ class Sequential:
             raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
         for layer in self.layers:
             X = layer.forward(X, training=training)
+        if not training:
+            self._compiled.stale = True
         self._output_shape = X.shape
         return X
 
@@ -144,6 +180,14 @@ class Sequential:
         """Backpropagate dL/dscores of the last forward; accumulates into each parameter's grad."""
         if self._output_shape is None:
             raise RuntimeError("Sequential.backward called before forward")
+        if not self._training_call.acquire(False):
+            self._refuse("backward")
+        try:
+            self._backward(dscores)
+        finally:
+            self._training_call.release()
+
+    def _backward(self, dscores):
         grad = dscores
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
@@ -168,6 +212,14 @@ class Sequential:
         compiled call (fastnn._step): the same kernels on the same arrays, without a Python call
         per layer. Other models and losses, and the NumPy backend, go layer by layer.
         """
+        if not self._training_call.acquire(False):
+            self._refuse("forward_backward")
+        try:
+            return self._forward_backward(X, y, loss)
+        finally:
+            self._training_call.release()
+
+    def _forward_backward(self, X, y, loss):
         loss = losses.get(loss)
         X = self.layers[0]._check_input(X, self.dtype)
         n = X.shape[0]
@@ -187,7 +239,7 @@ class Sequential:
         else:
             loss_value, dscores = loss(scores, y)
         self.zero_grad()
-        self.backward(dscores)
+        self._backward(dscores)
         return float(loss_value), scores
 
     def train_step(self, X, y, loss, optimizer):
@@ -202,12 +254,17 @@ class Sequential:
         step allocates no arrays. A non-finite loss raises FloatingPointError before the
         update, so the parameters keep the values of the last good step.
         """
-        loss_value, _ = self.forward_backward(X, y, loss)
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters "
-                                     "were not updated (learning rate too high, or bad "
-                                     "input?)")
-        optimizer.step()
+        if not self._training_call.acquire(False):
+            self._refuse("train_step")
+        try:
+            loss_value, _ = self._forward_backward(X, y, loss)
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters "
+                                         "were not updated (learning rate too high, or bad "
+                                         "input?)")
+            optimizer.step()
+        finally:
+            self._training_call.release()
         return loss_value
 
     def predict_proba(self, X, batch_size=4096):

@@ -9,7 +9,7 @@ from operator import attrgetter
 import numpy as np
 
 from .. import _backend
-from ..layers import Parameter
+from ..layers import Parameter, flat_view
 
 
 class Optimizer:
@@ -65,6 +65,11 @@ class Optimizer:
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
+            if any(map(_replaced, group["params"])):
+                names = [p.name for p in group["params"] if p.replaced]
+                raise RuntimeError(f"{type(self).__name__}.step: parameters {names} are no "
+                                   "longer their layers' (a layer was re-initialized in another "
+                                   "dtype): build the optimizer from model.parameters() again")
             flat = self._flat.get(id(group))
             if flat is None or not flat.still_valid(group["params"]):
                 flat = self._flat[id(group)] = _FlatGroup.build(group["params"], self.state)
@@ -105,25 +110,8 @@ class Optimizer:
                              for k, v in s.items()}
 
 
-def _flat_view(arrays):
-    """The flat array that `arrays` (C-contiguous views of one 1-D array, of one dtype, one
-    after another) together make up, or None if they are not laid out so."""
-    first = arrays[0]
-    base = first.base
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    itemsize = base.itemsize
-    start, rest = divmod(first.ctypes.data - base.ctypes.data, itemsize)
-    end = start
-    for a in arrays:
-        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
-                or a.ctypes.data != base.ctypes.data + end * itemsize):
-            return None
-        end += a.size
-    return None if rest or start < 0 or end > base.size else base[start:end]
-
-
 _grad_cleared = attrgetter("_grad_is_zero")
+_replaced = attrgetter("replaced")
 
 
 class _FlatGroup:
@@ -134,7 +122,7 @@ class _FlatGroup:
 
     def __init__(self, params, flat=None, state=None):
         self.params, self.flat, self.state = list(params), flat, state
-        self.views = [(p.data, p._grad) for p in params]
+        self.views = [(p._data, p._grad) for p in params]
         self.counters, self.param_states = [], []
 
     def __bool__(self):
@@ -144,7 +132,7 @@ class _FlatGroup:
     def build(cls, params, all_state):
         if not params:
             return cls(params)
-        data, grad = _flat_view([p.data for p in params]), _flat_view([p._grad for p in params])
+        data, grad = flat_view([p._data for p in params]), flat_view([p._grad for p in params])
         if data is None or grad is None:
             return cls(params)
         states = [all_state.get(p, {}) for p in params]
@@ -163,7 +151,7 @@ class _FlatGroup:
     def still_valid(self, params):
         """Whether the group holds the same parameters, still views of the same flat arrays."""
         return params == self.params and all(
-            p.data is d and p._grad is g for p, (d, g) in zip(params, self.views))
+            p._data is d and p._grad is g for p, (d, g) in zip(params, self.views))
 
     def update(self, optimizer, hyperparameters):
         if any(map(_grad_cleared, self.params)):
