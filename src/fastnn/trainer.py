@@ -193,6 +193,7 @@ class Trainer:
     checkpoint / best_checkpoint: paths where the latest state (for resuming) and the best epoch
     are saved, atomically, after each epoch.
     seed: seeds the shuffling: the same seed gives the same run on the same backend and threads.
+    shuffle: reshuffle the samples every epoch (False: minibatches in the data's order).
     progress: a tqdm progress bar per epoch (needs the `progress` extra), False for quiet.
     callbacks: objects with optional on_step(trainer, iteration, loss) and
     on_epoch(trainer, epoch, history) methods.
@@ -205,7 +206,7 @@ class Trainer:
                  schedule=None, regularization=None, constraint=None, early_stopping=None,
                  ema=None, checkpoint=None, best_checkpoint=None, seed=0, progress=True,
                  callbacks=(), monitor=True, update_ratio_range=(1e-5, 1e-1),
-                 dead_threshold=0.5, gap_threshold=0.15):
+                 dead_threshold=0.5, gap_threshold=0.15, shuffle=True):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
@@ -224,6 +225,7 @@ class Trainer:
         self.monitor = monitor
         self.update_ratio_range, self.dead_threshold = update_ratio_range, dead_threshold
         self.gap_threshold = gap_threshold
+        self.shuffle = bool(shuffle)
         self.classifier = self.loss_name in CLASSIFICATION + BINARY
         self.rng = np.random.default_rng(seed)
         self.history = History()
@@ -255,9 +257,13 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def fit(self, X, y, validation_data=None):
-        """Train for the remaining epochs; returns the History (also `trainer.history`)."""
+    def fit(self, X, y, validation_data=None, sample_weight=None):
+        """Train for the remaining epochs; returns the History (also `trainer.history`).
+        sample_weight (N,), >= 0: each sample's loss is weighted by it (fastnn.losses.weighted);
+        validation is unweighted."""
         X, y = self._check_data(X, y, "training data")
+        if sample_weight is not None:
+            sample_weight = _losses.check_sample_weight("Trainer", sample_weight, X.shape[0])
         if validation_data is not None:
             validation_data = self._check_data(*validation_data, "validation data")
         if isinstance(self.early_stopping, int) and not isinstance(self.early_stopping, bool):
@@ -277,7 +283,7 @@ class Trainer:
         errstate.__enter__()
         try:
             while self.epoch < self.epochs:
-                diverged = self._run_epoch(X, y, validation_data)
+                diverged = self._run_epoch(X, y, validation_data, sample_weight)
                 if diverged:
                     self.model.load_state_dict(last_good)
                     history.stop_reason = diverged
@@ -334,12 +340,12 @@ class Trainer:
             raise ValueError(f"Trainer: {what} has NaN or inf targets")
         return X, y
 
-    def _run_epoch(self, X, y, validation_data):
+    def _run_epoch(self, X, y, validation_data, sample_weight=None):
         """One pass over shuffled minibatches; returns a divergence message or None."""
         history, model = self.history, self.model
         epoch = self.epoch + 1
         started = time.perf_counter()
-        order = self.rng.permutation(X.shape[0])
+        order = self.rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
         n_batches = math.ceil(X.shape[0] / self.batch_size)
         relu_layers = [l for l in model.layers if _effective_activation(l) == "relu"] \
             if self.monitor else []
@@ -351,7 +357,9 @@ class Trainer:
             for b in range(n_batches):
                 batch = order[b * self.batch_size:(b + 1) * self.batch_size]
                 Xb, yb = X[batch], y[batch]
-                loss, scores = model.forward_backward(Xb, yb, self.loss_fn)
+                loss_fn = self.loss_fn if sample_weight is None else \
+                    _losses.weighted(self.loss_fn, sample_weight[batch])
+                loss, scores = model.forward_backward(Xb, yb, loss_fn)
                 reg = self.regularization(model) if self.regularization is not None else 0.0
                 if not math.isfinite(loss + reg):
                     return (f"diverged: the loss became {loss + reg} at epoch {epoch}, "
