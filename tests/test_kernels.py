@@ -1231,3 +1231,29 @@ def test_sgd_update_matches_torch(variant, dtype):
                 np.testing.assert_allclose(buf, torch_buf, rtol=RTOL[np.dtype(dtype)],
                                            atol=RTOL[np.dtype(dtype)] * 10,
                                            err_msg=f"{name} momentum buffer, step {step}")
+
+
+@pytest.mark.backend_independent
+def test_float32_tanh_saturates_where_numpy_does():
+    """Where NumPy's float32 tanh returns +-1 the compiled one does too, so the gradient
+    1 - tanh^2 is exactly 0 there on both backends (it was 4.8e-7 for any large input)."""
+    x = np.arange(0x40E00000, 0x41400000, 7, dtype=np.uint32).view(np.float32)  # [7, 12)
+    x = np.concatenate([x, np.float32([20, 100, 1e4, 1e30, 3.4e38, np.inf])])
+    for z in (x, -x):
+        got = C.bias_act_forward(z[None, :], None, activation="tanh")[0]
+        ones = np.abs(np.tanh(z)) == 1
+        assert ones.sum() > 1000
+        np.testing.assert_array_equal(got[ones], np.tanh(z)[ones])
+        np.testing.assert_allclose(got, np.tanh(z.astype(np.float64)), rtol=3.2e-7, atol=0)
+    # A tanh layer fed huge pre-activations: the same dW (zero) on both backends.
+    X = np.float32([[1e30, -1e30, 20.0], [50.0, -3e38, 1e4]])
+    W = np.eye(3, dtype=np.float32)
+    dA = np.ones((2, 3), np.float32)
+    results = []
+    for kernels in (C, P):
+        A = kernels.dense_forward(X, W, np.zeros(3, np.float32), activation="tanh")
+        _, dW, db = kernels.dense_backward(dA, X, W, A, activation="tanh")
+        results.append((A, dW, db))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(results[0][1], 0)

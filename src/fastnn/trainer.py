@@ -356,12 +356,20 @@ class Trainer:
                 if not math.isfinite(loss + reg):
                     return (f"diverged: the loss became {loss + reg} at epoch {epoch}, "
                             f"iteration {b + 1}")
+                bad = model._nonfinite(1)
+                if bad is not None:
+                    return (f"diverged: the gradient of {bad} became non-finite at epoch "
+                            f"{epoch}, iteration {b + 1}")
                 last = b == n_batches - 1
                 before = [p.data.copy() for p in model.parameters()] if last and \
                     self.monitor else None
                 self.optimizer.step()
                 if self.constraint is not None:
                     self.constraint(model)
+                bad = model._nonfinite(0)
+                if bad is not None:
+                    return (f"diverged: the update made {bad} non-finite at epoch {epoch}, "
+                            f"iteration {b + 1}")
                 if self.ema is not None:
                     self.ema.update()
                 for layer in relu_layers:

@@ -214,7 +214,9 @@ static inline float fnn_sigmoidf(float z) {
  * formula (no range reduction, one division). The coefficients minimize the maximum relative
  * error on (0, 7.9] (least squares reweighted towards the worst points, fitted in float64, then
  * rounded to float32); evaluated in float32 the error is at most 3.1e-7 (5 ulp), the function is
- * odd, and |tanh| never exceeds 1: it saturates at 0.99999976 (tanh(7.9) = 1 - 2.8e-7). */
+ * odd, and |tanh| never exceeds 1. The rational function alone would saturate at 0.99999976
+ * (tanh(7.9) = 1 - 2.8e-7), leaving 1 - tanh^2, the gradient, nonzero however large z: from
+ * 9.010914, the first float32 whose tanh rounds to 1, it returns +-1 exactly, as NumPy does. */
 static inline float fnn_tanhf(float z) {
     const float lim = 7.9f;
     float x = z < -lim ? -lim : (z > lim ? lim : z); /* NaN stays NaN */
@@ -229,7 +231,7 @@ static inline float fnn_tanhf(float z) {
     q = q * s + 2.6192206889390945e-02f;
     q = q * s + 4.6783941984176636e-01f;
     q = q * s + 1.0f;
-    return x * p / q;
+    return fnn_select(fabsf(z) >= 9.010914f, copysignf(1.0f, x), x * p / q);
 }
 
 /* log(1 + e) for 0 <= e <= 1, as 2 atanh(z) with z = e / (2 + e) <= 1/3 (odd series to z^13;
