@@ -91,11 +91,13 @@ class Sequential:
         order, leaving each Parameter a view of its part. An optimizer then updates the whole
         model in one kernel call (see fastnn.optim.Optimizer.step)."""
         params = self.parameters()
+        self._flat = None
         if not params:
             return
         data, grad = flat_view([p._data for p in params]), flat_view([p._grad for p in params])
         if data is not None and grad is not None and data.base.size == data.size and \
                 data.dtype == self.dtype:
+            self._flat = data, grad
             return  # already so (the layers of another Sequential): optimizers keep their views
         total = sum(p.size for p in params)
         for p in params:  # fresh, all zero: dropped first, so that the model is never held twice
@@ -107,6 +109,7 @@ class Sequential:
             data[part] = p.data.ravel()
             p._data, p._grad = data[part].reshape(p.shape), grad[part].reshape(p.shape)
             offset += p.size
+        self._flat = data, grad
 
     @property
     def in_features(self):
@@ -176,8 +179,15 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dscores):
-        """Backpropagate dL/dscores of the last forward; accumulates into each parameter's grad."""
+    def backward(self, dscores, input_grad=False):
+        """Backpropagate dL/dscores of the last forward; accumulates into each parameter's grad.
+
+        With input_grad=True, also returns dL/dX, the gradient with respect to the last
+        forward's input X (N, in_features), as a fresh array in the model's dtype: the notes'
+        saliency maps (the gradient of a class score with respect to the pixels). It is opt-in,
+        like PyTorch's X.requires_grad, because it costs the first layer one more GEMM that
+        training does not need; by default backward returns None.
+        """
         if self._output_shape is None:
             raise RuntimeError("Sequential.backward called before forward")
         if not self._training_call.acquire(False):
@@ -189,9 +199,9 @@ class Sequential:
 
     def _backward(self, dscores):
         grad = dscores
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            grad = self.layers[i].backward(grad, need_dX=i > 0)
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad = self.layers[i].backward(grad, need_dX=i > 0 or bool(input_grad))
+        return np.array(grad, dtype=self.dtype) if input_grad else None
 
     def forward_backward(self, X, y, loss):
         """Forward in training mode, the loss against y, and backward: the gradients of one
@@ -242,6 +252,23 @@ class Sequential:
         self._backward(dscores)
         return float(loss_value), scores
 
+    def _nonfinite(self, which):
+        """The name of a parameter whose data (which=0) or gradient (which=1) holds NaN or inf,
+        or None: one pass over the flat array (the compiled plan's vectorized check, or a dot
+        product, finite only if every element is), and an exact look only when that fails. A
+        gradient marked zero is not looked at."""
+        if self._flat is not None:
+            flat, plan = self._flat[which], self._compiled.plan
+            if plan.all_finite(flat) if plan is not None else math.isfinite(np.dot(flat, flat)):
+                return None
+        for i, layer in enumerate(self.layers):
+            for p in layer.parameters():
+                if which and p._grad_is_zero:
+                    continue
+                if not np.isfinite(p._grad if which else p._data).all():
+                    return f"{i}.{p.name}"
+        return None
+
     def train_step(self, X, y, loss, optimizer):
         """One training step on the batch (X, y); returns its data loss (a float).
 
@@ -251,8 +278,12 @@ class Sequential:
             model.zero_grad(); model.backward(dscores); optimizer.step()
 
         Once the first steps have sized the model's buffers (and the optimizer its state) a
-        step allocates no arrays. A non-finite loss raises FloatingPointError before the
-        update, so the parameters keep the values of the last good step.
+        step allocates no arrays. A non-finite loss or gradient raises FloatingPointError before
+        the update, so the parameters keep the values of the last good step. An update that
+        leaves a parameter non-finite all the same (an optimizer dividing by zero, say, with
+        eps=0) raises FloatingPointError after it: the model then holds that update, and the
+        caller's last copy (state_dict) is what to go back to. Each check is one reduction over
+        the model's flat gradient or parameter array.
         """
         if not self._training_call.acquire(False):
             self._refuse("train_step")
@@ -262,7 +293,17 @@ class Sequential:
                 raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters "
                                          "were not updated (learning rate too high, or bad "
                                          "input?)")
+            bad = self._nonfinite(1)
+            if bad is not None:
+                raise FloatingPointError(f"train_step: the gradient of {bad} holds NaN or inf "
+                                         f"(the loss is {loss_value}); the parameters were not "
+                                         "updated")
             optimizer.step()
+            bad = self._nonfinite(0)
+            if bad is not None:
+                raise FloatingPointError(f"train_step: the update made {bad} non-finite (the "
+                                         f"loss before it was {loss_value}); the model holds "
+                                         "that update: restore a state_dict saved before")
         finally:
             self._training_call.release()
         return loss_value

@@ -4,7 +4,8 @@ Code written for torch.optim ports by changing the import: SGD, Adagrad, RMSprop
 the same arguments (parameter groups included) and give the same updates. Learning-rate schedules
 are in fastnn.optim.lr_scheduler.
 """
-from operator import attrgetter
+import math
+from operator import attrgetter, is_
 
 import numpy as np
 
@@ -31,6 +32,7 @@ class Optimizer:
         self.param_groups = []
         self.state = {}
         self._flat = {}  # id(group) -> _FlatGroup, built at the first step
+        self._checked = {}  # id(group) -> the group's values when last checked
         for group in groups:
             self.add_param_group(group)
 
@@ -53,9 +55,10 @@ class Optimizer:
     @staticmethod
     def _check_range(name, key, value, low=0.0, high=None, high_open=False):
         ok = value >= low and (high is None or (value < high if high_open else value <= high))
-        if not ok:
+        if not ok or not math.isfinite(value):
             bound = "" if high is None else f" and {'<' if high_open else '<='} {high}"
-            raise ValueError(f"{name}: invalid {key} {value!r}; expected a number >= {low}{bound}")
+            raise ValueError(f"{name}: invalid {key} {value!r}; expected a finite number >= "
+                             f"{low}{bound}")
 
     def zero_grad(self):
         for group in self.param_groups:
@@ -65,6 +68,14 @@ class Optimizer:
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
+            # Hyperparameters can be edited between steps (schedules, or by hand): a group is
+            # checked again whenever one of its values is another object than when last checked.
+            values = tuple(group.values())
+            checked = self._checked.get(id(group))
+            if checked is None or len(values) != len(checked) or \
+                    not all(map(is_, values, checked)):
+                self._check_group(group)
+                self._checked[id(group)] = values
             if any(map(_replaced, group["params"])):
                 names = [p.name for p in group["params"] if p.replaced]
                 raise RuntimeError(f"{type(self).__name__}.step: parameters {names} are no "
