@@ -314,18 +314,19 @@ def cluster():
 @pytest.mark.backend_independent
 def test_dask_cluster_gives_the_local_results(digits, cluster):
     X, y = digits
-    local = random_search(mlp(), SPACE, X, y, n_iter=4, refine=2, random_state=5, n_jobs=2,
-                          refit=False)
-    remote = random_search(mlp(), SPACE, X, y, n_iter=4, refine=2, random_state=5,
+    local = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5, refit=False)
+    remote = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5,
                            scheduler=cluster.scheduler_address, refit=False)
     assert key(remote) == key(local)
     import joblib
     from dask.distributed import Client
     with Client(cluster) as client, joblib.parallel_backend("dask"):
-        inside = random_search(mlp(), SPACE, X, y, n_iter=4, refine=2, random_state=5,
+        inside = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5,
                                refit=False)
         workers = set(client.run(os.getpid))
-    assert key(inside) == key(local)
+        given = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5,
+                              scheduler=client, refit=False)
+    assert key(inside) == key(local) and key(given) == key(local)
     assert os.getpid() not in workers  # the trials really ran in other processes
 
 
