@@ -394,3 +394,16 @@ def test_threads_per_trial_are_limited(digits):
     assert fastnn.get_num_threads() == before  # restored after the trials
     with pytest.raises(ValueError, match="threads_per_trial"):
         random_search(ThreadCounter(), space, X, y, n_iter=2, threads_per_trial=0)
+
+
+@pytest.mark.backend_independent
+def test_cli_search_on_a_scheduler(cluster, capsys):
+    from fastnn import cli
+    code = cli.main(["search", "--trials", "2", "--epochs", "2", "--quiet", "--scheduler",
+                     cluster.scheduler_address])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"on Dask scheduler {cluster.scheduler_address}" in out
+    assert "best validation score" in out
+    code = cli.main(["search", "--trials", "2", "--jobs", "0"])
+    assert code == 1 and "n_jobs" in capsys.readouterr().err
