@@ -419,7 +419,7 @@ class _BaseMLP(BaseEstimator):
     def _record(self, history, trainer, epochs_before, n_samples, validation):
         epochs = history.train_loss[epochs_before:] if epochs_before < len(history.train_loss) \
             else []
-        n_batches = -(-n_samples // trainer.batch_size)
+        n_batches = len(trainer._batches(n_samples))
         reg = history.reg_loss
         start = len(history.loss) - len(epochs) * n_batches
         for e, loss in enumerate(epochs):
