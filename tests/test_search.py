@@ -157,10 +157,13 @@ def test_serial_equals_two_processes(digits):
 @pytest.mark.backend_independent
 def test_cross_validation_folds(digits):
     X, y = digits
-    space = {"C": log_uniform(1e-2, 1e2)}
+    from scipy import stats
+    space = {"C": stats.loguniform(1e-2, 1e2), "fit_intercept": [True, False]}  # as sklearn's
     result = random_search(LogisticRegression(max_iter=200), space, X, y, n_iter=3, cv=3,
                            random_state=0, refit=False)
     for t in result.trials:
+        assert 1e-2 <= t["C"] <= 1e2 and isinstance(t["C"], float)
+        assert t["fit_intercept"] in (True, False)
         assert len(t["fold_scores"]) == 3
         assert t["score"] == pytest.approx(np.mean(t["fold_scores"]))
         assert t["seed"] is None or isinstance(t["seed"], int)
@@ -311,18 +314,19 @@ def cluster():
 @pytest.mark.backend_independent
 def test_dask_cluster_gives_the_local_results(digits, cluster):
     X, y = digits
-    local = random_search(mlp(), SPACE, X, y, n_iter=4, refine=2, random_state=5, n_jobs=2,
-                          refit=False)
-    remote = random_search(mlp(), SPACE, X, y, n_iter=4, refine=2, random_state=5,
+    local = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5, refit=False)
+    remote = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5,
                            scheduler=cluster.scheduler_address, refit=False)
     assert key(remote) == key(local)
     import joblib
     from dask.distributed import Client
     with Client(cluster) as client, joblib.parallel_backend("dask"):
-        inside = random_search(mlp(), SPACE, X, y, n_iter=4, refine=2, random_state=5,
+        inside = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5,
                                refit=False)
         workers = set(client.run(os.getpid))
-    assert key(inside) == key(local)
+        given = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5,
+                              scheduler=client, refit=False)
+    assert key(inside) == key(local) and key(given) == key(local)
     assert os.getpid() not in workers  # the trials really ran in other processes
 
 
@@ -351,3 +355,55 @@ def test_unreachable_scheduler_is_a_clear_error(digits):
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
             pytest.raises(OSError, match="Dask scheduler"):
         random_search(mlp(), SPACE, X, y, n_iter=2, scheduler="tcp://127.0.0.1:9")
+
+
+class ThreadCounter(ClassifierMixin, BaseEstimator):
+    """Scores the OpenMP thread count fastnn has while it fits (and the BLAS limit)."""
+
+    def __init__(self, c=0.0):
+        self.c = c
+
+    def fit(self, X, y):
+        import fastnn
+        from threadpoolctl import threadpool_info
+        blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        self.threads_ = (fastnn.get_num_threads(), max(blas) if blas else None)
+        self.classes_ = np.unique(y)
+        return self
+
+    def score(self, X, y, sample_weight=None):
+        return float(self.threads_[0])
+
+
+@pytest.mark.backend_independent
+def test_threads_per_trial_are_limited(digits):
+    import fastnn
+    X, y = digits
+    before = fastnn.get_num_threads()
+    space = {"c": uniform(0, 1)}
+    parallel = random_search(ThreadCounter(), space, X, y, n_iter=2, n_jobs=2, random_state=0)
+    cores = len(os.sched_getaffinity(0))
+    assert [t["score"] for t in parallel.trials] == [max(1, cores // 2)] * 2  # jobs x threads
+    blas = random_search(ThreadCounter(), space, X, y, n_iter=2, n_jobs=2, random_state=0,
+                         scoring=lambda est, X, y: est.threads_[1], refit=False)
+    if blas.trials[0]["error"] is None:  # None: NumPy's BLAS is not one threadpoolctl knows
+        assert [t["score"] for t in blas.trials] == [max(1, cores // 2)] * 2
+    fixed = random_search(ThreadCounter(), space, X, y, n_iter=2, threads_per_trial=1,
+                          random_state=0, refit=False)
+    assert [t["score"] for t in fixed.trials] == [1.0, 1.0]
+    assert fastnn.get_num_threads() == before  # restored after the trials
+    with pytest.raises(ValueError, match="threads_per_trial"):
+        random_search(ThreadCounter(), space, X, y, n_iter=2, threads_per_trial=0)
+
+
+@pytest.mark.backend_independent
+def test_cli_search_on_a_scheduler(cluster, capsys):
+    from fastnn import cli
+    code = cli.main(["search", "--trials", "2", "--epochs", "2", "--quiet", "--scheduler",
+                     cluster.scheduler_address])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"on Dask scheduler {cluster.scheduler_address}" in out
+    assert "best validation score" in out
+    code = cli.main(["search", "--trials", "2", "--jobs", "0"])
+    assert code == 1 and "n_jobs" in capsys.readouterr().err

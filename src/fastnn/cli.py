@@ -338,18 +338,25 @@ def _add_search_parser(commands, formatter):
                             "(a pickle: load it with joblib.load, from trusted files only)")
 
 
-def search_command(args):
-    """Run `fastnn search`; returns the SearchResult."""
+def search_setup(epochs):
+    """(estimator, space) that `fastnn search` searches (also bench/bench_search.py)."""
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler as SklearnStandardScaler
-    from .search import choice, log_uniform, random_search
-    X, y, name = load_dataset(args)
+    from .search import choice, log_uniform
     estimator = Pipeline([("scale", SklearnStandardScaler()),
-                          ("mlp", MLPClassifier(max_iter=args.epochs))])
+                          ("mlp", MLPClassifier(max_iter=epochs))])
     space = {"mlp__learning_rate_init": log_uniform(1e-4, 1e-1),
              "mlp__alpha": log_uniform(1e-6, 1e-1),
              "mlp__hidden_layer_sizes": choice([(64,), (128,), (256,)])}
+    return estimator, space
+
+
+def search_command(args):
+    """Run `fastnn search`; returns the SearchResult."""
+    from .search import random_search
+    X, y, name = load_dataset(args)
+    estimator, space = search_setup(args.epochs)
     where = f"Dask scheduler {args.scheduler}" if args.scheduler else (
         f"{args.jobs} processes" if args.jobs != 1 else "one process")
     print(f"{name}: {len(y)} samples, {X.shape[1]} features; {args.trials} trials"

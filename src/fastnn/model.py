@@ -179,22 +179,29 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dscores):
-        """Backpropagate dL/dscores of the last forward; accumulates into each parameter's grad."""
+    def backward(self, dscores, input_grad=False):
+        """Backpropagate dL/dscores of the last forward; accumulates into each parameter's grad.
+
+        With input_grad=True, also returns dL/dX, the gradient with respect to the last
+        forward's input X (N, in_features), as a fresh array in the model's dtype: the notes'
+        saliency maps (the gradient of a class score with respect to the pixels). It is opt-in,
+        like PyTorch's X.requires_grad, because it costs the first layer one more GEMM that
+        training does not need; by default backward returns None.
+        """
         if self._output_shape is None:
             raise RuntimeError("Sequential.backward called before forward")
         if not self._training_call.acquire(False):
             self._refuse("backward")
         try:
-            self._backward(dscores)
+            return self._backward(dscores, input_grad)
         finally:
             self._training_call.release()
 
-    def _backward(self, dscores):
+    def _backward(self, dscores, input_grad=False):
         grad = dscores
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            grad = self.layers[i].backward(grad, need_dX=i > 0)
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad = self.layers[i].backward(grad, need_dX=i > 0 or bool(input_grad))
+        return np.array(grad, dtype=self.dtype) if input_grad else None
 
     def forward_backward(self, X, y, loss):
         """Forward in training mode, the loss against y, and backward: the gradients of one

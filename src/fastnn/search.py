@@ -298,9 +298,11 @@ def _check_args(estimator, space, X, y, n_iter, cv, validation_fraction, refine,
                         f"scikit-learn scorer name or a callable, got {scoring!r}")
     if not isinstance(progress, bool):
         raise TypeError(f"random_search: progress must be True or False, got {progress!r}")
-    if len(X) != len(y):
+    n_x, n_y = (getattr(a, "shape", (None,))[0] if hasattr(a, "shape") else len(a)
+                for a in (X, y))
+    if n_x != n_y:
         raise ValueError(f"random_search: X and y have different numbers of samples "
-                         f"({len(X)} and {len(y)})")
+                         f"({n_x} and {n_y})")
 
 
 def _seed_names(estimator, space):
@@ -555,7 +557,8 @@ def _cpu_count():
         return os.cpu_count() or 1
 
 
-def _run_round(estimator, draws, X, y, splits, scoring, n_jobs, progress, first_index, round_):
+def _run_round(estimator, draws, X, y, splits, scoring, n_jobs, threads, progress, first_index,
+               round_):
     """Run the trials `draws` ([(params, seed)]); (rows, interrupted). Rows in any order."""
     import joblib
     from joblib.parallel import get_active_backend
@@ -577,13 +580,15 @@ def _run_round(estimator, draws, X, y, splits, scoring, n_jobs, progress, first_
     try:
         if jobs == 1:
             for index, (params, seed) in enumerate(draws):
-                record(index, _run_trial(estimator, params, seed, X, y, splits, scoring, None))
+                record(index, _run_trial(estimator, params, seed, X, y, splits, scoring,
+                                         threads))
         else:
             workers = joblib.effective_n_jobs(jobs)
             process_pool = type(backend).__name__ in ("LokyBackend", "MultiprocessingBackend")
             # Processes of our own share this machine's cores; threads in one process share its
             # thread pools (limits are per process), and Dask's nanny already limited its own.
-            threads = max(1, _cpu_count() // workers) if process_pool else None
+            if threads is None and process_pool:
+                threads = max(1, _cpu_count() // workers)
             tasks = (joblib.delayed(_indexed)(index, estimator, params, seed, X, y, splits,
                                               scoring, threads)
                      for index, (params, seed) in enumerate(draws))
@@ -615,7 +620,7 @@ def _progress_bar(progress, total, round_):
 
 def random_search(estimator, space, X, y, n_iter=20, cv=None, validation_fraction=0.2,
                   refine=None, n_jobs=None, random_state=None, scheduler=None, scoring=None,
-                  refit=True, progress=False):
+                  refit=True, threads_per_trial=None, progress=False):
     """Random hyperparameter search: `n_iter` trials, each a fit, ranked by validation score.
 
     estimator: a scikit-learn estimator (fastnn.sklearn.MLPClassifier, a Pipeline, ...); each
@@ -641,6 +646,11 @@ def random_search(estimator, space, X, y, n_iter=20, cv=None, validation_fractio
         trials run on its workers (fastnn installed there; the `dask` extra here).
     scoring: None (the estimator's `score`), a scikit-learn scorer name or a callable.
     refit: refit the best trial's estimator (same parameters and seed) on all of X, y.
+    threads_per_trial: BLAS and OpenMP threads of every trial, here, in processes and on a
+        cluster. None: as many as the process has serially, cores // k with n_jobs=k, and what
+        Dask's nanny set on a cluster. A model whose results depend on its thread count (one big
+        enough for threaded reductions) gives the same scores in every mode only with a fixed
+        count, e.g. threads_per_trial=1.
     progress: a tqdm bar over the trials (the `progress` extra).
 
     A trial that raises (a bad parameter combination, a diverging fit: a non-finite score) is a
@@ -651,6 +661,10 @@ def random_search(estimator, space, X, y, n_iter=20, cv=None, validation_fractio
     """
     _check_args(estimator, space, X, y, n_iter, cv, validation_fraction, refine, n_jobs,
                 random_state, scheduler, scoring, progress)
+    if threads_per_trial is not None and (isinstance(threads_per_trial, bool) or not isinstance(
+            threads_per_trial, numbers.Integral) or threads_per_trial < 1):
+        raise ValueError(f"random_search: threads_per_trial must be None or a positive integer, "
+                         f"got {threads_per_trial!r}")
     try:
         import sklearn  # noqa: F401
     except ImportError:
@@ -659,13 +673,13 @@ def random_search(estimator, space, X, y, n_iter=20, cv=None, validation_fractio
     space = {name: _as_distribution(name, value) for name, value in space.items()}
     if scheduler is not None:
         return _on_cluster(scheduler, estimator, space, X, y, n_iter, cv, validation_fraction,
-                           refine, random_state, scoring, refit, progress)
+                           refine, random_state, scoring, refit, threads_per_trial, progress)
     return _search(estimator, space, X, y, n_iter, cv, validation_fraction, refine, n_jobs,
-                   random_state, scoring, refit, progress)
+                   random_state, scoring, refit, threads_per_trial, progress)
 
 
 def _on_cluster(scheduler, estimator, space, X, y, n_iter, cv, validation_fraction, refine,
-                random_state, scoring, refit, progress):
+                random_state, scoring, refit, threads, progress):
     try:
         from dask.distributed import Client
     except ImportError:
@@ -681,14 +695,14 @@ def _on_cluster(scheduler, estimator, space, X, y, n_iter, cv, validation_fracti
     try:
         with client.as_current(), joblib.parallel_backend("dask", client=client):
             return _search(estimator, space, X, y, n_iter, cv, validation_fraction, refine, -1,
-                           random_state, scoring, refit, progress)
+                           random_state, scoring, refit, threads, progress)
     finally:
         if own:
             client.close()
 
 
 def _search(estimator, space, X, y, n_iter, cv, validation_fraction, refine, n_jobs,
-            random_state, scoring, refit, progress):
+            random_state, scoring, refit, threads, progress):
     started = time.perf_counter()
     rng = np.random.default_rng(random_state)
     split_seed = int(rng.integers(2**31 - 1))
@@ -703,7 +717,7 @@ def _search(estimator, space, X, y, n_iter, cv, validation_fraction, refine, n_j
         return draws
 
     trials, interrupted = _run_round(estimator, draw(space), X, y, splits, scoring, n_jobs,
-                                     progress, 0, 0)
+                                     threads, progress, 0, 0)
     refined = None
     if refine is not None and not interrupted:
         _rank(trials)
@@ -711,7 +725,7 @@ def _search(estimator, space, X, y, n_iter, cv, validation_fraction, refine, n_j
         if best:
             refined = refine_space(space, {name: [t[name] for t in best] for name in space})
             more, interrupted = _run_round(estimator, draw(refined), X, y, splits, scoring,
-                                           n_jobs, progress, n_iter, 1)
+                                           n_jobs, threads, progress, n_iter, 1)
             trials += more
     trials.sort(key=lambda t: t["trial"])
     _rank(trials)
