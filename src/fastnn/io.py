@@ -9,7 +9,8 @@ The format (version 1) is a zip archive of .npy entries, the layout of numpy.sav
     __metadata__            0-d unicode array holding a JSON object:
                                 format "fastnn", format_version 1, fastnn_version, dtype, seed,
                                 training (the model's mode), layers: [{type, config, state}] (the
-                                layer's class name, layer.config(), layer.get_extra_state()),
+                                layer's class name, layer.config(), layer.get_extra_state(); and
+                                "frozen", the names of its frozen parameters, when there are any),
                                 optimizer (null or {type, defaults, param_groups, state}),
                                 extra (null or the caller's JSON object)
     model/<i>.<name>        the arrays of model.state_dict(): parameters and BatchNorm buffers
@@ -97,9 +98,13 @@ def _model_entries(model):
         if LAYERS.get(type(layer).__name__) is not type(layer):
             raise TypeError(f"fastnn.save: layer {i} is a {type(layer).__name__}, which the fastnn "
                             f"format cannot describe; it knows {sorted(LAYERS)}")
-        layers.append({"type": type(layer).__name__,
-                       "config": _to_json(layer.config(), None, f"layer {i} config"),
-                       "state": _to_json(layer.get_extra_state(), None, f"layer {i} state")})
+        spec = {"type": type(layer).__name__,
+                "config": _to_json(layer.config(), None, f"layer {i} config"),
+                "state": _to_json(layer.get_extra_state(), None, f"layer {i} state")}
+        frozen = [p.name for p in layer.parameters() if not p.requires_grad]
+        if frozen:  # (an optional key: files without it load as before)
+            spec["frozen"] = frozen
+        layers.append(spec)
     from . import __version__
     seed = model.seed
     seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
@@ -429,8 +434,15 @@ class _Reader:
         with _quiet_init():
             model = Sequential(*layers, dtype=as_dtype(self.metadata["dtype"]),
                                seed=self.metadata["seed"])
-        for layer, spec in zip(model.layers, self.metadata["layers"]):
+        for i, (layer, spec) in enumerate(zip(model.layers, self.metadata["layers"])):
             layer.set_extra_state(spec["state"])
+            frozen = spec.get("frozen", [])
+            params = {p.name: p for p in layer.parameters()}
+            if not isinstance(frozen, list) or not set(frozen) <= set(params):
+                raise self.error(f"layer {i} ({spec['type']}): frozen must list some of its "
+                                 f"parameters {sorted(params)}, got {frozen!r}")
+            for name in frozen:
+                params[name].requires_grad = False
         model.train(bool(self.metadata["training"]))
         self._model = model
         self.model_keys = {f"model/{key}": array for key, array in model._state_arrays().items()}
