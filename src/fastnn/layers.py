@@ -147,6 +147,7 @@ def renewed(old, data, name, is_weight=False):
             old.zero_grad()
             return old
         old.replaced = True
+        old._data = old._data.view()  # another object: optimizers holding `old` look again
     return Parameter(data, name, is_weight=is_weight)
 
 

@@ -155,9 +155,11 @@ class Sequential:
             finally:
                 self._training_call.release()
         if self._training_call.locked():
-            raise RuntimeError("Sequential: inference while another thread trains this model "
-                               "(it would read parameters halfway through an update); "
-                               "predict with a copy (fastnn.load, or load_state_dict)")
+            raise RuntimeError("Sequential: inference while another thread trains this model, "
+                               "or from inside one of its training calls (it would read "
+                               "parameters halfway through an update, or overwrite what "
+                               "backward needs); predict with a copy (fastnn.load, or "
+                               "load_state_dict)")
         scores = self._forward(X, False)
         # Inference forwards compute into fresh arrays; only a model that passes its input
         # through unchanged returns an array that is not its own.
@@ -166,8 +168,9 @@ class Sequential:
     @staticmethod
     def _refuse(operation):
         """A training operation found the model taken by another thread's."""
-        raise RuntimeError(f"Sequential.{operation}: another thread is training this model "
-                           "(training calls on one model must come from one thread at a time)")
+        raise RuntimeError(f"Sequential.{operation}: another thread is training this model, "
+                           "or this call is inside one of its training calls (training calls "
+                           "on one model must come one at a time, from one thread at a time)")
 
     def _forward(self, X, training):
         """The scores in the last layer's output buffer, which the next forward overwrites. X is
