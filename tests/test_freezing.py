@@ -245,3 +245,26 @@ def test_load_state_dict_reports_missing_and_unexpected_keys(rng):
         big.load_state_dict(big.state_dict(), strict="no")
     with pytest.raises(TypeError, match="state must be a dict"):
         big.load_state_dict([1, 2])
+
+
+@pytest.mark.parametrize("frozen, match", [("W", "a list of parameter names"),
+                                           ([1], "a list of parameter names"),
+                                           (["gamma"], "some of its parameters")])
+def test_a_file_with_a_bad_frozen_entry_is_refused(frozen, match, tmp_path):
+    import json
+
+    from fastnn import io as fio
+    model = fnn.Sequential(fnn.Dense(4, 3), seed=0)
+    model.layers[0].freeze()
+    path = tmp_path / "m.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    meta = json.loads(str(arrays[fio.METADATA]))
+    assert meta["layers"][0]["frozen"] == ["W", "b"]
+    meta["layers"][0]["frozen"] = frozen
+    arrays[fio.METADATA] = np.array(json.dumps(meta))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ValueError, match=match):
+        fnn.load(path)
