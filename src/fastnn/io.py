@@ -32,6 +32,7 @@ an existing target is untouched. A file written over keeps its permissions, and 
 the temporary files of its target that killed processes left behind.
 """
 import contextlib
+import io
 import json
 import math
 import os
@@ -73,6 +74,29 @@ def save(model, path, optimizer=None, extra=None):
     """Write `model` (architecture, dtype, parameters, BatchNorm statistics, Dropout stream
     positions) to `path` as a fastnn .npz file; with `optimizer` and `extra`, a checkpoint (see
     save_checkpoint). `path` (str or os.PathLike) is used as given: no suffix is added."""
+    text, arrays = _entries(model, optimizer, extra)
+    _atomic_write(path, lambda f: _write_npz(f, text, arrays))
+
+
+def to_bytes(model, optimizer=None, extra=None):
+    """The bytes save(model, path, optimizer, extra) would write: a fastnn .npz file in memory
+    (read it back with from_bytes)."""
+    text, arrays = _entries(model, optimizer, extra)
+    buffer = io.BytesIO()
+    _write_npz(buffer, text, arrays)
+    return buffer.getvalue()
+
+
+def from_bytes(data):
+    """Checkpoint(model, optimizer, extra) from the bytes of a fastnn file, checked as load_checkpoint
+    checks a file."""
+    with _Reader(io.BytesIO(bytes(data))) as reader:
+        model = reader.model()
+        return Checkpoint(model, reader.optimizer(model), reader.extra())
+
+
+def _entries(model, optimizer, extra):
+    """(metadata JSON text, {entry name: array}) of a model file."""
     arrays, metadata = _model_entries(model)
     if optimizer is not None:
         metadata["optimizer"] = _optimizer_entries(optimizer, model, arrays)
@@ -80,8 +104,7 @@ def save(model, path, optimizer=None, extra=None):
         if not isinstance(extra, dict):
             raise TypeError(f"extra must be a dict, got {type(extra).__name__}")
         metadata["extra"] = _to_json(extra, arrays, "extra")
-    text = json.dumps(metadata, allow_nan=True)
-    _atomic_write(path, lambda f: _write_npz(f, text, arrays))
+    return json.dumps(metadata, allow_nan=True), arrays
 
 
 def save_checkpoint(path, model, optimizer=None, extra=None):
@@ -338,8 +361,11 @@ class _Reader:
     checks its values. Every failure is a ValueError naming the file."""
 
     def __init__(self, path):
-        self.path = os.fspath(path)
-        self._file = open(self.path, "rb")  # a missing file stays a FileNotFoundError
+        if isinstance(path, io.BytesIO):
+            self.path, self._file = "<fastnn bytes>", path
+        else:
+            self.path = os.fspath(path)
+            self._file = open(self.path, "rb")  # a missing file stays a FileNotFoundError
         self._zip = None
         try:
             self._open()
