@@ -498,7 +498,7 @@ class Trainer:
             norm = float(np.linalg.norm(old))
             ratio = float(np.linalg.norm(p.data - old)) / norm if norm > 0 else float("inf")
             ratios[label] = ratio
-            if p.is_weight and not low <= ratio * decayed <= high:
+            if p.is_weight and p.requires_grad and not low <= ratio * decayed <= high:
                 advice = "too high" if ratio * decayed > high else "too low"
                 self._warn(f"epoch {self.epoch + 1}: update/weight ratio of {label} is "
                            f"{ratio:.1e}, far from the ~1e-3 the notes recommend (learning rate "
@@ -512,7 +512,7 @@ class Trainer:
             act = _effective_activation(layer)
             activations[f"{i}:{layer!r}"] = {"mean": float(A.mean()), "std": float(A.std()),
                                              "saturated": _saturated(act, A)}
-            grads = [p.grad for p in layer.parameters() if p.is_weight]
+            grads = [p.grad for p in layer.parameters() if p.is_weight and p.requires_grad]
             if grads:
                 gradients[f"{i}:{layer!r}"] = {"mean": float(grads[0].mean()),
                                                "std": float(grads[0].std())}
