@@ -222,7 +222,8 @@ class Trainer:
     the default False, it is trained on, except that a last batch of one sample in a model with
     BatchNorm (which cannot train on one sample) joins the batch before it.
     shuffle: reshuffle the samples every epoch (False: minibatches in the data's order).
-    progress: a tqdm progress bar per epoch (needs the `progress` extra), False for quiet.
+    progress: one line per epoch (loss, accuracies, learning rate, time), and a tqdm bar over
+    the epoch's minibatches when tqdm (the `progress` extra) is installed; False for quiet.
     callbacks: objects with optional on_step(trainer, iteration, loss) and
     on_epoch(trainer, epoch, history) methods.
     monitor: collect the babysitting statistics (update ratios, activation and gradient
@@ -619,14 +620,14 @@ class Trainer:
     # -- reporting -----------------------------------------------------------------------------
 
     def _progress_bar(self, total, epoch):
+        """A tqdm bar over the epoch's minibatches when tqdm is installed (the `progress` extra);
+        without it, None: progress is the one line per epoch `_report_epoch` prints either way."""
         if not self.progress:
             return None
         try:
             from tqdm.auto import tqdm
         except ImportError:
-            raise ImportError("Trainer(progress=True) shows progress bars with tqdm, which fastnn "
-                              "installs with its `progress` extra: pip install "
-                              "\"fastnn[progress]\" (or pass progress=False)") from None
+            return None
         # disable=None: no bar when the output is not a terminal (logs, pipes, CI).
         return tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", leave=False, disable=None)
 
