@@ -551,8 +551,9 @@ def test_int_patience_without_validation_monitors_the_training_loss():
 def test_early_stopping_arguments():
     with pytest.raises(ValueError, match="unknown monitor"):
         fnn.EarlyStopping(monitor="val_auc")
-    for patience in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match="patience must be a positive integer"):
+    for patience, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError),
+                            (True, TypeError)):
+        with pytest.raises(error, match="patience must be an integer >= 1"):
             fnn.EarlyStopping(patience=patience)
     assert fnn.EarlyStopping(monitor="train_accuracy").maximize
     assert not fnn.EarlyStopping().maximize
@@ -1030,16 +1031,17 @@ def test_progress_without_tqdm_prints_the_epoch_lines(monkeypatch, capsys):
 # -- arguments ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"batch_size": 0}, "batch_size must be a positive integer"),
-    ({"batch_size": -3}, "batch_size must be a positive integer"),
-    ({"batch_size": 2.5}, "batch_size must be a positive integer"),
-    ({"batch_size": True}, "batch_size must be a positive integer"),
-    ({"epochs": -1}, "epochs must be a non-negative integer"),
-    ({"epochs": 1.0}, "epochs must be a non-negative integer"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+    ({"batch_size": -3}, "batch_size must be an integer >= 1"),
+    ({"batch_size": 2.5}, "batch_size must be an integer >= 1"),
+    ({"batch_size": True}, "batch_size must be an integer >= 1"),
+    ({"epochs": -1}, "epochs must be an integer >= 0"),
+    ({"epochs": 1.0}, "epochs must be an integer >= 0"),
     ({"loss": "cross_entropy"}, "unknown loss 'cross_entropy'"),
 ])
 def test_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    # a wrong type (2.5, True) is a TypeError, a value out of range a ValueError
+    with pytest.raises((ValueError, TypeError), match=match):
         make_trainer(make_model(), **kwargs)
 
 

@@ -5,6 +5,8 @@ f may return an array: the checked quantity is sum(f(x) * df).
 """
 import numpy as np
 
+from ._validation import check_float, check_int
+
 
 def numerical_gradient(f, x, df=None, h=1e-6, coords=None):
     """d sum(f(x) * df) / dx by centered differences.
@@ -132,6 +134,9 @@ def gradcheck(model, X, y=None, loss="softmax_cross_entropy", num_checks=10, h=1
     from . import losses
     from .model import Sequential
 
+    # (num_checks=0 would pass having checked nothing; h=0 divides by zero)
+    num_checks = check_int("gradcheck: num_checks", num_checks, low=1)
+    h = check_float("gradcheck: h", h, 0.0, low_open=True)
     layers = model.layers if isinstance(model, Sequential) else [model]
     params = [(f"{'layer ' + str(i) + ' ' if len(layers) > 1 else ''}{type(layer).__name__}."
                f"{p.name}", p) for i, layer in enumerate(layers) for p in layer.parameters()]

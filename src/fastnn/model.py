@@ -8,6 +8,7 @@ import numpy as np
 from . import losses
 from ._kernels._checks import as_labels
 from ._step import CompiledStep
+from ._validation import check_int
 from .init import default_init
 from .layers import (Activation, Buffer, Dense, Layer, as_dtype, first_trainable, flat_view,
                      gradients_written)
@@ -59,6 +60,9 @@ class Sequential:
                                  f"input features, but the layer before it outputs {features}")
             features = layer.out_features or features
         self.dtype = as_dtype(dtype)
+        if seed is not None and not isinstance(seed, (np.random.Generator, np.random.BitGenerator,
+                                                      np.random.SeedSequence)):
+            seed = check_int("Sequential: seed", seed, low=0)
         self.seed = seed
         self.layers = list(layers)
         self.training = True
@@ -73,7 +77,8 @@ class Sequential:
             layer.bind(i, stream_seed)
         self._flatten_parameters()
         self._output_shape = None
-        self._dscores = Buffer(self.out_features, self.dtype)
+        # (a model of parameter-free layers has no fixed width: its losses allocate dscores)
+        self._dscores = Buffer(self.out_features, self.dtype) if self.out_features else None
         self._compiled = CompiledStep()
         self._training_call = threading.Lock()  # held by the training operation under way
 
@@ -118,11 +123,13 @@ class Sequential:
 
     @property
     def in_features(self):
-        return next(l.in_features for l in self.layers if l.in_features is not None)
+        # None for a model of parameter-free layers: it takes any width
+        return next((l.in_features for l in self.layers if l.in_features is not None), None)
 
     @property
     def out_features(self):
-        return next(l.out_features for l in reversed(self.layers) if l.out_features is not None)
+        return next((l.out_features for l in reversed(self.layers)
+                     if l.out_features is not None), None)
 
     def parameters(self):
         """All learnable parameters, in layer order, weight before bias."""
@@ -245,7 +252,7 @@ class Sequential:
         loss = losses.get(loss)
         X = self.layers[0]._check_input(X, self.dtype)
         n = X.shape[0]
-        plan = self._compiled.plan_for(self, n, loss)
+        plan = self._compiled.plan_for(self, n, loss) if self._dscores is not None else None
         if plan is not None:
             if not plan.all_finite(X):
                 raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
@@ -256,7 +263,7 @@ class Sequential:
             self._output_shape = (n, self.out_features)
             return loss_value, plan.scores
         scores = self._forward(X, training=True)
-        if loss in losses.TAKE_DSCORES:
+        if loss in losses.TAKE_DSCORES and self._dscores is not None:
             loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(n))
         else:
             loss_value, dscores = loss(scores, y)
@@ -297,6 +304,10 @@ class Sequential:
         caller's last copy (state_dict) is what to go back to. Each check is one reduction over
         the model's flat gradient or parameter array.
         """
+        if not callable(getattr(optimizer, "step", None)):
+            raise TypeError("train_step: optimizer must be a fastnn optimizer over this model's "
+                            f"parameters (e.g. fastnn.optim.SGD(model.parameters())), got "
+                            f"{optimizer!r}")
         if not self._training_call.acquire(False):
             self._refuse("train_step")
         try:
@@ -329,6 +340,7 @@ class Sequential:
         return self._predict_scores(X, batch_size).argmax(axis=1)
 
     def _predict_scores(self, X, batch_size):
+        batch_size = check_int("Sequential.predict: batch_size", batch_size, low=1)
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] <= batch_size:
             return self.forward(X, training=False)
@@ -409,7 +421,7 @@ class Sequential:
             totals["weights"] += n_weights
             totals["biases"] += n_biases
             totals["parameters"] += n_params
-            rows.append((f"{i}: {layer!r}", f"(N, {features})", n_weights, n_biases, n_params))
+            rows.append((f"{i}: {layer!r}", f"(N, {'D' if features is None else features})", n_weights, n_biases, n_params))
         header = ("layer", "output", "weights", "biases", "parameters")
         widths = [max(len(str(r[c])) for r in rows + [header]) for c in range(5)]
         line = "  ".join(f"{{:<{widths[0]}}}" if c == 0 else f"{{:>{widths[c]}}}"

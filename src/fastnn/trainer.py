@@ -17,6 +17,7 @@ parameters of the last completed epoch, records itself in history.stop_reason an
 """
 import contextlib
 import math
+import numbers
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ import numpy as np
 
 from . import losses as _losses
 from ._kernels._checks import as_binary_labels, as_labels
+from ._validation import _is_bool, check_bool, check_float, check_int
 from .layers import Activation, BatchNorm, Dense
 
 CLASSIFICATION = ("softmax_cross_entropy", "multiclass_hinge", "svm")
@@ -89,10 +91,9 @@ class EarlyStopping:
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0):
         if monitor not in ("val_loss", "val_accuracy", "train_loss", "train_accuracy"):
             raise ValueError(f"EarlyStopping: unknown monitor {monitor!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"EarlyStopping: patience must be a positive integer, got "
-                             f"{patience!r}")
-        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
+        patience = check_int("EarlyStopping: patience", patience, low=1)
+        min_delta = check_float("EarlyStopping: min_delta", min_delta, low=0.0)
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
 
     @property
     def maximize(self):
@@ -105,9 +106,7 @@ class EMA:
     swaps the averaged parameters in (for evaluation) and back."""
 
     def __init__(self, model, decay=0.999):
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"EMA: decay must lie in (0, 1), got {decay!r}")
-        self.decay = float(decay)
+        self.decay = check_float("EMA: decay", decay, 0.0, 1.0, low_open=True, high_open=True)
         self.params = model.parameters()
         self.shadow = [p.data.copy() for p in self.params]
 
@@ -202,6 +201,26 @@ def _saturated(activation, A):
     return None
 
 
+def _check_arguments(model, optimizer, schedule, regularization, constraint):
+    """Trainer's collaborators are checked for what the loop calls on them, before any epoch."""
+    if not callable(getattr(model, "parameters", None)) or not hasattr(model, "train_step"):
+        raise TypeError(f"Trainer: model must be a fastnn Sequential, got {type(model).__name__}")
+    if not callable(getattr(optimizer, "step", None)) or \
+            not hasattr(optimizer, "param_groups"):
+        raise TypeError("Trainer: optimizer must be a fastnn optimizer (e.g. fastnn.optim.SGD("
+                        f"model.parameters(), lr=0.01)), got {optimizer!r}")
+    if schedule is not None and not callable(getattr(schedule, "step", None)):
+        raise TypeError("Trainer: schedule must be None or a learning-rate schedule from "
+                        "fastnn.optim.lr_scheduler (e.g. CosineAnnealingLR(optimizer, T_max=10)), "
+                        f"got {schedule!r}")
+    for name, value, example in (("regularization", regularization, "L2(1e-3)"),
+                                 ("constraint", constraint, "MaxNorm(3.0)")):
+        if value is not None and not callable(value):
+            raise TypeError(f"Trainer: {name} must be None or a penalty from "
+                            f"fastnn.regularization (e.g. fastnn.regularization.{example}), got "
+                            f"{value!r}")
+
+
 class Trainer:
     """Minibatch training of a Sequential with any optimizer, loss, schedule and regularization.
 
@@ -236,10 +255,21 @@ class Trainer:
                  ema=None, checkpoint=None, best_checkpoint=None, seed=0, progress=True,
                  callbacks=(), monitor=True, update_ratio_range=(1e-5, 1e-1),
                  dead_threshold=0.5, gap_threshold=0.15, drop_last=False, shuffle=True):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"Trainer: epochs must be a non-negative integer, got {epochs!r}")
+        batch_size = check_int("Trainer: batch_size", batch_size, low=1)
+        epochs = check_int("Trainer: epochs", epochs, low=0)
+        _check_arguments(model, optimizer, schedule, regularization, constraint)
+        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+            if _is_bool(early_stopping) or not isinstance(early_stopping, numbers.Integral):
+                raise TypeError("Trainer: early_stopping must be None, an EarlyStopping or an "
+                                f"integer patience >= 1, got {early_stopping!r}")
+            early_stopping = check_int("Trainer: early_stopping (patience)", early_stopping,
+                                       low=1)
+        if ema is not None and ema is not False and ema != 0:
+            ema = check_float("Trainer: ema (decay)", ema, 0.0, 1.0, low_open=True,
+                              high_open=True)
+        if seed is not None:
+            seed = check_int("Trainer: seed", seed, low=0)
+        shuffle = check_bool("Trainer: shuffle", shuffle)
         self.model, self.optimizer = model, optimizer
         self.loss_fn = _losses.get(loss)
         self.loss_name = loss if isinstance(loss, str) else loss.__name__
@@ -293,6 +323,13 @@ class Trainer:
         """Train for the remaining epochs; returns the History (also `trainer.history`).
         sample_weight (N,), >= 0: each sample's loss is weighted by it (fastnn.losses.weighted);
         validation is unweighted."""
+        if y is None:
+            raise TypeError("Trainer.fit: y (the targets) must be an array with one entry per "
+                            "sample, got None")
+        if validation_data is not None and (not isinstance(validation_data, (tuple, list)) or
+                                            len(validation_data) != 2):
+            raise TypeError("Trainer.fit: validation_data must be None or a pair (X, y), got "
+                            f"{type(validation_data).__name__}")
         X, y = self._check_data(X, y, "training data")
         if sample_weight is not None:
             sample_weight = _losses.check_sample_weight("Trainer", sample_weight, X.shape[0])

@@ -10,6 +10,7 @@ from operator import attrgetter
 import numpy as np
 
 from .. import _backend
+from .._validation import check_float
 from ..layers import Parameter, flat_view
 
 
@@ -56,11 +57,7 @@ class Optimizer:
 
     @staticmethod
     def _check_range(name, key, value, low=0.0, high=None, high_open=False):
-        ok = value >= low and (high is None or (value < high if high_open else value <= high))
-        if not ok or not math.isfinite(value):
-            bound = "" if high is None else f" and {'<' if high_open else '<='} {high}"
-            raise ValueError(f"{name}: invalid {key} {value!r}; expected a finite number >= "
-                             f"{low}{bound}")
+        check_float(f"{name}: {key}", value, low, high, high_open=high_open)
 
     def zero_grad(self):
         for group in self.param_groups:
@@ -116,7 +113,25 @@ class Optimizer:
                 for g, mine in zip(groups, self.param_groups)):
             raise ValueError("load_state_dict: the saved parameter groups do not match this "
                              "optimizer's")
+        name = type(self).__name__
+        known = set(self.defaults) | {"params", "initial_lr"}
+        for k, saved in enumerate(groups):
+            unknown = sorted(set(saved) - known)
+            if unknown:
+                raise ValueError(f"{name}.load_state_dict: param group {k} has hyperparameters "
+                                 f"{unknown} that {name} does not take (a state_dict of another "
+                                 f"optimizer?); {name} takes {sorted(set(self.defaults))}")
         params = [p for g in self.param_groups for p in g["params"]]
+        for i, s in state_dict["state"].items():
+            p = params[int(i)]
+            for key, v in s.items():
+                if isinstance(v, np.ndarray) and v.shape != p.shape:
+                    raise ValueError(f"{name}.load_state_dict: state {key!r} of parameter {i} "
+                                     f"has shape {v.shape}, the parameter {p.shape}")
+        updated = [{**mine, **{k: v for k, v in saved.items() if k != "params"}}
+                   for saved, mine in zip(groups, self.param_groups)]
+        for group in updated:
+            self._check_group(group)  # all checked before any is changed
         for saved, mine in zip(groups, self.param_groups):
             mine.update({k: v for k, v in saved.items() if k != "params"})
         self.state = {}

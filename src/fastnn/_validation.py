@@ -1,0 +1,70 @@
+"""Checks for user-facing arguments: each raises a ValueError or TypeError whose message names
+the argument (`name`, e.g. "Trainer: batch_size") and what it accepts, and returns the value as a
+plain Python int or float. NumPy scalars are accepted wherever Python numbers are; bool is not a
+number here (True as a batch size is a mistake, not 1)."""
+import math
+import numbers
+
+import numpy as np
+
+
+def _is_bool(value):
+    return isinstance(value, (bool, np.bool_))
+
+
+def _bounds(low, high, low_open=False, high_open=False):
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high}")
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+def check_int(name, value, low=None, high=None):
+    """`value` as an int in [low, high] (None: unbounded)."""
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer{_bounds(low, high)}, got {value!r} "
+                        f"({type(value).__name__})")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be an integer{_bounds(low, high)}, got {value!r}")
+    return value
+
+
+def check_float(name, value, low=None, high=None, finite=True, low_open=False,
+                high_open=False):
+    """`value` as a float in [low, high] (open ends with low_open/high_open); NaN is always
+    refused, infinity unless finite=False."""
+    kind = "a finite number" if finite else "a number"
+    if _is_bool(value) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {kind}{_bounds(low, high, low_open, high_open)}, got "
+                        f"{value!r} ({type(value).__name__})")
+    value = float(value)
+    bad = math.isnan(value) or (finite and math.isinf(value))
+    if low is not None:
+        bad = bad or (value <= low if low_open else value < low)
+    if high is not None:
+        bad = bad or (value >= high if high_open else value > high)
+    if bad:
+        raise ValueError(f"{name} must be {kind}{_bounds(low, high, low_open, high_open)}, got "
+                         f"{value!r}")
+    return value
+
+
+def check_bool(name, value):
+    if not _is_bool(value):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_choice(name, value, choices):
+    """`value` if it is one of `choices` (strings or other hashables)."""
+    try:
+        ok = value in choices
+    except TypeError:  # unhashable value against a set
+        ok = False
+    if not ok:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {listed}, got {value!r}")
+    return value
