@@ -1,4 +1,5 @@
 """`fastnn` as a user meets it: each test runs the command in a subprocess, as a shell would."""
+import os
 import re
 import subprocess
 import sys
@@ -176,3 +177,16 @@ def test_check_accepts_the_svm_alias():
 def test_version():
     result = fastnn("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"fastnn {fnn.__version__}"
+
+
+def test_a_typo_in_fastnn_backend_is_one_line_not_a_traceback():
+    env = {**os.environ, "FASTNN_BACKEND": "cyton"}
+    result = fastnn("train", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "fastnn: error: FASTNN_BACKEND='cyton' is not a fastnn backend; expected one of "
+        "('cython', 'numpy')"]
+    # Imported as a library, it stays an ImportError.
+    library = subprocess.run([sys.executable, "-c", "import fastnn"], capture_output=True,
+                             text=True, env=env, timeout=60)
+    assert library.returncode == 1 and "ImportError: FASTNN_BACKEND='cyton'" in library.stderr

@@ -553,8 +553,9 @@ class Trainer:
             saturated = activations[f"{i}:{layer!r}"]["saturated"]
             if saturated is not None and saturated > 0.5:
                 self._warn(f"epoch {self.epoch + 1}: {saturated:.0%} of the {act} units of "
-                           f"{self._layer_name(i)} are saturated (their gradients vanish): smaller weights or "
-                           "inputs, or another activation", kind=f"saturated {i}")
+                           f"{self._layer_name(i)} are saturated (their gradients vanish): "
+                           "smaller weights or inputs, or another activation",
+                           kind=f"saturated {i}")
         history.activations.append(activations)
         history.gradients.append(gradients)
         dead = {}
@@ -564,8 +565,9 @@ class Trainer:
             dead[f"{i}:{layer!r}"] = fraction
             if fraction > self.dead_threshold:
                 self._warn(f"epoch {self.epoch + 1}: {fraction:.0%} of the ReLU units of "
-                           f"{self._layer_name(i)} never fired on this epoch's data (dead units): lower the "
-                           "learning rate or check the initialization", kind=f"dead {i}")
+                           f"{self._layer_name(i)} never fired on this epoch's data (dead "
+                           "units): lower the learning rate or check the initialization",
+                           kind=f"dead {i}")
         history.dead_fraction.append(dead)
 
     def _layer_name(self, i):
