@@ -453,10 +453,7 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         with self._runtime():
-            return self._predictor()._predict_scores(X.astype(np.float64, copy=False), 4096)
-
-    def _predictor(self):
-        return self._predictor_
+            return self._predictor_._predict_scores(X.astype(np.float64, copy=False), 4096)
 
     def _float64_copy(self):
         """The fitted network in float64, for predictions (made when fit ends): a float32
