@@ -105,21 +105,65 @@ def test_state_dict_round_trip_continues_identically(rng):
     assert resumed_opt.state_dict()["state"][0]["step"] == 6
 
 
-def test_a_replaced_parameter_array_falls_back_to_one_update_each(rng):
+def test_assigning_to_data_copies_into_the_flat_array(rng):
+    """p.data = array changes the model's numbers in place: the optimizer keeps updating what
+    the model reads (a new array used to leave the optimizer updating the old one)."""
     model, reference = make_model(), make_model()
     opt, ref_opt = fnn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), \
-        fnn.optim.SGD(reference.parameters()[::-1], lr=0.1, momentum=0.9)
+        fnn.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
     data = batches(rng)
     step(model, opt, *data[0])
     step(reference, ref_opt, *data[0])
-    W = model.parameters()[0]
-    W.data = W.data.copy()  # no longer a view of the flat array
+    W, W_ref = model.parameters()[0], reference.parameters()[0]
+    view = W.data
+    W.data = W.data * 0.5
+    W_ref.data[...] *= 0.5
+    assert W.data is view
     for X, y in data[1:]:
         step(model, opt, X, y)
         step(reference, ref_opt, X, y)
-    assert not any(opt._flat.values())
+    assert all(opt._flat.values())
     for p, q in zip(model.parameters(), reference.parameters()):
-        np.testing.assert_allclose(p.data, q.data, rtol=1e-13)
+        np.testing.assert_array_equal(p.data, q.data)
+    with pytest.raises(ValueError, match="data must keep its shape"):
+        W.data = np.zeros((2, 2))
+
+
+def test_layers_put_into_a_second_sequential_keep_their_optimizer(rng):
+    """Sequential(d1, d2) again (it re-initializes the layers) leaves an optimizer built on the
+    first model updating the parameters the layers use."""
+    d1, d2 = fnn.Dense(7, 16, activation="relu"), fnn.Dense(16, 4)
+    first = fnn.Sequential(d1, d2, dtype="float64", seed=0)
+    opt = fnn.optim.SGD(first.parameters(), lr=0.2)
+    X, y = batches(rng, 1)[0]
+    step(first, opt, X, y)
+    second = fnn.Sequential(d1, d2, dtype="float64", seed=1)
+    assert second.parameters() == first.parameters()
+    losses = []
+    for _ in range(30):
+        losses.append(fnn.losses.softmax_cross_entropy(second.forward(X, training=False), y)[0])
+        step(second, opt, X, y)
+    assert losses[-1] < 0.5 * losses[0]
+    # Layers mixed with others are laid out again; the optimizer follows the new views.
+    third = fnn.Sequential(d1, d2, fnn.ReLU(), fnn.Dense(4, 4), dtype="float64", seed=2)
+    before = d1.W.data.copy()
+    step(third, opt, X, y)
+    assert not np.array_equal(d1.W.data, before)
+
+
+def test_an_optimizer_of_replaced_parameters_refuses_to_step(rng):
+    """A layer re-initialized in another dtype holds new Parameters: an optimizer still holding
+    the old ones raises instead of updating arrays no model reads."""
+    d1, d2 = fnn.Dense(7, 16), fnn.Dense(16, 4)
+    first = fnn.Sequential(d1, d2, dtype="float32", seed=0)
+    opt = fnn.optim.Adam(first.parameters())
+    second = fnn.Sequential(d1, d2, dtype="float64", seed=0)
+    X, y = batches(rng, 1)[0]
+    _, dscores = fnn.losses.softmax_cross_entropy(second.forward(X, training=True), y)
+    second.backward(dscores)
+    with pytest.raises(RuntimeError, match=r"Adam.step: parameters \['W', 'b', 'W', 'b'\] are no"):
+        opt.step()
+    fnn.optim.Adam(second.parameters()).step()
 
 
 def test_a_parameter_without_a_fresh_gradient_is_updated_with_zeros(rng):

@@ -13,7 +13,9 @@ A plan is built for one batch size and kept until anything it holds changes: the
 loss, a layer option (activation, dropout p, batchnorm momentum or eps), or any array it holds
 (a parameter or gradient array replaced, a buffer grown by a larger batch elsewhere).
 Anything else (the NumPy backend, other layers or losses, a BLAS whose GEMMs cannot be found)
-takes the layer-by-layer path.
+takes the layer-by-layer path. An inference-mode forward leaves its own (fresh) arrays in the
+layers' saved state; the model then marks its plan `stale`, and the next step puts the plan's
+arrays back in the layers without rebuilding it.
 """
 from operator import is_
 
@@ -91,11 +93,13 @@ def _held(layer, kind):
 class CompiledStep:
     """A model's plan for its last batch size, rebuilt when what it holds changes."""
 
-    __slots__ = ("plan", "key", "held", "layers", "kinds", "parameters")
+    __slots__ = ("plan", "key", "held", "layers", "kinds", "parameters", "left", "stale")
 
     def __init__(self):
         self.plan = self.key = self.layers = self.kinds = self.parameters = None
         self.held = []
+        self.left = []  # (layer, attribute, value): what the plan leaves in the layers
+        self.stale = False  # an inference forward has replaced some of them since
 
     def plan_for(self, model, n, loss):
         """The plan for a batch of n rows, or None when this step cannot be compiled."""
@@ -114,18 +118,30 @@ class CompiledStep:
         if (n, loss) != self.key or len(held) != len(self.held) or \
                 not all(map(is_, held, self.held)):
             self.plan, self.key = None, None
-            self.plan = _build(model, n, loss, kinds)
+            self.plan, self.left = _build(model, n, loss, kinds)
             self.parameters = model.parameters()
+            self.stale = False
             held = [model._dscores._array]  # again: building may have grown buffers
             for layer, kind in zip(layers, kinds):
                 held += _held(layer, kind)
             self.key, self.held = (n, loss), held
+        elif self.stale:
+            self.stale = False
+            for layer, attribute, value in self.left:
+                setattr(layer, attribute, value)
         return self.plan
 
 
 def _build(model, n, loss, kinds):
+    """(the Plan or None, the (layer, attribute, value) it left in the layers' saved state)."""
     step = step_module()
-    ops = []
+    ops, left = [], []
+
+    def leave(layer, **attributes):
+        for attribute, value in attributes.items():
+            setattr(layer, attribute, value)
+            left.append((layer, attribute, value))
+
     features = model.in_features
     previous = None  # the output of the last op; None: the batch X, set at each run
     first_attribute = None
@@ -139,7 +155,7 @@ def _build(model, n, loss, kinds):
             op = step.DenseOp(layer, previous, out, dX, layer.W.data, layer.b.data,
                               layer.W._grad, layer.b._grad, dZ, ACTIVATIONS[activation],
                               float(alpha))
-            layer._X, layer._A = previous, out
+            leave(layer, _X=previous, _A=out)
             attribute = "_X"
         elif kind is Activation and not layer.fused:
             layer._size_buffers(width)
@@ -147,7 +163,7 @@ def _build(model, n, loss, kinds):
             dX = layer._dX.rows(n) if need_dX else None
             op = step.ActivationOp(layer, previous, out, dX, ACTIVATIONS[layer.activation],
                                    float(layer.alpha))
-            layer._A = out
+            leave(layer, _A=out)
             attribute = None
         elif kind is Dropout and layer.p > 0:
             layer._size_buffers(width)
@@ -155,7 +171,7 @@ def _build(model, n, loss, kinds):
             out, mask = layer._out.rows(n), layer._masks.rows(n)
             dX = layer._dX.rows(n) if need_dX else None
             op = step.DropoutOp(layer, previous, out, dX, mask, threshold, 1.0 / (1.0 - p))
-            layer._shape, layer._mask = (n, width), mask
+            leave(layer, _shape=(n, width), _mask=mask)
             attribute = None
         elif kind is BatchNorm:
             out = layer._out.rows(n)
@@ -165,13 +181,13 @@ def _build(model, n, loss, kinds):
                                   layer.running_var, layer._mean, layer._inv_std,
                                   layer.gamma._grad, layer.beta._grad, dX_buffer,
                                   float(layer.momentum), float(layer.eps))
-            layer._X, layer._training = previous, True
+            leave(layer, _X=previous, _training=True, _stats=(layer._mean, layer._inv_std))
             attribute = "_X"
         else:  # a fused activation or dropout with p = 0 passes its input through
             if kind is Dropout:
-                layer._shape, layer._mask = (n, width), None
+                leave(layer, _shape=(n, width), _mask=None)
             else:
-                layer._A = previous
+                leave(layer, _A=previous)
             features = width
             continue
         if not ops:
@@ -180,6 +196,6 @@ def _build(model, n, loss, kinds):
         previous = out
         features = width
     if not ops:
-        return None
-    return step.Plan(ops, model._dscores.rows(n), _LOSSES[loss], first_attribute)
+        return None, []
+    return step.Plan(ops, model._dscores.rows(n), _LOSSES[loss], first_attribute), left
 

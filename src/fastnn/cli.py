@@ -4,10 +4,13 @@
                     Fashion-MNIST and CIFAR-10 from files on disk) and report every epoch
     fastnn check    the notes' sanity checks and a gradient check on a small model
     fastnn demo     the notes' claims reproduced, each with its number and picture
+    fastnn search   random hyperparameter search (log-scaled learning rate and L2, coarse to
+                    fine), in local processes or on a Dask cluster
 """
 import argparse
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -145,11 +148,12 @@ def build_parser():
     demo.add_argument("--out", default=".", help="directory for NAME.png (`plot` extra)")
     demo.add_argument("--fast", action="store_true", help="a smaller, quicker run (the tests')")
     demo.add_argument("--seed", type=int, default=0, help="seeds data, weights and shuffling")
+    _add_search_parser(commands, formatter)
     return parser
 
 
-def load_data(args):
-    """(X_train, y_train, X_val, y_val, name): standardized with training statistics."""
+def load_dataset(args):
+    """(X, y, name): the whole training set of --dataset, as read."""
     if args.dataset == "digits":
         X, y = data.load_digits()
         name = "digits (8x8, scikit-learn's copy)"
@@ -161,6 +165,12 @@ def load_data(args):
         else:
             X, y = data.load_mnist(args.data_dir, "train")
         name = f"{args.dataset} ({args.data_dir})"
+    return X, y, name
+
+
+def load_data(args):
+    """(X_train, y_train, X_val, y_val, name): standardized with training statistics."""
+    X, y, name = load_dataset(args)
     train_idx, val_idx = data.stratified_split(y, args.val_fraction, seed=args.seed)
     scaler = StandardScaler().fit(X[train_idx])
     X_train = scaler.transform(X[train_idx]).astype(args.dtype)
@@ -306,12 +316,103 @@ def check(args):
     return passed
 
 
+def _add_search_parser(commands, formatter):
+    search = commands.add_parser(
+        "search", formatter_class=formatter,
+        help="random hyperparameter search over learning rate, L2 and hidden size",
+        description="Random search (the notes' way): learning rate and L2 sampled on a log "
+                    "scale, hidden size from a choice, ranked by validation score; --refine K "
+                    "searches again where the best K trials lie. The estimator is a Pipeline of "
+                    "scikit-learn's StandardScaler and an MLPClassifier.")
+    _add_data_arguments(search)
+    group = search.add_argument_group("search")
+    group.add_argument("--trials", type=_positive_int, default=20, help="trials per round")
+    group.add_argument("--refine", type=_positive_int, default=None, metavar="K",
+                       help="a second round of --trials trials in the region the best K span")
+    group.add_argument("--cv", type=int, default=None, metavar="FOLDS",
+                       help="score the mean over FOLDS folds (default: one validation split of "
+                            "--val-fraction)")
+    group.add_argument("--epochs", type=_positive_int, default=30, help="max_iter of every fit")
+    group.add_argument("--jobs", type=int, default=1,
+                       help="processes on this machine (-1: one per core)")
+    group.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the trials on this Dask scheduler's workers (tcp://host:8786; "
+                            "the `dask` extra)")
+    group.add_argument("--top", type=_positive_int, default=10, help="trials in the ranking")
+    group.add_argument("--quiet", action="store_true", help="no progress bar")
+    group = search.add_argument_group("files")
+    group.add_argument("--plot", default=None, metavar="PNG",
+                       help="score against each hyperparameter (`plot` extra)")
+    group.add_argument("--save-best", default=None, metavar="PATH",
+                       help="the best pipeline refit on all the data, written with joblib.dump "
+                            "(a pickle: load it with joblib.load, from trusted files only)")
+
+
+def search_setup(epochs):
+    """(estimator, space) that `fastnn search` searches (also bench/bench_search.py)."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler as SklearnStandardScaler
+    from .search import choice, log_uniform
+    estimator = Pipeline([("scale", SklearnStandardScaler()),
+                          ("mlp", MLPClassifier(max_iter=epochs))])
+    space = {"mlp__learning_rate_init": log_uniform(1e-4, 1e-1),
+             "mlp__alpha": log_uniform(1e-6, 1e-1),
+             "mlp__hidden_layer_sizes": choice([(64,), (128,), (256,)])}
+    return estimator, space
+
+
+def search_command(args):
+    """Run `fastnn search`; returns the SearchResult."""
+    from .search import random_search
+    X, y, name = load_dataset(args)
+    estimator, space = search_setup(args.epochs)
+    where = f"Dask scheduler {args.scheduler}" if args.scheduler else (
+        f"{args.jobs} processes" if args.jobs != 1 else "one process")
+    print(f"{name}: {len(y)} samples, {X.shape[1]} features; {args.trials} trials"
+          f"{f' + {args.trials} refined around the best {args.refine}' if args.refine else ''}"
+          f" on {where}, validation "
+          f"{f'{args.cv} folds' if args.cv else f'split {args.val_fraction:g}'}")
+    for key, dist in space.items():
+        print(f"  {key.removeprefix('mlp__')}: {dist!r}")
+    with warnings.catch_warnings():
+        # max_iter reached is what a search of short fits expects; each trial records its own.
+        from sklearn.exceptions import ConvergenceWarning
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = random_search(estimator, space, X, y, n_iter=args.trials, cv=args.cv,
+                               validation_fraction=args.val_fraction, refine=args.refine,
+                               n_jobs=None if args.scheduler else args.jobs,
+                               random_state=args.seed, scheduler=args.scheduler,
+                               progress=not args.quiet)
+    print(result.format(top=args.top, labels={k: k.removeprefix("mlp__") for k in space}))
+    n_failed = sum(t["error"] is not None for t in result.trials)
+    if result.best_params_ is None:
+        raise RuntimeError(f"every trial failed; the first: {result.trials[0]['error']}")
+    best = {k.removeprefix("mlp__"): v for k, v in result.best_params_.items()}
+    print(f"best validation score {result.best_score_:.4f} (trial {result.best_index_}): {best}; "
+          f"{len(result.trials)} trials, {n_failed} failed, {result.wall_time:.1f} s"
+          f"{' (interrupted)' if result.interrupted else ''}")
+    if args.plot:
+        print(f"wrote {result.plot(args.plot)}")
+    if args.save_best:
+        if result.best_estimator_ is None:
+            print("not saving: the search was interrupted before the refit", file=sys.stderr)
+        else:
+            import joblib
+            joblib.dump(result.best_estimator_, args.save_best)
+            print(f"saved the best pipeline (refit on all {len(y)} samples) to {args.save_best}")
+    return result
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
             from . import demos
             return demos.cli_main(args)
+        if args.command == "search":
+            search_command(args)
+            return 0
         if args.command == "train":
             train(args)
             return 0

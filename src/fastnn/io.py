@@ -22,12 +22,16 @@ Reading uses numpy.load(..., allow_pickle=False) after checking every entry's he
 with object arrays (pickles) is refused before anything in it is read, and nothing in a file can
 run code. Writes are atomic: the archive goes to a temporary file in the target's directory, is
 flushed and fsynced, then renamed over the target; if anything fails the temporary file is removed
-and an existing target is untouched.
+and an existing target is untouched. A file written over keeps its permissions, and a save
+removes the temporary files of its target that killed processes left behind.
 """
 import contextlib
 import json
 import math
 import os
+import re
+import stat
+import time
 import warnings
 import zipfile
 from collections import namedtuple
@@ -187,12 +191,15 @@ def _write_npz(f, metadata_text, arrays):
 def _atomic_write(path, write):
     """Call write(f) on a fresh temporary file beside `path`, fsync it and rename it onto `path`.
     On any failure (KeyboardInterrupt included) the temporary file is removed and `path` keeps
-    its old content."""
+    its old content. A file written over keeps its permission bits. The temporary file is named
+    .<name>.<pid>-<random>.tmp: a save first removes those of the same target left by processes
+    that are gone (killed mid-save), never one that a live process may still be writing."""
     path = os.fspath(path)
     directory, base = os.path.split(os.path.abspath(path))
+    _remove_stale_temporaries(directory, base)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        tmp = os.path.join(directory, f".{base}.{os.urandom(4).hex()}.tmp")
+        tmp = os.path.join(directory, f".{base}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
         try:
             fd = os.open(tmp, flags, 0o666)  # the umask applies, as for any new file
             break
@@ -202,6 +209,8 @@ def _atomic_write(path, write):
         raise FileExistsError(f"could not create a temporary file beside {path}")
     try:
         with os.fdopen(fd, "wb") as f:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -211,6 +220,47 @@ def _atomic_write(path, write):
             os.unlink(tmp)
         raise
     _fsync_directory(directory)
+
+
+_LEGACY_TEMPORARY_AGE = 3600.0  # seconds: temporaries named without a pid are removed this old
+
+
+def _remove_stale_temporaries(directory, base):
+    """Remove .<base>.<pid>-<8 hex>.tmp files whose process no longer exists (and, where
+    processes cannot be probed, or for the older .<base>.<8 hex>.tmp names, those not written
+    to for an hour). Best effort: a file that cannot be removed stays."""
+    pattern = re.compile(r"\." + re.escape(base) + r"\.(?:(\d+)-)?[0-9a-f]{8}\.tmp\Z")
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        match = pattern.match(name)
+        if match is None:
+            continue
+        candidate = os.path.join(directory, name)
+        pid = match.group(1)
+        if pid is not None and os.name == "posix":
+            if not _process_exists(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(candidate)
+            continue
+        with contextlib.suppress(OSError):
+            if now - os.stat(candidate).st_mtime > _LEGACY_TEMPORARY_AGE:
+                os.unlink(candidate)
+
+
+def _process_exists(pid):
+    if pid == os.getpid():
+        return True  # another thread of this process may be saving the same target
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, under another user (EPERM), or cannot be told: keep its file
+        return True
+    return True
 
 
 def _fsync_directory(directory):

@@ -18,7 +18,9 @@ The protocol (Sequential relies on nothing else):
                                       JSON-able non-array state that resuming a run needs
                                          (Dropout's seed, index and step); {} for most layers
 Buffers are grown to the largest batch seen and reused through row views, so a training loop
-allocates nothing per step once it has seen its batch size.
+allocates nothing per step once it has seen its batch size. That is for training-mode forwards
+and backward only: an inference-mode forward (training=False) writes fresh arrays, so that
+several threads can run inference on one layer at once (see Sequential).
 """
 import numpy as np
 
@@ -40,7 +42,10 @@ def as_dtype(dtype):
 class Parameter:
     """A learnable array `.data` with its gradient `.grad` (same shape and dtype).
 
-    Write into `.data` in place to change the model. `backward` accumulates into `.grad`;
+    `.data` is the array the model computes with (in a Sequential, a view of the model's one
+    flat parameter array, which optimizers update in one pass): assigning to it
+    (`p.data = values`) copies the values into that array, which keeps its place, so that the
+    model and any optimizer keep working on the same numbers. `backward` accumulates into `.grad`;
     `zero_grad` clears it (and lets the next backward write gradients instead of adding them).
     `is_weight` marks connection weights, the parameters that weight penalties (L2, L1) and
     max-norm constraints apply to; biases and normalization parameters are not weights.
@@ -52,14 +57,28 @@ class Parameter:
     array the gradient, as it is (not marked zero).
     """
 
-    __slots__ = ("name", "data", "_grad", "is_weight", "_grad_is_zero")
+    __slots__ = ("name", "_data", "_grad", "is_weight", "_grad_is_zero", "replaced")
 
     def __init__(self, data, name, is_weight=False, grad=None):
         self.name = name
-        self.data = data
+        self._data = data
         self._grad = np.zeros_like(data) if grad is None else grad
         self.is_weight = is_weight
         self._grad_is_zero = grad is None
+        self.replaced = False  # True once its layer holds another Parameter in its place
+
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        value = np.asarray(value)
+        if value.shape != self._data.shape:
+            raise ValueError(f"Parameter {self.name}: data must keep its shape "
+                             f"{self._data.shape}, got {value.shape} (a layer of another size "
+                             "is a new layer)")
+        self._data[...] = value
 
     @property
     def grad(self):
@@ -96,6 +115,37 @@ class Parameter:
 
     def __repr__(self):
         return f"Parameter({self.name}, shape={self.shape}, dtype={self.dtype})"
+
+
+def renewed(old, data, name, is_weight=False):
+    """The Parameter a layer's reset_parameters keeps: `old` with `data` copied into it when
+    the shape and dtype allow (so that optimizers built on it keep updating the layer), else a
+    new Parameter, and `old` is marked replaced (an optimizer holding it refuses to step)."""
+    if isinstance(old, Parameter):
+        if old.shape == data.shape and old.dtype == data.dtype:
+            old._data[...] = data
+            old.zero_grad()
+            return old
+        old.replaced = True
+    return Parameter(data, name, is_weight=is_weight)
+
+
+def flat_view(arrays):
+    """The flat array that `arrays` (C-contiguous views of one 1-D array, of one dtype, one
+    after another) together make up, or None if they are not laid out so."""
+    first = arrays[0]
+    base = first.base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    itemsize = base.itemsize
+    start, rest = divmod(first.ctypes.data - base.ctypes.data, itemsize)
+    end = start
+    for a in arrays:
+        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
+                or a.ctypes.data != base.ctypes.data + end * itemsize):
+            return None
+        end += a.size
+    return None if rest or start < 0 or end > base.size else base[start:end]
 
 
 def gradient_outputs(params):
@@ -238,9 +288,9 @@ class Dense(Layer):
         dtype = as_dtype(dtype)
         rng = np.random.default_rng() if rng is None else rng
         shape = (self.in_features, self.out_features)
-        self.W = Parameter(initialize(self.init, shape, rng, dtype, self._label()), "W",
-                           is_weight=True)
-        self.b = Parameter(np.zeros(self.out_features, dtype=dtype), "b")
+        self.W = renewed(getattr(self, "W", None),
+                         initialize(self.init, shape, rng, dtype, self._label()), "W", True)
+        self.b = renewed(getattr(self, "b", None), np.zeros(self.out_features, dtype=dtype), "b")
         self._out = Buffer(self.out_features, dtype)
         self._dZ = Buffer(self.out_features, dtype)
         self._dX = Buffer(self.in_features, dtype)
@@ -262,10 +312,10 @@ class Dense(Layer):
         X = self._check_input(X, self.dtype)
         self._X = X
         activation, alpha = self.epilogue
-        self._A = _backend.kernels.dense_forward(
+        self._A = A = _backend.kernels.dense_forward(
             X, self.W.data, self.b.data, activation=activation, alpha=alpha,
-            out=self._out.rows(X.shape[0]))
-        return self._A
+            out=self._out.rows(X.shape[0]) if training else None)
+        return A
 
     def backward(self, dA, need_dX=True):
         dA = self._check_grad(dA, None if self._A is None else self._A.shape, self.dtype)
@@ -331,10 +381,12 @@ class Activation(Layer):
             self._A = X
             return X
         n, d = X.shape
-        self._size_buffers(d)
-        self._A = _backend.kernels.bias_act_forward(
-            X, None, activation=self.activation, alpha=self.alpha, out=self._out.rows(n))
-        return self._A
+        if training:
+            self._size_buffers(d)
+        self._A = A = _backend.kernels.bias_act_forward(
+            X, None, activation=self.activation, alpha=self.alpha,
+            out=self._out.rows(n) if training else None)
+        return A
 
     def _size_buffers(self, d):
         """Output and gradient buffers for inputs of d features (made at the first forward)."""
@@ -347,6 +399,7 @@ class Activation(Layer):
             return None
         if self.fused:
             return dA
+        self._size_buffers(dA.shape[1])  # (an inference forward does not make them)
         dX, _ = _backend.kernels.bias_act_backward(
             dA, self._A, activation=self.activation, alpha=self.alpha,
             dZ=self._dX.rows(dA.shape[0]))
@@ -520,12 +573,13 @@ class BatchNorm(Layer):
     def reset_parameters(self, dtype="float32", rng=None):
         dtype = as_dtype(dtype)
         d = self.in_features
-        self.gamma = Parameter(np.ones(d, dtype=dtype), "gamma")
-        self.beta = Parameter(np.zeros(d, dtype=dtype), "beta")
+        self.gamma = renewed(getattr(self, "gamma", None), np.ones(d, dtype=dtype), "gamma")
+        self.beta = renewed(getattr(self, "beta", None), np.zeros(d, dtype=dtype), "beta")
         self.running_mean = np.zeros(d, dtype=dtype)
         self.running_var = np.ones(d, dtype=dtype)
-        self._mean = np.empty(d, dtype=dtype)  # statistics of the last forward, for backward
+        self._mean = np.empty(d, dtype=dtype)  # statistics of a training forward, for backward
         self._inv_std = np.empty(d, dtype=dtype)
+        self._stats = (self._mean, self._inv_std)  # those of the last forward
         self._out = Buffer(d, dtype)
         self._dX = Buffer(d, dtype)
         self._X = self._training = None
@@ -551,11 +605,15 @@ class BatchNorm(Layer):
             raise ValueError(f"{self._label()}: training mode needs more than one sample per "
                              "batch to compute batch statistics, got a batch of 1 (use "
                              "training=False / model.eval() for single samples)")
+        if training:
+            out, stats = self._out.rows(X.shape[0]), (self._mean, self._inv_std)
+        else:
+            out, stats = None, (np.empty_like(self._mean), np.empty_like(self._inv_std))
         out = _backend.kernels.batchnorm_forward(
             X, self.gamma.data, self.beta.data, self.running_mean, self.running_var,
-            training=training, momentum=self.momentum, eps=self.eps,
-            out=self._out.rows(X.shape[0]), mean=self._mean, inv_std=self._inv_std)
-        self._X, self._training = X, training
+            training=training, momentum=self.momentum, eps=self.eps, out=out, mean=stats[0],
+            inv_std=stats[1])
+        self._X, self._training, self._stats = X, training, stats
         return out
 
     def backward(self, dA, need_dX=True):
@@ -563,7 +621,7 @@ class BatchNorm(Layer):
         params = (self.gamma, self.beta)
         accumulate, (dgamma, dbeta) = gradient_outputs(params)
         dX, _, _ = _backend.kernels.batchnorm_backward(
-            dA, self._X, self.gamma.data, self._mean, self._inv_std, training=self._training,
+            dA, self._X, self.gamma.data, *self._stats, training=self._training,
             dX=self._dX.rows(dA.shape[0]), dgamma=dgamma, dbeta=dbeta, accumulate=accumulate)
         gradients_written(params)
         return dX if need_dX else None
@@ -587,7 +645,8 @@ class PReLU(Layer):
 
     def reset_parameters(self, dtype="float32", rng=None):
         dtype = as_dtype(dtype)
-        self.a = Parameter(np.full(self.in_features, self.init, dtype=dtype), "a")
+        self.a = renewed(getattr(self, "a", None),
+                         np.full(self.in_features, self.init, dtype=dtype), "a")
         self._out = Buffer(self.in_features, dtype)
         self._dX = Buffer(self.in_features, dtype)
         self._X = None
@@ -605,7 +664,8 @@ class PReLU(Layer):
     def forward(self, X, training=False):
         X = self._check_input(X, self.dtype)
         self._X = X
-        return _backend.kernels.prelu_forward(X, self.a.data, out=self._out.rows(X.shape[0]))
+        return _backend.kernels.prelu_forward(
+            X, self.a.data, out=self._out.rows(X.shape[0]) if training else None)
 
     def backward(self, dA, need_dX=True):
         dA = self._check_grad(dA, None if self._X is None else self._X.shape, self.dtype)
@@ -649,9 +709,9 @@ class Maxout(Layer):
         dtype = as_dtype(dtype)
         rng = np.random.default_rng() if rng is None else rng
         width = self.out_features * self.pieces
-        self.W = Parameter(initialize(self.init, (self.in_features, width), rng, dtype,
-                                      self._label()), "W", is_weight=True)
-        self.b = Parameter(np.zeros(width, dtype=dtype), "b")
+        self.W = renewed(getattr(self, "W", None), initialize(
+            self.init, (self.in_features, width), rng, dtype, self._label()), "W", True)
+        self.b = renewed(getattr(self, "b", None), np.zeros(width, dtype=dtype), "b")
         self._Z, self._dZ = Buffer(width, dtype), Buffer(width, dtype)
         self._out, self._dX = Buffer(self.out_features, dtype), Buffer(self.in_features, dtype)
         self._argmax = Buffer(self.out_features, np.uint8)
@@ -672,9 +732,12 @@ class Maxout(Layer):
         X = self._check_input(X, self.dtype)
         n = X.shape[0]
         self._X = X
+        if training:
+            buffers = dict(Z=self._Z.rows(n), out=self._out.rows(n), argmax=self._argmax.rows(n))
+        else:
+            buffers = {}
         out, self._winners = _backend.kernels.maxout_forward(
-            X, self.W.data, self.b.data, pieces=self.pieces, Z=self._Z.rows(n),
-            out=self._out.rows(n), argmax=self._argmax.rows(n))
+            X, self.W.data, self.b.data, pieces=self.pieces, **buffers)
         return out
 
     def backward(self, dA, need_dX=True):

@@ -1,5 +1,6 @@
 """Sequential: a model that is a list of layers."""
 import math
+import threading
 
 import numpy as np
 
@@ -7,7 +8,7 @@ from . import losses
 from ._kernels._checks import as_labels
 from ._step import CompiledStep
 from .init import default_init
-from .layers import Activation, Buffer, Dense, Layer, as_dtype, gradients_written
+from .layers import Activation, Buffer, Dense, Layer, as_dtype, flat_view, gradients_written
 
 
 def softmax(scores):
@@ -29,6 +30,13 @@ class Sequential:
         scores = model.forward(X, training=True)    # or model(X)
         loss, dscores = fastnn.losses.softmax_cross_entropy(scores, y)
         model.zero_grad(); model.backward(dscores)
+
+    Threads: inference (forward with training=False or in eval mode, predict, predict_proba)
+    may run in several threads at once on one model: each call computes into arrays of its own.
+    Training (forward in training mode, backward, forward_backward, train_step) is one thread's
+    at a time: a second thread's call while one runs raises RuntimeError. Inference while
+    another thread trains the same model is refused the same way when it starts during a
+    training call (and is never supported: it would read parameters halfway through an update).
     """
 
     def __init__(self, *layers, dtype="float32", seed=None):
@@ -62,6 +70,7 @@ class Sequential:
         self._output_shape = None
         self._dscores = Buffer(self.out_features, self.dtype)
         self._compiled = CompiledStep()
+        self._training_call = threading.Lock()  # held by the training operation under way
 
     def _fuse_activations(self):
         """Run an activation layer that follows an identity Dense inside the Dense's kernel.
@@ -82,8 +91,14 @@ class Sequential:
         order, leaving each Parameter a view of its part. An optimizer then updates the whole
         model in one kernel call (see fastnn.optim.Optimizer.step)."""
         params = self.parameters()
+        self._flat = None
         if not params:
             return
+        data, grad = flat_view([p._data for p in params]), flat_view([p._grad for p in params])
+        if data is not None and grad is not None and data.base.size == data.size and \
+                data.dtype == self.dtype:
+            self._flat = data, grad
+            return  # already so (the layers of another Sequential): optimizers keep their views
         total = sum(p.size for p in params)
         for p in params:  # fresh, all zero: dropped first, so that the model is never held twice
             p._grad = None
@@ -92,8 +107,9 @@ class Sequential:
         for p in params:
             part = slice(offset, offset + p.size)
             data[part] = p.data.ravel()
-            p.data, p._grad = data[part].reshape(p.shape), grad[part].reshape(p.shape)
+            p._data, p._grad = data[part].reshape(p.shape), grad[part].reshape(p.shape)
             offset += p.size
+        self._flat = data, grad
 
     @property
     def in_features(self):
@@ -125,7 +141,28 @@ class Sequential:
         here, once, with one cheap reduction.
         """
         training = self.training if training is None else bool(training)
-        return self._forward(self.layers[0]._check_input(X, self.dtype), training).copy()
+        X = self.layers[0]._check_input(X, self.dtype)
+        if training:
+            if not self._training_call.acquire(False):
+                self._refuse("forward")
+            try:
+                return self._forward(X, True).copy()
+            finally:
+                self._training_call.release()
+        if self._training_call.locked():
+            raise RuntimeError("Sequential: inference while another thread trains this model "
+                               "(it would read parameters halfway through an update); "
+                               "predict with a copy (fastnn.load, or load_state_dict)")
+        scores = self._forward(X, False)
+        # Inference forwards compute into fresh arrays; only a model that passes its input
+        # through unchanged returns an array that is not its own.
+        return scores.copy() if scores is X else scores
+
+    @staticmethod
+    def _refuse(operation):
+        """A training operation found the model taken by another thread's."""
+        raise RuntimeError(f"Sequential.{operation}: another thread is training this model "
+                           "(training calls on one model must come from one thread at a time)")
 
     def _forward(self, X, training):
         """The scores in the last layer's output buffer, which the next forward overwrites. X is
@@ -135,19 +172,36 @@ class Sequential:
             raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
         for layer in self.layers:
             X = layer.forward(X, training=training)
+        if not training:
+            self._compiled.stale = True
         self._output_shape = X.shape
         return X
 
     __call__ = forward
 
-    def backward(self, dscores):
-        """Backpropagate dL/dscores of the last forward; accumulates into each parameter's grad."""
+    def backward(self, dscores, input_grad=False):
+        """Backpropagate dL/dscores of the last forward; accumulates into each parameter's grad.
+
+        With input_grad=True, also returns dL/dX, the gradient with respect to the last
+        forward's input X (N, in_features), as a fresh array in the model's dtype: the notes'
+        saliency maps (the gradient of a class score with respect to the pixels). It is opt-in,
+        like PyTorch's X.requires_grad, because it costs the first layer one more GEMM that
+        training does not need; by default backward returns None.
+        """
         if self._output_shape is None:
             raise RuntimeError("Sequential.backward called before forward")
+        if not self._training_call.acquire(False):
+            self._refuse("backward")
+        try:
+            self._backward(dscores)
+        finally:
+            self._training_call.release()
+
+    def _backward(self, dscores):
         grad = dscores
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            grad = self.layers[i].backward(grad, need_dX=i > 0)
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad = self.layers[i].backward(grad, need_dX=i > 0 or bool(input_grad))
+        return np.array(grad, dtype=self.dtype) if input_grad else None
 
     def forward_backward(self, X, y, loss):
         """Forward in training mode, the loss against y, and backward: the gradients of one
@@ -168,6 +222,14 @@ class Sequential:
         compiled call (fastnn._step): the same kernels on the same arrays, without a Python call
         per layer. Other models and losses, and the NumPy backend, go layer by layer.
         """
+        if not self._training_call.acquire(False):
+            self._refuse("forward_backward")
+        try:
+            return self._forward_backward(X, y, loss)
+        finally:
+            self._training_call.release()
+
+    def _forward_backward(self, X, y, loss):
         loss = losses.get(loss)
         X = self.layers[0]._check_input(X, self.dtype)
         n = X.shape[0]
@@ -187,8 +249,25 @@ class Sequential:
         else:
             loss_value, dscores = loss(scores, y)
         self.zero_grad()
-        self.backward(dscores)
+        self._backward(dscores)
         return float(loss_value), scores
+
+    def _nonfinite(self, which):
+        """The name of a parameter whose data (which=0) or gradient (which=1) holds NaN or inf,
+        or None: one pass over the flat array (the compiled plan's vectorized check, or a dot
+        product, finite only if every element is), and an exact look only when that fails. A
+        gradient marked zero is not looked at."""
+        if self._flat is not None:
+            flat, plan = self._flat[which], self._compiled.plan
+            if plan.all_finite(flat) if plan is not None else math.isfinite(np.dot(flat, flat)):
+                return None
+        for i, layer in enumerate(self.layers):
+            for p in layer.parameters():
+                if which and p._grad_is_zero:
+                    continue
+                if not np.isfinite(p._grad if which else p._data).all():
+                    return f"{i}.{p.name}"
+        return None
 
     def train_step(self, X, y, loss, optimizer):
         """One training step on the batch (X, y); returns its data loss (a float).
@@ -199,15 +278,34 @@ class Sequential:
             model.zero_grad(); model.backward(dscores); optimizer.step()
 
         Once the first steps have sized the model's buffers (and the optimizer its state) a
-        step allocates no arrays. A non-finite loss raises FloatingPointError before the
-        update, so the parameters keep the values of the last good step.
+        step allocates no arrays. A non-finite loss or gradient raises FloatingPointError before
+        the update, so the parameters keep the values of the last good step. An update that
+        leaves a parameter non-finite all the same (an optimizer dividing by zero, say, with
+        eps=0) raises FloatingPointError after it: the model then holds that update, and the
+        caller's last copy (state_dict) is what to go back to. Each check is one reduction over
+        the model's flat gradient or parameter array.
         """
-        loss_value, _ = self.forward_backward(X, y, loss)
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters "
-                                     "were not updated (learning rate too high, or bad "
-                                     "input?)")
-        optimizer.step()
+        if not self._training_call.acquire(False):
+            self._refuse("train_step")
+        try:
+            loss_value, _ = self._forward_backward(X, y, loss)
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters "
+                                         "were not updated (learning rate too high, or bad "
+                                         "input?)")
+            bad = self._nonfinite(1)
+            if bad is not None:
+                raise FloatingPointError(f"train_step: the gradient of {bad} holds NaN or inf "
+                                         f"(the loss is {loss_value}); the parameters were not "
+                                         "updated")
+            optimizer.step()
+            bad = self._nonfinite(0)
+            if bad is not None:
+                raise FloatingPointError(f"train_step: the update made {bad} non-finite (the "
+                                         f"loss before it was {loss_value}); the model holds "
+                                         "that update: restore a state_dict saved before")
+        finally:
+            self._training_call.release()
         return loss_value
 
     def predict_proba(self, X, batch_size=4096):

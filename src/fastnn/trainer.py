@@ -10,12 +10,16 @@ What it watches, per epoch, in `history` (and warns about when it signals troubl
 - activation and gradient statistics per layer, with the saturated fraction of tanh/sigmoid units;
 - the fraction of dead ReLU units per layer (units that never fired on the epoch's data);
 - the train/validation accuracy gap.
-Nothing is lost: early stopping restores the best epoch's parameters; a non-finite loss or
-parameter stops training and restores the last good parameters; Ctrl-C ends `fit` cleanly with
-the best parameters and the history so far.
+Nothing is lost: early stopping restores the best epoch's parameters; a non-finite loss,
+gradient or parameter stops training and restores the last good parameters; Ctrl-C ends `fit`
+cleanly with the best parameters and the history so far; any other exception restores the
+parameters of the last completed epoch, records itself in history.stop_reason and propagates.
 """
+import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -23,7 +27,7 @@ import numpy as np
 
 from . import losses as _losses
 from ._kernels._checks import as_binary_labels, as_labels
-from .layers import Activation, Dense
+from .layers import Activation, BatchNorm, Dense
 
 CLASSIFICATION = ("softmax_cross_entropy", "multiclass_hinge", "svm")
 
@@ -39,7 +43,8 @@ class History:
     `val_accuracy`, `gap` (train minus validation accuracy: large means overfitting), `lr`,
     `time`, `update_ratio` ({parameter: ratio}), `activations` and
     `gradients` ({layer: {mean, std, saturated}}), `dead_fraction` ({layer: fraction}).
-    `best_epoch`, `stop_reason` ("completed", "early stopping", "diverged: ...", "interrupted"),
+    `best_epoch`, `stop_reason` ("completed", "early stopping", "diverged: ...", "interrupted",
+    "error: <exception>"),
     `warnings` (the messages warned), `wall_time`."""
 
     PER_EPOCH = ("epochs", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "gap", "lr",
@@ -143,6 +148,25 @@ class Ensemble:
         return self.predict_proba(X).argmax(axis=1)
 
 
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold a Ctrl-C (SIGINT) that arrives in the block until the block has finished, then
+    deliver it, so that a checkpoint write is completed rather than cut short. Only in the main
+    thread (the one Python delivers signals to) and only over Python's own SIGINT handler."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
 def _caller_level():
     """The warnings stacklevel of the first frame outside fastnn (the user's call to fit)."""
     frame, level = sys._getframe(2), 2
@@ -193,6 +217,9 @@ class Trainer:
     checkpoint / best_checkpoint: paths where the latest state (for resuming) and the best epoch
     are saved, atomically, after each epoch.
     seed: seeds the shuffling: the same seed gives the same run on the same backend and threads.
+    drop_last: drop the last minibatch of each epoch when it is smaller than batch_size. With
+    the default False, it is trained on, except that a last batch of one sample in a model with
+    BatchNorm (which cannot train on one sample) joins the batch before it.
     progress: a tqdm progress bar per epoch (needs the `progress` extra), False for quiet.
     callbacks: objects with optional on_step(trainer, iteration, loss) and
     on_epoch(trainer, epoch, history) methods.
@@ -205,7 +232,7 @@ class Trainer:
                  schedule=None, regularization=None, constraint=None, early_stopping=None,
                  ema=None, checkpoint=None, best_checkpoint=None, seed=0, progress=True,
                  callbacks=(), monitor=True, update_ratio_range=(1e-5, 1e-1),
-                 dead_threshold=0.5, gap_threshold=0.15):
+                 dead_threshold=0.5, gap_threshold=0.15, drop_last=False):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
@@ -224,6 +251,9 @@ class Trainer:
         self.monitor = monitor
         self.update_ratio_range, self.dead_threshold = update_ratio_range, dead_threshold
         self.gap_threshold = gap_threshold
+        if not isinstance(drop_last, (bool, np.bool_)):
+            raise TypeError(f"Trainer: drop_last must be True or False, got {drop_last!r}")
+        self.drop_last = bool(drop_last)
         self.classifier = self.loss_name in CLASSIFICATION + BINARY
         self.rng = np.random.default_rng(seed)
         self.history = History()
@@ -267,6 +297,10 @@ class Trainer:
                 self.early_stopping.monitor.startswith("val"):
             raise ValueError(f"Trainer: early stopping monitors {self.early_stopping.monitor}, "
                              "but fit got no validation_data")
+        if not self._batches(X.shape[0]):
+            raise ValueError(f"Trainer: {X.shape[0]} training samples make no minibatch that "
+                             f"can train (batch_size={self.batch_size}, drop_last="
+                             f"{self.drop_last}, BatchNorm needs 2 samples)")
         history = self.history
         started = time.perf_counter()
         last_good = self.model.state_dict()
@@ -297,6 +331,10 @@ class Trainer:
             history.stop_reason = "interrupted"
             # A step may have been cut short mid-update: never keep its parameters.
             self.model.load_state_dict(self._best[2] if self._best else last_good)
+        except BaseException as error:
+            history.stop_reason = f"error: {type(error).__name__}: {error}"
+            self.model.load_state_dict(last_good)
+            raise
         finally:
             errstate.__exit__(None, None, None)
             history.wall_time += time.perf_counter() - started
@@ -340,7 +378,8 @@ class Trainer:
         epoch = self.epoch + 1
         started = time.perf_counter()
         order = self.rng.permutation(X.shape[0])
-        n_batches = math.ceil(X.shape[0] / self.batch_size)
+        bounds = self._batches(X.shape[0])
+        n_batches = len(bounds)
         relu_layers = [l for l in model.layers if _effective_activation(l) == "relu"] \
             if self.monitor else []
         fired = {}  # per ReLU layer: which units fired at least once this epoch
@@ -348,20 +387,28 @@ class Trainer:
         model.train()
         bar = self._progress_bar(n_batches, epoch)
         try:
-            for b in range(n_batches):
-                batch = order[b * self.batch_size:(b + 1) * self.batch_size]
+            for b, (start, stop) in enumerate(bounds):
+                batch = order[start:stop]
                 Xb, yb = X[batch], y[batch]
                 loss, scores = model.forward_backward(Xb, yb, self.loss_fn)
                 reg = self.regularization(model) if self.regularization is not None else 0.0
                 if not math.isfinite(loss + reg):
                     return (f"diverged: the loss became {loss + reg} at epoch {epoch}, "
                             f"iteration {b + 1}")
+                bad = model._nonfinite(1)
+                if bad is not None:
+                    return (f"diverged: the gradient of {bad} became non-finite at epoch "
+                            f"{epoch}, iteration {b + 1}")
                 last = b == n_batches - 1
                 before = [p.data.copy() for p in model.parameters()] if last and \
                     self.monitor else None
                 self.optimizer.step()
                 if self.constraint is not None:
                     self.constraint(model)
+                bad = model._nonfinite(0)
+                if bad is not None:
+                    return (f"diverged: the update made {bad} non-finite at epoch {epoch}, "
+                            f"iteration {b + 1}")
                 if self.ema is not None:
                     self.ema.update()
                 for layer in relu_layers:
@@ -413,6 +460,20 @@ class Trainer:
             if hasattr(callback, "on_epoch"):
                 callback.on_epoch(self, epoch, history)
         return None
+
+    def _batches(self, n):
+        """The (start, stop) of each minibatch of an epoch over n shuffled samples."""
+        size = self.batch_size
+        bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+        if bounds and bounds[-1][1] - bounds[-1][0] < size:
+            if self.drop_last:
+                bounds.pop()
+            elif bounds[-1][1] - bounds[-1][0] == 1 and any(
+                    isinstance(layer, BatchNorm) for layer in self.model.layers):
+                bounds.pop()
+                if bounds:
+                    bounds[-1] = (bounds[-1][0], n)
+        return bounds
 
     # -- babysitting ---------------------------------------------------------------------------
 
@@ -485,7 +546,10 @@ class Trainer:
         delta = self.early_stopping.min_delta if self.early_stopping is not None else 0.0
         better = self._best is None or (value > self._best[0] + delta if maximize
                                         else value < self._best[0] - delta)
-        if better:
+        if not better:
+            return
+        # Ctrl-C waits for the best epoch and its file: both are the new best, or neither.
+        with _interrupts_deferred():
             self._best = (value, self.epoch, self._evaluated_state())
             if self.best_checkpoint is not None:
                 from .io import save_checkpoint
@@ -505,8 +569,9 @@ class Trainer:
     def _save_checkpoints(self):
         if self.checkpoint is not None:
             from .io import save_checkpoint
-            save_checkpoint(self.checkpoint, self.model, self.optimizer,
-                            extra=self._resume_state())
+            with _interrupts_deferred():
+                save_checkpoint(self.checkpoint, self.model, self.optimizer,
+                                extra=self._resume_state())
 
     def _resume_state(self):
         return {"trainer": {"epoch": self.epoch, "rng": self.rng.bit_generator.state,

@@ -4,12 +4,13 @@ Code written for torch.optim ports by changing the import: SGD, Adagrad, RMSprop
 the same arguments (parameter groups included) and give the same updates. Learning-rate schedules
 are in fastnn.optim.lr_scheduler.
 """
-from operator import attrgetter
+import math
+from operator import attrgetter, is_
 
 import numpy as np
 
 from .. import _backend
-from ..layers import Parameter
+from ..layers import Parameter, flat_view
 
 
 class Optimizer:
@@ -31,6 +32,7 @@ class Optimizer:
         self.param_groups = []
         self.state = {}
         self._flat = {}  # id(group) -> _FlatGroup, built at the first step
+        self._checked = {}  # id(group) -> the group's values when last checked
         for group in groups:
             self.add_param_group(group)
 
@@ -53,9 +55,10 @@ class Optimizer:
     @staticmethod
     def _check_range(name, key, value, low=0.0, high=None, high_open=False):
         ok = value >= low and (high is None or (value < high if high_open else value <= high))
-        if not ok:
+        if not ok or not math.isfinite(value):
             bound = "" if high is None else f" and {'<' if high_open else '<='} {high}"
-            raise ValueError(f"{name}: invalid {key} {value!r}; expected a number >= {low}{bound}")
+            raise ValueError(f"{name}: invalid {key} {value!r}; expected a finite number >= "
+                             f"{low}{bound}")
 
     def zero_grad(self):
         for group in self.param_groups:
@@ -65,6 +68,19 @@ class Optimizer:
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
+            # Hyperparameters can be edited between steps (schedules, or by hand): a group is
+            # checked again whenever one of its values is another object than when last checked.
+            values = tuple(group.values())
+            checked = self._checked.get(id(group))
+            if checked is None or len(values) != len(checked) or \
+                    not all(map(is_, values, checked)):
+                self._check_group(group)
+                self._checked[id(group)] = values
+            if any(map(_replaced, group["params"])):
+                names = [p.name for p in group["params"] if p.replaced]
+                raise RuntimeError(f"{type(self).__name__}.step: parameters {names} are no "
+                                   "longer their layers' (a layer was re-initialized in another "
+                                   "dtype): build the optimizer from model.parameters() again")
             flat = self._flat.get(id(group))
             if flat is None or not flat.still_valid(group["params"]):
                 flat = self._flat[id(group)] = _FlatGroup.build(group["params"], self.state)
@@ -105,25 +121,8 @@ class Optimizer:
                              for k, v in s.items()}
 
 
-def _flat_view(arrays):
-    """The flat array that `arrays` (C-contiguous views of one 1-D array, of one dtype, one
-    after another) together make up, or None if they are not laid out so."""
-    first = arrays[0]
-    base = first.base
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    itemsize = base.itemsize
-    start, rest = divmod(first.ctypes.data - base.ctypes.data, itemsize)
-    end = start
-    for a in arrays:
-        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
-                or a.ctypes.data != base.ctypes.data + end * itemsize):
-            return None
-        end += a.size
-    return None if rest or start < 0 or end > base.size else base[start:end]
-
-
 _grad_cleared = attrgetter("_grad_is_zero")
+_replaced = attrgetter("replaced")
 
 
 class _FlatGroup:
@@ -134,7 +133,7 @@ class _FlatGroup:
 
     def __init__(self, params, flat=None, state=None):
         self.params, self.flat, self.state = list(params), flat, state
-        self.views = [(p.data, p._grad) for p in params]
+        self.views = [(p._data, p._grad) for p in params]
         self.counters, self.param_states = [], []
 
     def __bool__(self):
@@ -144,7 +143,7 @@ class _FlatGroup:
     def build(cls, params, all_state):
         if not params:
             return cls(params)
-        data, grad = _flat_view([p.data for p in params]), _flat_view([p._grad for p in params])
+        data, grad = flat_view([p._data for p in params]), flat_view([p._grad for p in params])
         if data is None or grad is None:
             return cls(params)
         states = [all_state.get(p, {}) for p in params]
@@ -163,7 +162,7 @@ class _FlatGroup:
     def still_valid(self, params):
         """Whether the group holds the same parameters, still views of the same flat arrays."""
         return params == self.params and all(
-            p.data is d and p._grad is g for p, (d, g) in zip(params, self.views))
+            p._data is d and p._grad is g for p, (d, g) in zip(params, self.views))
 
     def update(self, optimizer, hyperparameters):
         if any(map(_grad_cleared, self.params)):

@@ -20,6 +20,13 @@ epochs from its milestone.
 import math
 
 
+def _check_lr(name, lr, epoch):
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"{name}: the schedule gives the learning rate {lr!r} at epoch {epoch}; "
+                         "a learning rate must be a finite number >= 0")
+    return lr
+
+
 class LRScheduler:
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = optimizer
@@ -39,8 +46,15 @@ class LRScheduler:
     def step(self):
         """Advance one epoch and set every group's learning rate."""
         self.last_epoch += 1
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self.lr_at(base, self.last_epoch)
+        self._set_lrs()
+
+    def _set_lrs(self):
+        """Every group's learning rate for last_epoch, all checked before any is set."""
+        name = type(self).__name__
+        lrs = [_check_lr(name, float(self.lr_at(base, self.last_epoch)), self.last_epoch)
+               for base in self.base_lrs]
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
 
     def get_last_lr(self):
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -51,19 +65,24 @@ class LRScheduler:
 
     def load_state_dict(self, state):
         vars(self).update(state)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self.lr_at(base, self.last_epoch)
+        self._set_lrs()
 
 
 def _positive(name, key, value):
-    if not value > 0:
-        raise ValueError(f"{name}: {key} must be > 0, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name}: {key} must be a finite number > 0, got {value!r}")
+
+
+def _factor(name, key, value):
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{name}: {key} must be a finite number >= 0, got {value!r}")
 
 
 class StepLR(LRScheduler):
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
             raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
+        _factor("StepLR", "gamma", gamma)
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 
@@ -83,8 +102,7 @@ class ExponentialLR(LRScheduler):
 
 class InverseTimeLR(LRScheduler):
     def __init__(self, optimizer, decay, last_epoch=-1):
-        if not decay >= 0:
-            raise ValueError(f"InverseTimeLR: decay must be >= 0, got {decay!r}")
+        _factor("InverseTimeLR", "decay", decay)
         self.decay = decay
         super().__init__(optimizer, last_epoch)
 
@@ -95,6 +113,7 @@ class InverseTimeLR(LRScheduler):
 class CosineAnnealingLR(LRScheduler):
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         _positive("CosineAnnealingLR", "T_max", T_max)
+        _factor("CosineAnnealingLR", "eta_min", eta_min)
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
 
