@@ -157,10 +157,13 @@ def test_serial_equals_two_processes(digits):
 @pytest.mark.backend_independent
 def test_cross_validation_folds(digits):
     X, y = digits
-    space = {"C": log_uniform(1e-2, 1e2)}
+    from scipy import stats
+    space = {"C": stats.loguniform(1e-2, 1e2), "fit_intercept": [True, False]}  # as sklearn's
     result = random_search(LogisticRegression(max_iter=200), space, X, y, n_iter=3, cv=3,
                            random_state=0, refit=False)
     for t in result.trials:
+        assert 1e-2 <= t["C"] <= 1e2 and isinstance(t["C"], float)
+        assert t["fit_intercept"] in (True, False)
         assert len(t["fold_scores"]) == 3
         assert t["score"] == pytest.approx(np.mean(t["fold_scores"]))
         assert t["seed"] is None or isinstance(t["seed"], int)

@@ -4,6 +4,7 @@ Compiled Cython kernels with a pure-NumPy twin of each (the "numpy" backend, for
 FASTNN_BACKEND=numpy or fastnn.set_backend("numpy")).
 """
 from . import _backend, data, init, losses, optim, preprocessing, regularization, sanity
+from . import search  # NumPy only at import; random_search imports scikit-learn when called
 from ._backend import (compiled_available, get_backend, get_num_threads, openmp_enabled,
                        set_backend, set_num_threads, use_backend)
 from .gradcheck import gradcheck  # the function; its module stays importable as fastnn.gradcheck
@@ -21,7 +22,7 @@ __all__ = [
     "PReLU", "ReLU", "Sequential", "Sigmoid", "Tanh", "compiled_available", "data", "get_backend",
     "get_num_threads", "gradcheck", "init", "losses", "openmp_enabled", "optim", "preprocessing",
     "regularization", "set_backend", "set_num_threads", "use_backend", "io", "save", "load",
-    "save_checkpoint", "load_checkpoint", "Checkpoint",
+    "save_checkpoint", "load_checkpoint", "Checkpoint", "search",
 ]
 
 _backend._configure_from_environment()

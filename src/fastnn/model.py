@@ -193,11 +193,11 @@ class Sequential:
         if not self._training_call.acquire(False):
             self._refuse("backward")
         try:
-            self._backward(dscores)
+            return self._backward(dscores, input_grad)
         finally:
             self._training_call.release()
 
-    def _backward(self, dscores):
+    def _backward(self, dscores, input_grad=False):
         grad = dscores
         for i in range(len(self.layers) - 1, -1, -1):
             grad = self.layers[i].backward(grad, need_dX=i > 0 or bool(input_grad))
