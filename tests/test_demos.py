@@ -22,7 +22,7 @@ def run(name):
 def test_registry_lists_every_demo_of_the_issue():
     assert demos.names() == ["params", "initial-loss", "init", "spiral", "capacity",
                              "learning-rate", "relu-vs-tanh", "dead-relu", "dropout",
-                             "preprocessing", "features"]
+                             "preprocessing", "features", "saliency"]
     for demo in demos.DEMOS.values():
         assert demo.description and demo.claim
 
@@ -110,6 +110,13 @@ def test_features_cluster_by_class():
     numbers = run("features")
     assert numbers["val_accuracy"] > 0.9
     assert numbers["knn_hidden"] > 0.9
+
+
+def test_saliency_points_at_the_pixels_the_score_depends_on():
+    numbers = run("saliency")
+    assert numbers["accuracy"] > 0.9
+    assert numbers["drop_salient"] > 2 * numbers["drop_random"]
+    assert numbers["drop_salient"] > 3.0
 
 
 @pytest.mark.backend_independent

@@ -80,3 +80,58 @@ def features(fast, seed):
         return fig
 
     return Result("features", rows, numbers, draw)
+
+
+@demo("saliency", "gradient of the class score w.r.t. the input pixels on the digits (8x8 maps)",
+      "the gradient's magnitude shows which pixels the class score depends on: changing the "
+      "most salient pixels changes the score far more than changing as many random ones")
+def saliency(fast, seed):
+    model, (X, y, Xv, yv) = trained_digits_net(seed, 10 if fast else 30)
+    images = Xv[:100] if fast else Xv
+    labels = yv[: len(images)]
+    scores = model.forward(images, training=True)  # no dropout or BatchNorm: as in inference
+    classes = scores.argmax(axis=1)
+    rows_index = np.arange(len(images))
+    dscores = np.zeros_like(scores)
+    dscores[rows_index, classes] = 1.0  # d(score of the predicted class) / d(scores)
+    model.zero_grad()
+    gradient = model.backward(dscores, input_grad=True)
+    salient = np.abs(gradient)
+    # The check: set the k most salient pixels of each image to the mean (0 after
+    # standardization) and see the class score fall; then k pixels picked at random.
+    k = 8
+    rng = np.random.default_rng(seed)
+    top = np.argsort(-salient, axis=1)[:, :k]
+    random = np.argsort(rng.random(salient.shape), axis=1)[:, :k]
+    drops = {}
+    for name, picked in (("salient", top), ("random", random)):
+        changed = images.copy()
+        changed[rows_index[:, None], picked] = 0.0
+        after = model.forward(changed, training=False)[rows_index, classes]
+        drops[name] = float(np.mean(scores[rows_index, classes] - after))
+    accuracy = float(np.mean(classes == labels))
+    rows = [("validation accuracy of the net", "", f"{accuracy:.1%}"),
+            (f"class score drop, {k} most salient pixels set to the mean", "large",
+             f"{drops['salient']:.2f}"),
+            (f"class score drop, {k} random pixels set to the mean", "small",
+             f"{drops['random']:.2f}")]
+    numbers = {"drop_salient": drops["salient"], "drop_random": drops["random"],
+               "accuracy": accuracy}
+    shown = [int(np.flatnonzero(labels == digit)[0]) for digit in range(10)
+             if np.any(labels == digit)]
+
+    def draw(plt):
+        fig, axes = plt.subplots(2, len(shown), figsize=(1.3 * len(shown), 3.2))
+        for column, i in enumerate(shown):
+            axes[0, column].imshow(images[i].reshape(8, 8), cmap="gray_r")
+            axes[0, column].set_title(f"{labels[i]} (as {classes[i]})", fontsize=8)
+            axes[1, column].imshow(salient[i].reshape(8, 8), cmap="hot")
+            for ax in axes[:, column]:
+                ax.set_xticks([])
+                ax.set_yticks([])
+        axes[0, 0].set_ylabel("digit", fontsize=8)
+        axes[1, 0].set_ylabel("|d score / d pixel|", fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    return Result("saliency", rows, numbers, draw)
