@@ -150,3 +150,20 @@ def test_cli_demo_params_and_list(tmp_path):
     assert (tmp_path / "pictures" / "params.png").stat().st_size > 1000
     unknown = subprocess.run(command + ["nope"], capture_output=True, text=True, env=env)
     assert unknown.returncode == 1 and "unknown demo 'nope'" in unknown.stderr
+
+
+@pytest.mark.backend_independent
+def test_missing_extras_are_named_before_any_work(monkeypatch, capsys, tmp_path):
+    from fastnn import cli
+    ran = []
+    monkeypatch.setattr(demos, "run", lambda *args, **kwargs: ran.append(args))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "pictures"
+    assert cli.main(["demo", "spiral", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "fastnn demo: error:" in err and "matplotlib" in err and "[plot]" in err
+    assert ran == [] and not out.exists()
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)
+    with pytest.raises(ImportError, match=r"datasets"):
+        demos.DEMOS["features"].function(fast=True, seed=0)
