@@ -92,7 +92,9 @@ def test_idx_corrupt_gzip(tmp_path):
     data = gzip.compress(idx_bytes(0x08, (100,), list(range(100))))
     for name, broken in [("cut", data[:len(data) // 2]), ("flipped", data[:12] + b"\xff" * 20)]:
         path = write(tmp_path / f"{name}.gz", broken)
-        with pytest.raises(ValueError, match=f"{name}.gz: corrupt or truncated gzip"):
+        # read as a stream, corrupt data can also surface as what it decompresses to
+        with pytest.raises(ValueError, match=f"{name}.gz: (corrupt or truncated gzip|not an "
+                                             "IDX file)"):
             load_idx(path)
 
 

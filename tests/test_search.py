@@ -314,18 +314,19 @@ def cluster():
 @pytest.mark.backend_independent
 def test_dask_cluster_gives_the_local_results(digits, cluster):
     X, y = digits
-    local = random_search(mlp(), SPACE, X, y, n_iter=4, refine=2, random_state=5, n_jobs=2,
-                          refit=False)
-    remote = random_search(mlp(), SPACE, X, y, n_iter=4, refine=2, random_state=5,
+    local = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5, refit=False)
+    remote = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5,
                            scheduler=cluster.scheduler_address, refit=False)
     assert key(remote) == key(local)
     import joblib
     from dask.distributed import Client
     with Client(cluster) as client, joblib.parallel_backend("dask"):
-        inside = random_search(mlp(), SPACE, X, y, n_iter=4, refine=2, random_state=5,
+        inside = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5,
                                refit=False)
         workers = set(client.run(os.getpid))
-    assert key(inside) == key(local)
+        given = random_search(mlp(), SPACE, X, y, n_iter=3, refine=2, random_state=5,
+                              scheduler=client, refit=False)
+    assert key(inside) == key(local) and key(given) == key(local)
     assert os.getpid() not in workers  # the trials really ran in other processes
 
 
@@ -393,3 +394,16 @@ def test_threads_per_trial_are_limited(digits):
     assert fastnn.get_num_threads() == before  # restored after the trials
     with pytest.raises(ValueError, match="threads_per_trial"):
         random_search(ThreadCounter(), space, X, y, n_iter=2, threads_per_trial=0)
+
+
+@pytest.mark.backend_independent
+def test_cli_search_on_a_scheduler(cluster, capsys):
+    from fastnn import cli
+    code = cli.main(["search", "--trials", "2", "--epochs", "2", "--quiet", "--scheduler",
+                     cluster.scheduler_address])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"on Dask scheduler {cluster.scheduler_address}" in out
+    assert "best validation score" in out
+    code = cli.main(["search", "--trials", "2", "--jobs", "0"])
+    assert code == 1 and "n_jobs" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """The `fastnn` command line.
 
-    fastnn train    train an MLP (default: the 8x8 digits scikit-learn ships; also MNIST,
+    fastnn train    train an MLP (default: the 8x8 digits shipped with fastnn; also MNIST,
                     Fashion-MNIST and CIFAR-10 from files on disk) and report every epoch
     fastnn check    the notes' sanity checks and a gradient check on a small model
     fastnn demo     the notes' claims reproduced, each with its number and picture
@@ -50,7 +50,7 @@ def _init(text):
 def _add_data_arguments(parser):
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", choices=DATASETS, default="digits",
-                       help="digits needs the `datasets` extra; the others read the files in "
+                       help="digits ships with fastnn; the others read the files in "
                             "--data-dir (never downloaded)")
     group.add_argument("--data-dir", default=None,
                        help="directory with the MNIST/Fashion-MNIST IDX files or CIFAR-10's "
@@ -156,7 +156,7 @@ def load_dataset(args):
     """(X, y, name): the whole training set of --dataset, as read."""
     if args.dataset == "digits":
         X, y = data.load_digits()
-        name = "digits (8x8, scikit-learn's copy)"
+        name = "digits (8x8, UCI, shipped with fastnn)"
     else:
         if args.data_dir is None:
             raise ValueError(f"--dataset {args.dataset} reads files on disk: pass --data-dir")

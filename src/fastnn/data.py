@@ -4,7 +4,9 @@ import io
 import math
 import os
 import pickle
+import zipfile
 import zlib
+from importlib import resources
 
 import numpy as np
 
@@ -12,18 +14,25 @@ import numpy as np
 def load_digits():
     """The 8x8 handwritten digits (1797 images, 64 features with values 0-16, 10 classes).
 
-    The data set is the one scikit-learn ships (from the UCI "Optical Recognition of Handwritten
-    Digits" collection, E. Alpaydin and C. Kaynak); it is read from scikit-learn's installed files,
-    never downloaded. Needs the `datasets` extra: pip install "fastnn[datasets]".
+    The UCI "Optical Recognition of Handwritten Digits" data set (E. Alpaydin and C. Kaynak,
+    CC BY 4.0; see fastnn/datasets/DIGITS.md) ships inside fastnn as datasets/digits.npz, the
+    copy scikit-learn ships; it is read with NumPy alone, never downloaded.
     Returns (X float64 (1797, 64), y int64 (1797,)).
     """
+    source = resources.files("fastnn") / "datasets" / "digits.npz"
     try:
-        from sklearn.datasets import load_digits as sklearn_load_digits
-    except ImportError:
-        raise ImportError("the digits data set needs scikit-learn, which fastnn installs with its "
-                          "`datasets` extra: pip install \"fastnn[datasets]\"") from None
-    digits = sklearn_load_digits()
-    return digits.data.astype(np.float64), digits.target.astype(np.int64)
+        with source.open("rb") as f, np.load(f, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise OSError(f"the digits data shipped with fastnn ({source}) cannot be read "
+                      f"({error}); reinstall fastnn") from None
+    data, target = arrays.get("data"), arrays.get("target")
+    if set(arrays) != {"data", "target"} or data.dtype != np.uint8 or data.shape != (1797, 64) \
+            or target.dtype != np.uint8 or target.shape != (1797,) or data.max() > 16 \
+            or target.max() > 9:
+        raise OSError(f"the digits data shipped with fastnn ({source}) is not the expected "
+                      f"1797 x 64 uint8 images and labels; reinstall fastnn")
+    return data.astype(np.float64), target.astype(np.int64)
 
 
 def stratified_split(y, fraction, seed=None):
@@ -57,16 +66,29 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def _read_maybe_gzip(path):
-    """The bytes of `path`, decompressed when they start with the gzip magic (whatever the name)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as error:
-        raise ValueError(f"{path}: corrupt or truncated gzip data ({error})") from None
+_TRAILING_CHECK = 1 << 16  # bytes read past the declared data to report what follows it
+
+
+def _open_maybe_gzip(f):
+    """A reader of the file object `f`'s content, decompressed when it starts with the gzip
+    magic (whatever the name), and whether it was compressed."""
+    compressed = f.read(2) == _GZIP_MAGIC
+    f.seek(0)
+    return (gzip.GzipFile(fileobj=f, mode="rb") if compressed else f), compressed
+
+
+def _read_exactly(stream, n, path, what):
+    """n bytes of `stream` read a chunk at a time, or ValueError when it ends first: never more
+    than n bytes are decompressed, and the memory is that of the bytes actually there."""
+    chunks, left = [], n
+    while left:
+        chunk = stream.read(min(left, 1 << 24))
+        if not chunk:
+            raise ValueError(f"{path}: truncated IDX {what}: {n} bytes expected, the file "
+                             f"holds {n - left}")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def load_idx(path):
@@ -78,31 +100,55 @@ def load_idx(path):
     order. Type codes: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64.
     gzip-compressed files (`*.gz`) are recognized by their first bytes and decompressed.
     Raises ValueError naming the file for a bad magic number, an unknown type code, truncated data
-    or bytes after the data.
+    or bytes after the data. The header is read first and then exactly the bytes it declares, so
+    a compressed file is never decompressed beyond its declared data (and a few bytes more, to
+    report any that follow).
     """
-    raw = _read_maybe_gzip(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'}; "
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        stream, compressed = _open_maybe_gzip(f)
+        try:
+            return _read_idx(stream, path, None if compressed else size)
+        except (OSError, EOFError, zlib.error) as error:
+            raise ValueError(f"{path}: corrupt or truncated gzip data ({error})") from None
+
+
+def _read_idx(stream, path, size):
+    """The array in the IDX `stream`; `size` is its length in bytes when known (plain files)."""
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic number {magic.hex() or 'empty'}; "
                          f"expected 0000 then a type code and the number of dimensions)")
-    code, ndim = raw[2], raw[3]
+    code, ndim = magic[2], magic[3]
     if code not in _IDX_TYPES:
         raise ValueError(f"{path}: unknown IDX type code 0x{code:02X} (known: "
                          f"{', '.join(f'0x{c:02X}' for c in _IDX_TYPES)})")
     header = 4 + 4 * ndim
-    if len(raw) < header:
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, "
-                         f"the file has {len(raw)}")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+                         f"the file has {4 + len(dims)}")
+    shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
     stored = np.dtype(_IDX_TYPES[code])
     count = math.prod(shape)
     expected = header + count * stored.itemsize
-    if len(raw) < expected:
+    if size is not None and size < expected:
         raise ValueError(f"{path}: truncated IDX data: shape {shape} of {stored.name} needs "
-                         f"{expected} bytes, the file has {len(raw)}")
-    if len(raw) > expected:
-        raise ValueError(f"{path}: {len(raw) - expected} unexpected bytes after the IDX data "
+                         f"{expected} bytes, the file has {size}")
+    if size is not None and size > expected:
+        raise ValueError(f"{path}: {size - expected} unexpected bytes after the IDX data "
                          f"(shape {shape} of {stored.name} ends at byte {expected})")
-    data = np.frombuffer(raw, dtype=stored, count=count, offset=header)
+    try:
+        raw = _read_exactly(stream, count * stored.itemsize, path, "data")
+    except ValueError:
+        raise ValueError(f"{path}: truncated IDX data: shape {shape} of {stored.name} needs "
+                         f"{expected} bytes of data, the file holds fewer") from None
+    trailing = len(stream.read(_TRAILING_CHECK))
+    if trailing:
+        amount = f"at least {trailing}" if trailing == _TRAILING_CHECK else str(trailing)
+        raise ValueError(f"{path}: {amount} unexpected bytes after the IDX data (shape {shape} "
+                         f"of {stored.name} ends at byte {expected} of the decompressed data)")
+    data = np.frombuffer(raw, dtype=stored, count=count)
     return data.astype(stored.newbyteorder("=")).reshape(shape)
 
 
@@ -159,6 +205,9 @@ def load_mnist(directory, kind="train"):
     if labels.ndim != 1 or labels.dtype != np.uint8:
         raise ValueError(f"{labels_path}: expected IDX labels of shape (N,) and type uint8, got "
                          f"shape {labels.shape} of {labels.dtype}")
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"{labels_path}: labels must lie in [0, 9] (MNIST and Fashion-MNIST have "
+                         f"10 classes), found {labels.max()}")
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"MNIST {kind} files disagree: {images_path} holds {images.shape[0]} "
                          f"images, {labels_path} holds {labels.shape[0]} labels")

@@ -220,7 +220,9 @@ class Trainer:
     drop_last: drop the last minibatch of each epoch when it is smaller than batch_size. With
     the default False, it is trained on, except that a last batch of one sample in a model with
     BatchNorm (which cannot train on one sample) joins the batch before it.
-    progress: a tqdm progress bar per epoch (needs the `progress` extra), False for quiet.
+    shuffle: reshuffle the samples every epoch (False: minibatches in the data's order).
+    progress: one line per epoch (loss, accuracies, learning rate, time), and a tqdm bar over
+    the epoch's minibatches when tqdm (the `progress` extra) is installed; False for quiet.
     callbacks: objects with optional on_step(trainer, iteration, loss) and
     on_epoch(trainer, epoch, history) methods.
     monitor: collect the babysitting statistics (update ratios, activation and gradient
@@ -232,7 +234,7 @@ class Trainer:
                  schedule=None, regularization=None, constraint=None, early_stopping=None,
                  ema=None, checkpoint=None, best_checkpoint=None, seed=0, progress=True,
                  callbacks=(), monitor=True, update_ratio_range=(1e-5, 1e-1),
-                 dead_threshold=0.5, gap_threshold=0.15, drop_last=False):
+                 dead_threshold=0.5, gap_threshold=0.15, drop_last=False, shuffle=True):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
@@ -254,6 +256,7 @@ class Trainer:
         if not isinstance(drop_last, (bool, np.bool_)):
             raise TypeError(f"Trainer: drop_last must be True or False, got {drop_last!r}")
         self.drop_last = bool(drop_last)
+        self.shuffle = bool(shuffle)
         self.classifier = self.loss_name in CLASSIFICATION + BINARY
         self.rng = np.random.default_rng(seed)
         self.history = History()
@@ -285,9 +288,13 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def fit(self, X, y, validation_data=None):
-        """Train for the remaining epochs; returns the History (also `trainer.history`)."""
+    def fit(self, X, y, validation_data=None, sample_weight=None):
+        """Train for the remaining epochs; returns the History (also `trainer.history`).
+        sample_weight (N,), >= 0: each sample's loss is weighted by it (fastnn.losses.weighted);
+        validation is unweighted."""
         X, y = self._check_data(X, y, "training data")
+        if sample_weight is not None:
+            sample_weight = _losses.check_sample_weight("Trainer", sample_weight, X.shape[0])
         if validation_data is not None:
             validation_data = self._check_data(*validation_data, "validation data")
         if isinstance(self.early_stopping, int) and not isinstance(self.early_stopping, bool):
@@ -311,7 +318,7 @@ class Trainer:
         errstate.__enter__()
         try:
             while self.epoch < self.epochs:
-                diverged = self._run_epoch(X, y, validation_data)
+                diverged = self._run_epoch(X, y, validation_data, sample_weight)
                 if diverged:
                     self.model.load_state_dict(last_good)
                     history.stop_reason = diverged
@@ -372,12 +379,12 @@ class Trainer:
             raise ValueError(f"Trainer: {what} has NaN or inf targets")
         return X, y
 
-    def _run_epoch(self, X, y, validation_data):
+    def _run_epoch(self, X, y, validation_data, sample_weight=None):
         """One pass over shuffled minibatches; returns a divergence message or None."""
         history, model = self.history, self.model
         epoch = self.epoch + 1
         started = time.perf_counter()
-        order = self.rng.permutation(X.shape[0])
+        order = self.rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
         bounds = self._batches(X.shape[0])
         n_batches = len(bounds)
         relu_layers = [l for l in model.layers if _effective_activation(l) == "relu"] \
@@ -390,7 +397,9 @@ class Trainer:
             for b, (start, stop) in enumerate(bounds):
                 batch = order[start:stop]
                 Xb, yb = X[batch], y[batch]
-                loss, scores = model.forward_backward(Xb, yb, self.loss_fn)
+                loss_fn = self.loss_fn if sample_weight is None else \
+                    _losses.weighted(self.loss_fn, sample_weight[batch])
+                loss, scores = model.forward_backward(Xb, yb, loss_fn)
                 reg = self.regularization(model) if self.regularization is not None else 0.0
                 if not math.isfinite(loss + reg):
                     return (f"diverged: the loss became {loss + reg} at epoch {epoch}, "
@@ -489,7 +498,7 @@ class Trainer:
             norm = float(np.linalg.norm(old))
             ratio = float(np.linalg.norm(p.data - old)) / norm if norm > 0 else float("inf")
             ratios[label] = ratio
-            if p.is_weight and not low <= ratio * decayed <= high:
+            if p.is_weight and p.requires_grad and not low <= ratio * decayed <= high:
                 advice = "too high" if ratio * decayed > high else "too low"
                 self._warn(f"epoch {self.epoch + 1}: update/weight ratio of {label} is "
                            f"{ratio:.1e}, far from the ~1e-3 the notes recommend (learning rate "
@@ -503,7 +512,7 @@ class Trainer:
             act = _effective_activation(layer)
             activations[f"{i}:{layer!r}"] = {"mean": float(A.mean()), "std": float(A.std()),
                                              "saturated": _saturated(act, A)}
-            grads = [p.grad for p in layer.parameters() if p.is_weight]
+            grads = [p.grad for p in layer.parameters() if p.is_weight and p.requires_grad]
             if grads:
                 gradients[f"{i}:{layer!r}"] = {"mean": float(grads[0].mean()),
                                                "std": float(grads[0].std())}
@@ -610,14 +619,14 @@ class Trainer:
     # -- reporting -----------------------------------------------------------------------------
 
     def _progress_bar(self, total, epoch):
+        """A tqdm bar over the epoch's minibatches when tqdm is installed (the `progress` extra);
+        without it, None: progress is the one line per epoch `_report_epoch` prints either way."""
         if not self.progress:
             return None
         try:
             from tqdm.auto import tqdm
         except ImportError:
-            raise ImportError("Trainer(progress=True) shows progress bars with tqdm, which fastnn "
-                              "installs with its `progress` extra: pip install "
-                              "\"fastnn[progress]\" (or pass progress=False)") from None
+            return None
         # disable=None: no bar when the output is not a terminal (logs, pipes, CI).
         return tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", leave=False, disable=None)
 

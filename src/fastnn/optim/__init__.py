@@ -5,7 +5,7 @@ the same arguments (parameter groups included) and give the same updates. Learni
 are in fastnn.optim.lr_scheduler.
 """
 import math
-from operator import attrgetter, is_
+from operator import attrgetter
 
 import numpy as np
 
@@ -20,7 +20,9 @@ class Optimizer:
     (data in one array, gradients in another), step() updates the whole group in one kernel call
     over the flat arrays, with its state in flat arrays too; each parameter's state entries are
     views of their part, so `state`, state_dict() and load_state_dict() read as if each
-    parameter were updated on its own, and the numbers are the same.
+    parameter were updated on its own, and the numbers are the same. Frozen parameters
+    (`requires_grad = False`) are skipped: no update, no weight decay, no state; freezing the
+    first layers of a Sequential leaves the rest one flat run, still updated in one call.
     """
 
     def __init__(self, params, defaults):
@@ -70,24 +72,28 @@ class Optimizer:
         for group in self.param_groups:
             # Hyperparameters can be edited between steps (schedules, or by hand): a group is
             # checked again whenever one of its values is another object than when last checked.
+            # checked again whenever a value differs from the one last checked (one tuple
+            # comparison, element identity first).
             values = tuple(group.values())
-            checked = self._checked.get(id(group))
-            if checked is None or len(values) != len(checked) or \
-                    not all(map(is_, values, checked)):
+            if values != self._checked.get(id(group)):
                 self._check_group(group)
                 self._checked[id(group)] = values
-            if any(map(_replaced, group["params"])):
-                names = [p.name for p in group["params"] if p.replaced]
-                raise RuntimeError(f"{type(self).__name__}.step: parameters {names} are no "
-                                   "longer their layers' (a layer was re-initialized in another "
-                                   "dtype): build the optimizer from model.parameters() again")
+            # Frozen parameters (requires_grad False) get no update and no state.
+            params = [p for p in group["params"] if p._requires_grad]
             flat = self._flat.get(id(group))
-            if flat is None or not flat.still_valid(group["params"]):
-                flat = self._flat[id(group)] = _FlatGroup.build(group["params"], self.state)
+            if flat is None or not flat.still_valid(params):
+                # (a replaced Parameter gets a new view object: still_valid fails, we get here)
+                if any(map(_replaced, group["params"])):
+                    names = [p.name for p in group["params"] if p.replaced]
+                    raise RuntimeError(f"{type(self).__name__}.step: parameters {names} are no "
+                                       "longer their layers' (a layer was re-initialized in "
+                                       "another dtype): build the optimizer from "
+                                       "model.parameters() again")
+                flat = self._flat[id(group)] = _FlatGroup.build(params, self.state)
             if flat:
                 flat.update(self, group)
             else:
-                for p in group["params"]:
+                for p in params:
                     self._update(p, group, self.state.setdefault(p, {}))
         return loss
 
