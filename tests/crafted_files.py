@@ -425,6 +425,8 @@ METADATA_EDITS = {
     "optimizer_state_out_of_range": lambda m: m["optimizer"]["state"].update(
         {"99": {"step": 1}}),
     "optimizer_state_key_not_index": lambda m: m["optimizer"]["state"].update({"x": {}}),
+    "frozen_not_a_list": lambda m: m["layers"][0].update(frozen="W"),
+    "frozen_unknown_parameter": lambda m: m["layers"][0].update(frozen=["Q"]),
     "extra_nested_980": lambda m: m.update(extra={"a": "__NESTED_980__"}),
     "extra_nested_5000": lambda m: m.update(extra={"a": "__NESTED_5000__"}),
     "init_nested_980": lambda m: m["layers"][0]["config"].update(init="__NESTED_980__"),

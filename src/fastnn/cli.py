@@ -3,6 +3,7 @@
     fastnn train    train an MLP (default: the 8x8 digits shipped with fastnn; also MNIST,
                     Fashion-MNIST and CIFAR-10 from files on disk) and report every epoch
     fastnn check    the notes' sanity checks and a gradient check on a small model
+    fastnn demo     the notes' claims reproduced, each with its number and picture
     fastnn search   random hyperparameter search (log-scaled learning rate and L2, coarse to
                     fine), in local processes or on a Dask cluster
 """
@@ -181,6 +182,15 @@ def build_parser():
     check.add_argument("--l2", type=float, default=1e-3,
                        help="penalty for the 'regularization raises the loss' check")
     _add_runtime_arguments(check)
+
+    demo = commands.add_parser("demo", formatter_class=formatter,
+                               help="reproduce a claim of the CS231n notes: a number beside the "
+                                    "notes' and a picture (fastnn demo --list)")
+    demo.add_argument("name", nargs="?", help="a demo (see --list), or all")
+    demo.add_argument("--list", action="store_true", help="list the demos")
+    demo.add_argument("--out", default=".", help="directory for NAME.png (`plot` extra)")
+    demo.add_argument("--fast", action="store_true", help="a smaller, quicker run (the tests')")
+    demo.add_argument("--seed", type=int, default=0, help="seeds data, weights and shuffling")
     _add_search_parser(commands, formatter)
     return parser
 
@@ -499,6 +509,9 @@ def search_command(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "demo":
+            from . import demos
+            return demos.cli_main(args)
         if args.command == "search":
             search_command(args)
             return 0

@@ -178,7 +178,8 @@ def _caller_level():
 def accuracy(loss_name, scores, y):
     """Fraction correct for classification losses, None for regression."""
     if loss_name in CLASSIFICATION:
-        return float(np.mean(scores.argmax(axis=1) == y))
+        # count_nonzero, not np.mean, whose overhead outweighs the rest on a minibatch
+        return np.count_nonzero(scores.argmax(axis=1) == y) / len(y)
     if loss_name in BINARY:
         predicted = scores.reshape(-1) > 0
         return float(np.mean(predicted == (np.asarray(y).reshape(-1) > 0)))
