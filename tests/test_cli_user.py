@@ -190,3 +190,17 @@ def test_a_typo_in_fastnn_backend_is_one_line_not_a_traceback():
     library = subprocess.run([sys.executable, "-c", "import fastnn"], capture_output=True,
                              text=True, env=env, timeout=60)
     assert library.returncode == 1 and "ImportError: FASTNN_BACKEND='cyton'" in library.stderr
+
+
+def test_every_install_hint_also_works_from_a_clone():
+    # `pip install "fastnn[X]"` needs the package index; from a clone it is `pip install ".[X]"`.
+    from pathlib import Path
+    source = Path(fnn.__file__).parent
+    hints = 0
+    for path in source.rglob("*.py"):
+        text = path.read_text()
+        for match in re.finditer(r'pip install \\"fastnn\[(\w+)\]\\"', text):
+            hints += 1
+            nearby = text[match.end():match.end() + 160]
+            assert f'pip install \\".[{match.group(1)}]\\"' in nearby, f"{path}: {match.group(0)}"
+    assert hints >= 5
