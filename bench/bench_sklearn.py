@@ -4,8 +4,9 @@
 
 The same settings for both, scikit-learn's defaults where it has them: one hidden layer of 100
 ReLU units, Adam (lr 1e-3, betas 0.9/0.999), alpha 1e-4, batch size 200 (sklearn's "auto" on
-this data), sklearn's weight initialization (Glorot uniform; fastnn's init="glorot_uniform"), exactly --epochs epochs (the tol rule is switched off in both: n_iter_no_change is
-larger than the epochs), features standardized with the training statistics, a fixed stratified
+this data), sklearn's weight initialization (Glorot uniform; fastnn's init="glorot_uniform"),
+exactly --epochs epochs (the tol rule is switched off in both: n_iter_no_change is larger than
+the epochs), features standardized with the training statistics, a fixed stratified
 75/25 split. Each seed fits both once (the order alternates); the figures are medians over the
 seeds of the fit time (fit only, after one untimed warm-up fit of each) and of the test accuracy.
 BLAS (threadpoolctl) and fastnn's kernels use --threads threads. For figures worth recording,

@@ -88,8 +88,8 @@ def to_bytes(model, optimizer=None, extra=None):
 
 
 def from_bytes(data):
-    """Checkpoint(model, optimizer, extra) from the bytes of a fastnn file, checked as load_checkpoint
-    checks a file."""
+    """Checkpoint(model, optimizer, extra) from the bytes of a fastnn file, checked as
+    load_checkpoint checks a file."""
     with _Reader(io.BytesIO(bytes(data))) as reader:
         model = reader.model()
         return Checkpoint(model, reader.optimizer(model), reader.extra())

@@ -24,7 +24,8 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("fastnn.sklearn needs scikit-learn, which fastnn installs with its "
-                      "`sklearn` extra: pip install \"fastnn[sklearn]\"") from None
+                      "`sklearn` extra: pip install \"fastnn[sklearn]\" (from a clone: "
+                      "pip install \".[sklearn]\")") from None
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -453,10 +454,7 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         with self._runtime():
-            return self._predictor()._predict_scores(X.astype(np.float64, copy=False), 4096)
-
-    def _predictor(self):
-        return self._predictor_
+            return self._predictor_._predict_scores(X.astype(np.float64, copy=False), 4096)
 
     def _float64_copy(self):
         """The fitted network in float64, for predictions (made when fit ends): a float32
