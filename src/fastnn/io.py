@@ -88,8 +88,8 @@ def to_bytes(model, optimizer=None, extra=None):
 
 
 def from_bytes(data):
-    """Checkpoint(model, optimizer, extra) from the bytes of a fastnn file, checked as load_checkpoint
-    checks a file."""
+    """Checkpoint(model, optimizer, extra) from the bytes of a fastnn file, checked as
+    load_checkpoint checks a file."""
     with _Reader(io.BytesIO(bytes(data))) as reader:
         model = reader.model()
         return Checkpoint(model, reader.optimizer(model), reader.extra())
@@ -340,7 +340,7 @@ def load_checkpoint(path):
 # it; the slack lets small files whose zero biases compress well through).
 MAX_DEFLATE_RATIO = 32
 DEFLATE_SLACK = 1 << 20
-MAX_METADATA_BYTES = 1 << 26  # 16 M characters of JSON (an .npy string holds 4 bytes a character)
+MAX_METADATA_BYTES = 1 << 24  # 4 M characters of JSON (an .npy string holds 4 bytes a character)
 CHUNK = 1 << 20  # bytes read (and decompressed) at a time
 _Entry = namedtuple("_Entry", ["shape", "dtype", "fortran_order", "header_size"])
 # Optimizer state entries a file may hold, per optimizer (every option on); "step" is an integer
@@ -791,7 +791,7 @@ class _Reader:
     def _malformed(self):
         try:
             yield
-        except (KeyError, TypeError, AttributeError, IndexError) as error:
+        except (KeyError, TypeError, AttributeError, IndexError, RecursionError) as error:
             raise self.error(f"malformed metadata ({type(error).__name__}: {error})") from error
         except ValueError as error:
             if str(error).startswith(self.path + ": "):
