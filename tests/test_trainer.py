@@ -314,7 +314,7 @@ def test_tanh_layer_of_its_own_is_watched_too():
     model.layers[1].gamma.data[:] = 1000.0
     history, caught = fit_recording(make_trainer(model, lr=0.0, momentum=0.0, epochs=1), X, y)
     assert history.activations[0]["2:Tanh()"]["saturated"] > 0.95
-    assert of_kind(caught, "of the tanh units of layer 2 are saturated")
+    assert of_kind(caught, "of the tanh units of layer 2: Tanh() are saturated")
 
 
 def full_batch_gradient(model, X, y):
@@ -357,7 +357,7 @@ def test_update_ratio_out_of_range_is_warned(lr, direction):
     history, caught = fit_recording(
         make_trainer(model, lr=lr, momentum=0.0, batch_size=50, epochs=1), X, y)
     assert history.update_ratio[0]["0.W"] == pytest.approx(ratio, rel=1e-9)
-    warned = of_kind(caught, "update/weight ratio of 0.W")
+    warned = of_kind(caught, "update/weight ratio of W in layer 0: Dense(")
     assert len(warned) == 1 and direction in str(warned[0].message)
     assert warned[0].filename == __file__
     # the same ratio inside a custom range: no warning about it
@@ -365,7 +365,7 @@ def test_update_ratio_out_of_range_is_warned(lr, direction):
     history, caught = fit_recording(
         make_trainer(model, lr=lr, momentum=0.0, batch_size=50, epochs=1,
                      update_ratio_range=(ratio / 10, ratio * 10)), X, y)
-    assert not of_kind(caught, "update/weight ratio of 0.W")
+    assert not of_kind(caught, "update/weight ratio of W in layer 0: Dense(")
 
 
 def test_tanh_saturation_with_huge_weights_is_warned():
@@ -436,9 +436,9 @@ def test_no_gap_warning_below_the_threshold():
 
 def kind_of(message):
     """The kind of a babysitting signal: which figure, about which parameter or layer."""
-    ratio = re.search(r"update/weight ratio of (\S+) ", message)
+    ratio = re.search(r"update/weight ratio of (\S+) in layer (\d+):", message)
     if ratio:
-        return ("update ratio", ratio.group(1))
+        return ("update ratio", f"{ratio.group(2)}.{ratio.group(1)}")
     for text, kind in (("saturated", "saturated"), ("never fired", "dead")):
         if text in message:
             return (kind, re.search(r"layer (\d+)", message).group(1))

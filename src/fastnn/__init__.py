@@ -25,4 +25,20 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "Checkpoint", "search",
 ]
 
-_backend._configure_from_environment()
+
+def _running_the_cli():
+    """True in the `fastnn` command: its console script, or `python -m fastnn.cli`."""
+    import os
+    import sys
+    argv = getattr(sys, "orig_argv", [])
+    return os.path.basename(sys.argv[0]) == "fastnn" or any(
+        flag == "-m" and module == "fastnn.cli" for flag, module in zip(argv, argv[1:]))
+
+
+try:
+    _backend._configure_from_environment()
+except ImportError as error:
+    # A library import fails with the ImportError; the command says it in one line instead.
+    if _running_the_cli():
+        raise SystemExit(f"fastnn: error: {error}") from None
+    raise

@@ -24,7 +24,8 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("fastnn.sklearn needs scikit-learn, which fastnn installs with its "
-                      "`sklearn` extra: pip install \"fastnn[sklearn]\"") from None
+                      "`sklearn` extra: pip install \"fastnn[sklearn]\" (from a clone: "
+                      "pip install \".[sklearn]\")") from None
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state

@@ -202,6 +202,31 @@ def _saturated(activation, A):
     return None
 
 
+_SCHEDULE_STATE = ("optimizer", "lr_lambda", "schedulers", "last_epoch", "base_lrs",
+                   "_last_lr")
+
+
+def _schedule_config(schedule):
+    """What fixes a schedule's learning rates apart from its position: class and settings,
+    children's too (JSON values, for checkpoints). None without a schedule."""
+    if schedule is None:
+        return None
+    config = {"class": type(schedule).__name__}
+    for key, value in vars(schedule).items():
+        if key not in _SCHEDULE_STATE and isinstance(value, (int, float, str, bool, list)):
+            config[key] = value
+    if getattr(schedule, "schedulers", None):
+        config["schedulers"] = [_schedule_config(child) for child in schedule.schedulers]
+    return config
+
+
+def _describe_schedule(config):
+    settings = ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("class", "schedulers"))
+    children = "; ".join(_describe_schedule(c) for c in config.get("schedulers", []))
+    inner = "; ".join(part for part in (settings, children) if part)
+    return f"{config['class']}({inner})"
+
+
 class Trainer:
     """Minibatch training of a Sequential with any optimizer, loss, schedule and regularization.
 
@@ -448,7 +473,10 @@ class Trainer:
         val_loss, val_accuracy = self._validate(validation_data)
         gap = None if val_accuracy is None or train_accuracy is None else \
             train_accuracy - val_accuracy
-        if gap is not None and gap > self.gap_threshold:
+        # With ema, validation sees the average, which lags the trained weights (it starts at
+        # the initial ones) until about 1 / (1 - decay) updates have gone into it.
+        lagging = self.ema is not None and len(history.loss) * (1 - self.ema.decay) < 1
+        if gap is not None and gap > self.gap_threshold and not lagging:
             self._warn(f"epoch {epoch}: training accuracy exceeds validation accuracy by "
                        f"{gap:.2f} (overfitting): more regularization, dropout or data",
                        kind="gap")
@@ -493,15 +521,21 @@ class Trainer:
         # The ~1e-3 rule calibrates the base learning rate: a schedule that has decayed the rate
         # by lr0 / lr is expected to shrink the ratio by as much.
         group = self.optimizer.param_groups[0]
-        decayed = group.get("initial_lr", group["lr"]) / group["lr"] if group["lr"] > 0 else 1.0
+        initial_lr = group.get("initial_lr", group["lr"])
+        decayed = initial_lr / group["lr"] if group["lr"] > 0 else 1.0
+        # A warm-up holds the rate below the base on purpose, rising: the rule applies after it.
+        warming_up = group["lr"] < initial_lr and (not history.lr or group["lr"] > history.lr[-1])
         ratios = {}
         for (label, p), old in zip(self._labelled_parameters(), before):
             norm = float(np.linalg.norm(old))
             ratio = float(np.linalg.norm(p.data - old)) / norm if norm > 0 else float("inf")
             ratios[label] = ratio
-            if p.is_weight and p.requires_grad and not low <= ratio * decayed <= high:
+            if p.is_weight and p.requires_grad and not warming_up and \
+                    not low <= ratio * decayed <= high:
                 advice = "too high" if ratio * decayed > high else "too low"
-                self._warn(f"epoch {self.epoch + 1}: update/weight ratio of {label} is "
+                i, name = label.split(".", 1)
+                self._warn(f"epoch {self.epoch + 1}: update/weight ratio of {name} in "
+                           f"{self._layer_name(int(i))} is "
                            f"{ratio:.1e}, far from the ~1e-3 the notes recommend (learning rate "
                            f"{advice}?)", kind=f"update ratio {label}")
         history.update_ratio.append(ratios)
@@ -519,9 +553,10 @@ class Trainer:
                                                "std": float(grads[0].std())}
             saturated = activations[f"{i}:{layer!r}"]["saturated"]
             if saturated is not None and saturated > 0.5:
-                self._warn(f"epoch {self.epoch + 1}: {saturated:.0%} of the {act} units of layer "
-                           f"{i} are saturated (their gradients vanish): smaller weights or "
-                           "inputs, or another activation", kind=f"saturated {i}")
+                self._warn(f"epoch {self.epoch + 1}: {saturated:.0%} of the {act} units of "
+                           f"{self._layer_name(i)} are saturated (their gradients vanish): "
+                           "smaller weights or inputs, or another activation",
+                           kind=f"saturated {i}")
         history.activations.append(activations)
         history.gradients.append(gradients)
         dead = {}
@@ -530,10 +565,15 @@ class Trainer:
             fraction = 1.0 - float(np.mean(fired[id(layer)]))
             dead[f"{i}:{layer!r}"] = fraction
             if fraction > self.dead_threshold:
-                self._warn(f"epoch {self.epoch + 1}: {fraction:.0%} of the ReLU units of layer "
-                           f"{i} never fired on this epoch's data (dead units): lower the "
-                           "learning rate or check the initialization", kind=f"dead {i}")
+                self._warn(f"epoch {self.epoch + 1}: {fraction:.0%} of the ReLU units of "
+                           f"{self._layer_name(i)} never fired on this epoch's data (dead "
+                           "units): lower the learning rate or check the initialization",
+                           kind=f"dead {i}")
         history.dead_fraction.append(dead)
+
+    def _layer_name(self, i):
+        """A layer as model.summary() lists it: "layer 2: Dense(256, 10)"."""
+        return f"layer {i}: {self.model.layers[i]!r}"
 
     def _labelled_parameters(self):
         return [(f"{i}.{p.name}", p) for i, layer in enumerate(self.model.layers)
@@ -589,17 +629,36 @@ class Trainer:
                             "schedule": self.schedule.state_dict() if self.schedule else None,
                             "best": None if self._best is None else
                             [self._best[0], self._best[1], self._best[2]],
-                            "ema": None if self.ema is None else list(self.ema.shadow)}}
+                            "ema": None if self.ema is None else list(self.ema.shadow),
+                            "epochs": self.epochs,
+                            "schedule_config": _schedule_config(self.schedule)}}
 
     def resume(self, path):
         """Continue a run from a checkpoint written with `checkpoint=`: parameters, optimizer
-        state, epoch, shuffling generator, schedule and history. Returns self."""
+        state, epoch, shuffling generator, schedule and history. Returns self.
+
+        Only what continues the run exactly is accepted: a different optimizer class or a
+        schedule configured differently (e.g. a cosine schedule of another length, which is what
+        a longer `epochs` gives) raises ValueError before anything is loaded."""
         from .io import load_checkpoint
         state = load_checkpoint(path)
         trainer = (state.extra or {}).get("trainer")
         if trainer is None:
             raise ValueError(f"Trainer.resume: {path} is not a training checkpoint (write one "
                              "with Trainer(checkpoint=...))")
+        if state.optimizer is not None and type(state.optimizer) is not type(self.optimizer):
+            raise ValueError(f"Trainer.resume: {path} was trained with "
+                             f"{type(state.optimizer).__name__}, this Trainer has "
+                             f"{type(self.optimizer).__name__}: its state cannot continue the "
+                             f"run; resume with {type(state.optimizer).__name__} or start anew")
+        saved, mine = trainer.get("schedule_config"), _schedule_config(self.schedule)
+        if saved is not None and mine is not None and saved != mine:
+            run = f" (a run of {trainer['epochs']} epochs)" if "epochs" in trainer else ""
+            raise ValueError(f"Trainer.resume: {path}{run} has the schedule "
+                             f"{_describe_schedule(saved)}, this Trainer "
+                             f"{_describe_schedule(mine)}: the learning rates would not continue "
+                             "the run; resume with the same schedule (and, for a schedule over "
+                             "the run's length, the same epochs) or start anew")
         self.model.load_state_dict(state.model.state_dict())
         for mine, saved in zip(self.model.layers, state.model.layers):
             mine.set_extra_state(saved.get_extra_state())  # Dropout's seed, index and step
