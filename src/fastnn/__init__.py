@@ -3,7 +3,8 @@
 Compiled Cython kernels with a pure-NumPy twin of each (the "numpy" backend, for debugging:
 FASTNN_BACKEND=numpy or fastnn.set_backend("numpy")).
 """
-from . import _backend, data, init, losses, optim, preprocessing, regularization, sanity
+from . import (_backend, augment, data, init, losses, optim, preprocessing, regularization,
+               sanity)
 from . import search  # NumPy only at import; random_search imports scikit-learn when called
 from ._backend import (compiled_available, get_backend, get_num_threads, openmp_enabled,
                        set_backend, set_num_threads, use_backend)
@@ -22,7 +23,7 @@ __all__ = [
     "PReLU", "ReLU", "Sequential", "Sigmoid", "Tanh", "compiled_available", "data", "get_backend",
     "get_num_threads", "gradcheck", "init", "losses", "openmp_enabled", "optim", "preprocessing",
     "regularization", "set_backend", "set_num_threads", "use_backend", "io", "save", "load",
-    "save_checkpoint", "load_checkpoint", "Checkpoint", "search",
+    "save_checkpoint", "load_checkpoint", "Checkpoint", "search", "augment",
 ]
 
 

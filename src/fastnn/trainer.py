@@ -29,6 +29,7 @@ import numpy as np
 from . import losses as _losses
 from ._kernels._checks import as_binary_labels, as_labels
 from ._validation import _is_bool, check_bool, check_float, check_int
+from .augment import RandomFlipCrop
 from .layers import Activation, BatchNorm, Dense
 
 CLASSIFICATION = ("softmax_cross_entropy", "multiclass_hinge", "svm")
@@ -266,6 +267,9 @@ class Trainer:
     the default False, it is trained on, except that a last batch of one sample in a model with
     BatchNorm (which cannot train on one sample) joins the batch before it.
     shuffle: reshuffle the samples every epoch (False: minibatches in the data's order).
+    augment: None, or a callable applied to each training minibatch's inputs (not the labels,
+    not validation data), e.g. fastnn.augment.RandomFlipCrop(image_shape=(3, 32, 32)); its
+    draws are saved in checkpoints when it has get_state()/set_state().
     progress: one line per epoch (loss, accuracies, learning rate, time), and a tqdm bar over
     the epoch's minibatches when tqdm (the `progress` extra) is installed; False for quiet.
     callbacks: objects with optional on_step(trainer, iteration, loss) and
@@ -279,7 +283,8 @@ class Trainer:
                  schedule=None, regularization=None, constraint=None, early_stopping=None,
                  ema=None, checkpoint=None, best_checkpoint=None, seed=0, progress=True,
                  callbacks=(), monitor=True, update_ratio_range=(1e-5, 1e-1),
-                 dead_threshold=0.5, gap_threshold=0.15, drop_last=False, shuffle=True):
+                 dead_threshold=0.5, gap_threshold=0.15, drop_last=False, shuffle=True,
+                 augment=None):
         batch_size = check_int("Trainer: batch_size", batch_size, low=1)
         epochs = check_int("Trainer: epochs", epochs, low=0)
         _check_arguments(model, optimizer, schedule, regularization, constraint)
@@ -313,6 +318,10 @@ class Trainer:
             raise TypeError(f"Trainer: drop_last must be True or False, got {drop_last!r}")
         self.drop_last = bool(drop_last)
         self.shuffle = bool(shuffle)
+        if augment is not None and not callable(augment):
+            raise TypeError(f"Trainer: augment must be None or a callable on a batch (e.g. "
+                            f"fastnn.augment.RandomFlipCrop), got {type(augment).__name__}")
+        self.augment = augment
         self.classifier = self.loss_name in CLASSIFICATION + BINARY
         self.rng = np.random.default_rng(seed)
         self.history = History()
@@ -360,6 +369,10 @@ class Trainer:
             sample_weight = _losses.check_sample_weight("Trainer", sample_weight, X.shape[0])
         if validation_data is not None:
             validation_data = self._check_data(*validation_data, "validation data")
+        features = getattr(self.augment, "features", None)
+        if features is not None and features != X.shape[1]:
+            raise ValueError(f"Trainer: augment {self.augment!r} takes {features} features per "
+                             f"sample, the training data has {X.shape[1]}")
         if isinstance(self.early_stopping, int) and not isinstance(self.early_stopping, bool):
             monitor = "val_loss" if validation_data is not None else "train_loss"
             self.early_stopping = EarlyStopping(monitor, patience=self.early_stopping)
@@ -460,6 +473,8 @@ class Trainer:
             for b, (start, stop) in enumerate(bounds):
                 batch = order[start:stop]
                 Xb, yb = X[batch], y[batch]
+                if self.augment is not None:
+                    Xb = self._augmented(Xb)
                 loss_fn = self.loss_fn if sample_weight is None else \
                     _losses.weighted(self.loss_fn, sample_weight[batch])
                 loss, scores = model.forward_backward(Xb, yb, loss_fn)
@@ -660,8 +675,16 @@ class Trainer:
                 save_checkpoint(self.checkpoint, self.model, self.optimizer,
                                 extra=self._resume_state())
 
+    def _augmented(self, Xb):
+        """The augmented batch; a RandomFlipCrop writes it into Xb (a fresh copy of the rows)."""
+        if isinstance(self.augment, RandomFlipCrop) and Xb.dtype in (np.float32, np.float64):
+            return self.augment(Xb, out=Xb)
+        return self.augment(Xb)
+
     def _resume_state(self):
         return {"trainer": {"epoch": self.epoch, "rng": self.rng.bit_generator.state,
+                            "augment": self.augment.get_state()
+                            if hasattr(self.augment, "get_state") else None,
                             "history": self.history.to_dict(),
                             "schedule": self.schedule.state_dict() if self.schedule else None,
                             "best": None if self._best is None else
@@ -703,6 +726,8 @@ class Trainer:
             self.optimizer.load_state_dict(state.optimizer.state_dict())
         self.epoch = trainer["epoch"]
         self.rng.bit_generator.state = trainer["rng"]
+        if trainer.get("augment") is not None and hasattr(self.augment, "set_state"):
+            self.augment.set_state(trainer["augment"])
         self.history = History.from_dict(trainer["history"])
         if self.schedule is not None and trainer["schedule"] is not None:
             self.schedule.load_state_dict(trainer["schedule"])

@@ -27,7 +27,7 @@ def layer_activations(activation, init, X, layers=10, width=500, seed=0):
       "ReLU: He keeps the variance, Xavier halves it per layer")
 def init(fast, seed):
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((200 if fast else 1000, 500)).astype(np.float32)
+    X = rng.standard_normal((100 if fast else 1000, 500)).astype(np.float32)
     stats = {}
     for label, activation, scale in CONFIGS:
         outputs = layer_activations(activation, scale, X, seed=seed)

@@ -176,7 +176,7 @@ def dropout(fast, seed):
     y[flipped] = rng.integers(0, 3, int(flipped.sum()))
     Xv, yv = spiral_data(300, seed=seed + 1)
     Xv = Xv.astype(np.float32)
-    width, epochs, batch = (128, 500 if fast else 1000, 100)
+    width, epochs, batch = (128, 800, 300) if fast else (128, 1000, 100)
     runs = {}
     for p in (0.0, 0.5):
         model = _mlp([2, width, width, 3], "relu", seed, dropout=p)

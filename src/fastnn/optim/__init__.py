@@ -1,7 +1,8 @@
 """Optimizers with PyTorch's names, signatures, defaults and formulas; the arithmetic is a kernel.
 
 Code written for torch.optim ports by changing the import: SGD, Adagrad, RMSprop, Adam, AdamW take
-the same arguments (parameter groups included) and give the same updates. Learning-rate schedules
+the same arguments (parameter groups included) and give the same updates; LBFGS (in lbfgs.py) takes
+torch.optim.LBFGS's arguments and its step(closure). Learning-rate schedules
 are in fastnn.optim.lr_scheduler.
 """
 import math
@@ -355,3 +356,4 @@ class AdamW(Adam):
 
 
 from . import lr_scheduler  # noqa: E402  (after the optimizers, which it does not need)
+from .lbfgs import LBFGS  # noqa: E402  (it subclasses Optimizer)
