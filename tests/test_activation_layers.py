@@ -116,7 +116,7 @@ def test_valid_alphas_and_defaults():
     layer = fnn.LeakyReLU(0)  # alpha 0 is plain relu
     X = np.array([[-3.0, 2.0]])
     np.testing.assert_array_equal(layer(X), [[0.0, 2.0]])
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError, match="alpha"):  # a wrong type: TypeError
         fnn.LeakyReLU("steep")
 
 

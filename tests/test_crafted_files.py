@@ -79,7 +79,9 @@ def test_crafted_model_files_are_refused_fast_in_bounded_memory(name, tmp_path):
     ("seed_negative", "invalid metadata 'seed': -1; expected null or a non-negative integer"),
     ("in_features_str", "invalid layer 0 (Dense) config 'in_features': '6'; expected a positive "
                         "integer"),
-    ("dropout_p_str", "invalid layer 2 (Dropout) config 'p': '0.25'; expected a number"),
+    ("dropout_p_str", "layer 2 (Dropout): cannot rebuild it from its config {'p': '0.25', "
+                      "'dtype': 'float32', 'seed': 0}: Dropout: p (the probability of dropping a "
+                      "unit) must be a finite number"),
     ("dropout_step_negative", "invalid layer 2 (Dropout) state 'step': -1; expected a "
                               "non-negative integer"),
     ("dropout_state_unknown_key", "unknown entry 'mask'; the layer keeps ['index', 'seed', "

@@ -195,3 +195,103 @@ def test_gradcheck_arguments():
         name = next(iter(kwargs))
         with pytest.raises(error, match=name):
             fnn.gradcheck(m, X, y, **kwargs)
+
+
+@pytest.mark.backend_independent
+class TestLayers:
+    def test_dropout_p(self):
+        with pytest.raises(TypeError, match="Dropout: p"):
+            fnn.Dropout("0.5")
+        assert fnn.Dropout(np.float32(0.25)).p == 0.25
+
+    @pytest.mark.parametrize("make", [lambda a: fnn.LeakyReLU(alpha=a), lambda a: fnn.ELU(alpha=a),
+                                      lambda a: fnn.Dense(2, 2, activation="elu", alpha=a)])
+    def test_alpha_infinite_or_nan(self, make):
+        for bad in (float("inf"), float("nan")):
+            with pytest.raises(ValueError, match="alpha"):
+                make(bad)
+
+    @pytest.mark.parametrize("make", [lambda: fnn.ReLU(alpha=0.1), lambda: fnn.Tanh(alpha=2),
+                                      lambda: fnn.Dense(2, 2, activation="relu", alpha=0.1),
+                                      lambda: fnn.Dense(2, 2, alpha=0.5)])
+    def test_alpha_given_to_an_activation_without_one_is_refused(self, make):
+        with pytest.raises(ValueError, match="takes no alpha"):
+            make()
+
+    @pytest.mark.parametrize("value", [np.nan, np.inf])
+    def test_init_giving_nonfinite_weights_is_refused(self, value):
+        with pytest.raises(ValueError, match="init .* NaN or inf"):
+            fnn.Dense(3, 2, init=lambda shape, rng: np.full(shape, value))
+        with pytest.raises(ValueError, match="init .* NaN or inf"), np.errstate(over="ignore"):
+            fnn.Dense(3, 2, init=1e300)  # overflows float32
+        with pytest.raises(ValueError, match="returned shape"):
+            fnn.Dense(3, 2, init=lambda shape, rng: np.zeros((2, 3)))
+        with pytest.raises(TypeError, match="init"):
+            fnn.Dense(3, 2, init=lambda shape, rng: "weights")
+
+
+@pytest.mark.parametrize("layer", [fnn.Dense(3, 2), fnn.ReLU(), fnn.Tanh(), fnn.Dropout(0.5),
+                                   fnn.BatchNorm(3), fnn.PReLU(3), fnn.Maxout(3, 2)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_standalone_layer_forward_refuses_nonfinite_input(layer, bad):
+    Z = np.ones((4, 3))
+    Z[1, 2] = bad
+    for training in (False, True):
+        with pytest.raises(ValueError, match="input contains NaN or inf"):
+            layer.forward(Z, training=training)
+
+
+def test_sequential_scans_its_input_once(monkeypatch):
+    """The layers inside a Sequential do not scan again what it checked."""
+    from fastnn import layers, model as model_module
+    calls = []
+    real = layers.all_finite
+    monkeypatch.setattr(layers, "all_finite", lambda X: calls.append(1) or real(X))
+    monkeypatch.setattr(model_module, "all_finite", lambda X: calls.append(1) or real(X))
+    m = fnn.Sequential(fnn.Dense(4, 5), fnn.ReLU(), fnn.Dense(5, 3), seed=0)
+    m.forward(X, training=False)
+    assert len(calls) == 1
+
+
+def test_binary_hinge_refuses_labels_mixing_minus_one_and_zero():
+    scores = np.zeros((3, 1))
+    with pytest.raises(ValueError, match="mix -1 and 0"):
+        fnn.losses.binary_hinge(scores, np.array([-1, 0, 1]))
+    for good in ([-1, 1, 1], [0, 1, 0]):
+        loss, _ = fnn.losses.binary_hinge(scores, np.array(good))
+        assert loss == 1.0
+
+
+@pytest.mark.backend_independent
+class TestPreprocessing:
+    from fastnn.preprocessing import PCA, MeanSubtraction, StandardScaler, ZCAWhitening
+    ALL = (StandardScaler, MeanSubtraction, lambda: TestPreprocessing.PCA(1), ZCAWhitening)
+
+    @pytest.mark.parametrize("make", ALL)
+    @pytest.mark.parametrize("bad, error, match", [
+        (np.array([[np.nan, 1.0], [1.0, 2.0], [0.0, 1.0]]), ValueError, "NaN or inf"),
+        (np.array([[np.inf, 1.0], [1.0, 2.0], [0.0, 1.0]]), ValueError, "NaN or inf"),
+        (np.ones((3, 2), complex), TypeError, "real numbers"),
+        (np.ones((3, 2), object), TypeError, "real numbers"),
+        (np.array([["a", "b"], ["c", "d"]]), TypeError, "real numbers"),
+        (np.ones((3, 0)), ValueError, ">= 1 features"),
+        (np.ones((0, 2)), ValueError, "N >= 1"),
+    ])
+    def test_fit_refuses(self, make, bad, error, match):
+        transformer = make()
+        with pytest.raises(error, match=match):
+            transformer.fit(bad)
+        fitted = make().fit(np.arange(6.0).reshape(3, 2) ** 2)
+        if bad.shape == (3, 2) or bad.dtype.kind == "U":
+            with pytest.raises(error, match=match):
+                fitted.transform(bad)
+
+    def test_constructor_arguments(self):
+        with pytest.raises(TypeError, match="eps"):
+            self.StandardScaler(eps="1e-12")
+        with pytest.raises(ValueError, match="per"):
+            self.MeanSubtraction(per="pixel")
+        with pytest.raises(TypeError, match="whiten"):
+            self.PCA(whiten="yes")
+        with pytest.raises(ValueError, match="n_components"):
+            self.PCA(n_components=0)

@@ -110,10 +110,18 @@ def initialize(init, shape, rng, dtype, where="layer"):
         values = np.empty(shape, dtype=dtype)
         draw.fill(values, rng)
     else:
-        values = np.asarray(draw(shape, rng), dtype=dtype)
+        values = draw(shape, rng)
+        try:
+            values = np.asarray(values, dtype=dtype)
+        except (TypeError, ValueError):
+            raise TypeError(f"{where}: init {init!r} returned {type(values).__name__}, not an "
+                            f"array of real numbers of shape {tuple(shape)}") from None
     if values.shape != tuple(shape):
         raise ValueError(f"{where}: init {init!r} returned shape {values.shape}, expected "
                          f"{tuple(shape)}")
+    if not np.isfinite(values).all():
+        raise ValueError(f"{where}: init {init!r} gave NaN or inf weights (in {dtype}); an "
+                         "init must give finite numbers")
     if values.size > 1 and shape[-1] > 1 and np.all(values == values.flat[0]):
         name = init.__name__ if callable(init) and hasattr(init, "__name__") else repr(init)
         warnings.warn(f"{where}: init {name} makes every weight equal, so all units of the "

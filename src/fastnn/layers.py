@@ -22,10 +22,14 @@ allocates nothing per step once it has seen its batch size. That is for training
 and backward only: an inference-mode forward (training=False) writes fresh arrays, so that
 several threads can run inference on one layer at once (see Sequential).
 """
+import contextvars
+import numbers
+
 import numpy as np
 
 from . import _backend
 from ._kernels._checks import ACTIVATIONS, MASK64, batchnorm_options, dropout_key
+from ._validation import _is_bool, check_float
 from .init import check_init, default_init, initialize
 
 DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
@@ -209,6 +213,17 @@ class Buffer:
         return self._array[:n]
 
 
+def all_finite(X):
+    """Whether X holds no NaN or inf: one cheap reduction, and a full check only when the sum
+    overflows or is NaN."""
+    return bool(np.isfinite(np.add.reduce(X, axis=None)) or np.isfinite(X).all())
+
+
+# True while a Sequential runs its layers: it checked the batch once, and what flows between its
+# layers is their own output, so the layers' forwards skip the scan for NaN/inf.
+input_checked = contextvars.ContextVar("fastnn_input_checked", default=False)
+
+
 class Layer:
     """Base class: a layer without parameters that passes shapes through."""
 
@@ -270,8 +285,9 @@ class Layer:
         None for a smooth layer. gradcheck compares it before and after a perturbation."""
         return None
 
-    def _check_input(self, X, dtype):
-        """X as a C-contiguous (N, in_features) array of `dtype`, or a clear error."""
+    def _check_input(self, X, dtype, finite=True):
+        """X as a C-contiguous (N, in_features) array of `dtype`, or a clear error; finite=False
+        leaves the NaN/inf check to the caller."""
         try:
             X = np.asarray(X)
         except Exception as error:  # ragged lists and such
@@ -285,7 +301,10 @@ class Layer:
                              f"{X.shape}")
         if X.shape[0] == 0:
             raise ValueError(f"{self._label()}: empty batch (input of shape {X.shape})")
-        return np.ascontiguousarray(X, dtype=dtype)
+        X = np.ascontiguousarray(X, dtype=dtype)
+        if finite and not input_checked.get() and not all_finite(X):
+            raise ValueError(f"{self._label()}: input contains NaN or inf")
+        return X
 
     def _check_grad(self, dA, expected_shape, dtype):
         if expected_shape is None:
@@ -324,8 +343,7 @@ class Dense(Layer):
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.activation = activation
-        self.alpha = float(DEFAULT_ALPHA.get(activation, 0.0) if alpha is None else alpha)
-        _check_activation_alpha("Dense", activation, self.alpha)
+        self.alpha = _activation_alpha("Dense", activation, alpha)
         self.init = default_init(activation) if init is None else init
         self.init_is_default = init is None
         check_init(self.init)
@@ -407,11 +425,9 @@ class Activation(Layer):
     """
 
     activation = "identity"
-    default_alpha = 0.0
 
     def __init__(self, alpha=None, dtype="float32"):
-        self.alpha = float(self.default_alpha if alpha is None else alpha)
-        _check_activation_alpha(type(self).__name__, self.activation, self.alpha)
+        self.alpha = _activation_alpha(type(self).__name__, self.activation, alpha)
         self.fused = False
         self.reset_parameters(dtype)
 
@@ -461,11 +477,20 @@ class Activation(Layer):
         return f"{type(self).__name__}({alpha})"
 
 
-def _check_activation_alpha(where, activation, alpha):
-    if activation == "leaky_relu" and not alpha >= 0:
-        raise ValueError(f"{where}: alpha (the negative slope) must be >= 0, got {alpha}")
-    if activation == "elu" and not alpha > 0:
-        raise ValueError(f"{where}: alpha must be > 0, got {alpha}")
+def _activation_alpha(where, activation, alpha):
+    """The activation's alpha as a float: its default for None; refused for an activation that
+    has none (0.0 is accepted there: it is what config() records for them)."""
+    if activation not in DEFAULT_ALPHA:
+        if alpha is not None and (_is_bool(alpha) or not isinstance(alpha, numbers.Real)
+                                  or alpha != 0):
+            raise ValueError(f"{where}: alpha {alpha!r} given, but the {activation} activation "
+                             "takes no alpha (only leaky_relu and elu do)")
+        return 0.0
+    if alpha is None:
+        return float(DEFAULT_ALPHA[activation])
+    if activation == "leaky_relu":
+        return check_float(f"{where}: alpha (the negative slope)", alpha, 0.0)
+    return check_float(f"{where}: alpha", alpha, 0.0, low_open=True)
 
 
 class Identity(Activation):
@@ -480,13 +505,11 @@ class ReLU(Activation):
 class LeakyReLU(Activation):
     """x for x > 0, alpha * x otherwise (alpha: the negative slope, default 0.01)."""
     activation = "leaky_relu"
-    default_alpha = 0.01
 
 
 class ELU(Activation):
     """x for x > 0, alpha * (exp(x) - 1) otherwise (default alpha 1.0)."""
     activation = "elu"
-    default_alpha = 1.0
 
 
 class Sigmoid(Activation):
@@ -525,14 +548,8 @@ class Dropout(Layer):
     """
 
     def __init__(self, p=0.5, dtype="float32", seed=None):
-        try:
-            p = float(p)
-        except (TypeError, ValueError):
-            raise TypeError(f"Dropout: p must be a number, got {p!r}") from None
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p (the probability of dropping a unit) must lie in "
-                             f"[0, 1), got {p}")
-        self.p = p
+        self.p = check_float("Dropout: p (the probability of dropping a unit)", p, 0.0, 1.0,
+                             high_open=True)
         self.seed = stream_seed(seed)
         self.index = 0
         self.reset_parameters(dtype)

@@ -10,8 +10,8 @@ from ._kernels._checks import as_labels
 from ._step import CompiledStep
 from ._validation import check_int
 from .init import default_init
-from .layers import (Activation, Buffer, Dense, Layer, as_dtype, first_trainable, flat_view,
-                     gradients_written)
+from .layers import (Activation, Buffer, Dense, Layer, all_finite, as_dtype, first_trainable,
+                     flat_view, gradients_written, input_checked)
 
 
 def softmax(scores):
@@ -153,7 +153,7 @@ class Sequential:
         here, once, with one cheap reduction.
         """
         training = self.training if training is None else bool(training)
-        X = self.layers[0]._check_input(X, self.dtype)
+        X = self.layers[0]._check_input(X, self.dtype, finite=False)
         if training:
             if not self._training_call.acquire(False):
                 self._refuse("forward")
@@ -183,10 +183,14 @@ class Sequential:
         """The scores in the last layer's output buffer, which the next forward overwrites. X is
         as the first layer's _check_input returned it; NaN/inf are found with one cheap
         reduction."""
-        if not np.isfinite(np.add.reduce(X, axis=None)) and not np.isfinite(X).all():
+        if not all_finite(X):
             raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
-        for layer in self.layers:
-            X = layer.forward(X, training=training)
+        checked = input_checked.set(True)
+        try:
+            for layer in self.layers:
+                X = layer.forward(X, training=training)
+        finally:
+            input_checked.reset(checked)
         if not training:
             self._compiled.stale = True
         self._output_shape = X.shape
@@ -250,7 +254,7 @@ class Sequential:
 
     def _forward_backward(self, X, y, loss):
         loss = losses.get(loss)
-        X = self.layers[0]._check_input(X, self.dtype)
+        X = self.layers[0]._check_input(X, self.dtype, finite=False)
         n = X.shape[0]
         plan = self._compiled.plan_for(self, n, loss) if self._dscores is not None else None
         if plan is not None:

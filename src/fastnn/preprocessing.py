@@ -15,6 +15,8 @@ import numbers
 
 import numpy as np
 
+from ._validation import check_bool, check_choice, check_float, check_int
+
 
 class _Transformer:
     def fit_transform(self, X):
@@ -27,16 +29,12 @@ class MeanSubtraction(_Transformer):
     (N, H, W, C) or 1 for (N, C, H, W))."""
 
     def __init__(self, per="feature", channel_axis=-1):
-        if per not in ("feature", "channel"):
-            raise ValueError(f"MeanSubtraction: per must be 'feature' or 'channel', got {per!r}")
-        self.per, self.channel_axis = per, channel_axis
+        self.per = check_choice("MeanSubtraction: per", per, ("feature", "channel"))
+        self.channel_axis = check_int("MeanSubtraction: channel_axis", channel_axis)
         self.mean_ = None
 
     def fit(self, X):
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim < 2 or X.shape[0] == 0:
-            raise ValueError(f"MeanSubtraction.fit: expected a non-empty (N, ...) array, got shape "
-                             f"{X.shape}")
+        X = _as_real("MeanSubtraction.fit", X, two_d=False)
         if self.per == "feature":
             self.mean_ = X.mean(axis=0)
         else:
@@ -57,7 +55,7 @@ class MeanSubtraction(_Transformer):
     def _checked(self, X, method):
         if self.mean_ is None:
             raise RuntimeError(f"MeanSubtraction: call fit before {method}")
-        X = np.asarray(X, dtype=np.float64)
+        X = _as_real(f"MeanSubtraction.{method}", X, two_d=False)
         matches = X.ndim == self.mean_.ndim + 1 and all(
             m in (1, d) if self.per == "channel" else m == d
             for d, m in zip(X.shape[1:], self.mean_.shape))
@@ -74,7 +72,7 @@ class StandardScaler(_Transformer):
     """
 
     def __init__(self, eps=1e-12):
-        self.eps = eps
+        self.eps = check_float("StandardScaler: eps", eps, 0.0)
         self.mean_ = self.scale_ = None
 
     def fit(self, X):
@@ -113,7 +111,11 @@ class PCA(_Transformer):
     """
 
     def __init__(self, n_components=None, whiten=False, eps=1e-5):
-        self.n_components, self.whiten, self.eps = n_components, whiten, eps
+        self.n_components = n_components
+        if n_components is not None:
+            self._n_kept(None, None)  # the checks that need no data, up front
+        self.whiten = check_bool(f"{type(self).__name__}: whiten", whiten)
+        self.eps = check_float(f"{type(self).__name__}: eps", eps, 0.0)
         self.mean_ = self.components_ = None
 
     def fit(self, X):
@@ -130,10 +132,13 @@ class PCA(_Transformer):
         k = self.n_components
         if k is None:
             return n_features
-        if isinstance(k, numbers.Integral) and not isinstance(k, bool):
-            if not 1 <= k <= n_features:
-                raise ValueError(f"PCA: n_components must lie in [1, {n_features}], got {k}")
+        if isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)):
+            if not 1 <= k <= (n_features or k):
+                bound = f"lie in [1, {n_features}]" if n_features else "be >= 1"
+                raise ValueError(f"PCA: n_components must {bound}, got {k}")
             return int(k)
+        if isinstance(k, numbers.Real) and 0 < k < 1 and eigenvalues is None:
+            return None
         if isinstance(k, numbers.Real) and 0 < k < 1:
             ratio = np.cumsum(eigenvalues) / eigenvalues.sum()
             return int(np.searchsorted(ratio, k) + 1)
@@ -193,8 +198,25 @@ def _covariance_eigh(X):
     return mean, np.clip(eigenvalues[order], 0, None), eigenvectors[:, order]
 
 
-def _as_2d(where, X):
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"{where}: expected a non-empty 2-D array (N, D), got shape {X.shape}")
+def _as_real(where, X, two_d=True):
+    """X as a float64 array of real, finite numbers with samples and features, or a clear
+    error: complex, object or string input is refused, not cast, and NaN/inf are refused rather
+    than spread through the fitted statistics."""
+    try:
+        X = np.asarray(X)
+    except Exception as error:  # ragged lists and such
+        raise TypeError(f"{where}: X must be an array of real numbers: {error}") from None
+    if X.dtype.kind not in "fiub":
+        raise TypeError(f"{where}: X must hold real numbers, got dtype {X.dtype}")
+    if (X.ndim != 2 if two_d else X.ndim < 2) or 0 in X.shape:
+        expected = "a 2-D array (N, D)" if two_d else "an (N, ...) array"
+        raise ValueError(f"{where}: X must be {expected} with N >= 1 samples and >= 1 features, "
+                         f"got shape {X.shape}")
+    X = X.astype(np.float64, copy=False)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{where}: X contains NaN or inf")
     return X
+
+
+def _as_2d(where, X):
+    return _as_real(where, X)

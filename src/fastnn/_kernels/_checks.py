@@ -227,6 +227,10 @@ def as_binary_labels(kernel, y, n_samples, negative):
     if not np.all(np.isin(y, allowed)):
         raise ValueError(f"{kernel}: labels must be in {{{', '.join(f'{a:g}' for a in allowed)}}}")
     if negative != 0:
+        # -1 and 0 together: two conventions mixed, the 0s' meaning is a guess
+        if (y == -1.0).any() and (y == 0.0).any():
+            raise ValueError(f"{kernel}: labels mix -1 and 0; use {{-1, +1}} or {{0, 1}}, not "
+                             "both")
         y = np.where(y > 0, 1.0, -1.0)
     return np.ascontiguousarray(y)
 
