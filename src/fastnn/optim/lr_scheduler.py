@@ -19,6 +19,8 @@ epochs from its milestone.
 """
 import math
 
+from .._validation import check_float, check_int
+
 
 def _check_lr(name, lr, epoch):
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
@@ -69,21 +71,17 @@ class LRScheduler:
 
 
 def _positive(name, key, value):
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name}: {key} must be a finite number > 0, got {value!r}")
+    return check_float(f"{name}: {key}", value, 0, low_open=True)
 
 
 def _factor(name, key, value):
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{name}: {key} must be a finite number >= 0, got {value!r}")
+    return check_float(f"{name}: {key}", value, 0)
 
 
 class StepLR(LRScheduler):
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
-        _factor("StepLR", "gamma", gamma)
-        self.step_size, self.gamma = step_size, gamma
+        self.step_size = check_int("StepLR: step_size", step_size, low=1)
+        self.gamma = _factor("StepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, epoch):
@@ -125,8 +123,8 @@ class CosineAnnealingLR(LRScheduler):
 class LinearLR(LRScheduler):
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
                  last_epoch=-1):
-        if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
-            raise ValueError("LinearLR: start_factor must lie in (0, 1] and end_factor in [0, 1]")
+        check_float("LinearLR: start_factor", start_factor, 0, 1, low_open=True)
+        check_float("LinearLR: end_factor", end_factor, 0, 1)
         _positive("LinearLR", "total_iters", total_iters)
         self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
         super().__init__(optimizer, last_epoch)
