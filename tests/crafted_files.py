@@ -63,7 +63,12 @@ def members(path):
 
 
 def metadata_npy(metadata):
-    return npy(np.array(json.dumps(metadata)))
+    """The metadata entry; a string "__NESTED_<depth>__" in it becomes lists nested that deep
+    (which json.dumps could not write)."""
+    import re
+    text = re.sub(r'"__NESTED_(\d+)__"', lambda m: "[" * int(m[1]) + "]" * int(m[1]),
+                  json.dumps(metadata))
+    return npy(np.array(text))
 
 
 def read_metadata(entries):
@@ -420,6 +425,11 @@ METADATA_EDITS = {
     "optimizer_state_out_of_range": lambda m: m["optimizer"]["state"].update(
         {"99": {"step": 1}}),
     "optimizer_state_key_not_index": lambda m: m["optimizer"]["state"].update({"x": {}}),
+    "frozen_not_a_list": lambda m: m["layers"][0].update(frozen="W"),
+    "frozen_unknown_parameter": lambda m: m["layers"][0].update(frozen=["Q"]),
+    "extra_nested_980": lambda m: m.update(extra={"a": "__NESTED_980__"}),
+    "extra_nested_5000": lambda m: m.update(extra={"a": "__NESTED_5000__"}),
+    "init_nested_980": lambda m: m["layers"][0]["config"].update(init="__NESTED_980__"),
 }
 METADATA_CASES = [_meta(name, edit) for name, edit in METADATA_EDITS.items()]
 

@@ -9,8 +9,6 @@ import pytest
 import fastnn as fnn
 from fastnn import cli
 
-pytest.importorskip("sklearn")
-
 
 def run(argv, capsys):
     code = cli.main(argv)
@@ -120,3 +118,18 @@ def test_console_script():
                              "1", "--hidden", "8"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("validation accuracy")
+
+
+def test_train_runs_without_scikit_learn_tqdm_or_matplotlib():
+    # The main job on a bare install: the digits ship inside fastnn, progress needs no tqdm.
+    blocked = ("sklearn", "tqdm", "tqdm.auto", "matplotlib")
+    code = (f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); "
+            "from fastnn.cli import main; "
+            "sys.exit(main(['train', '--epochs', '2', '--hidden', '32']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "digits (8x8, UCI, shipped with fastnn)" in result.stdout
+    epochs = [l for l in result.stdout.splitlines() if l.startswith("epoch")]
+    assert [l[:11] for l in epochs] == ["epoch   1/2", "epoch   2/2"]
+    assert final_accuracy(result.stdout) > 0.8

@@ -28,26 +28,35 @@ import json, sys, warnings
 from sklearn.utils.estimator_checks import check_estimator
 from fastnn.sklearn import EXPECTED_FAILED_CHECKS, MLPClassifier, MLPRegressor
 out = {}
-for est in (MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)):
+# Few epochs at a higher rate keep the checks quick; the defaults pass too.
+for est in (MLPClassifier(max_iter=40, learning_rate_init=0.01),
+            MLPRegressor(max_iter=40, learning_rate_init=0.01)):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = check_estimator(est, expected_failed_checks=EXPECTED_FAILED_CHECKS,
                                   on_fail=None)
     out[type(est).__name__] = [(r["check_name"], r["status"], repr(r["exception"])[:300])
                                for r in results]
+import fastnn
+out["backend"] = fastnn.get_backend()
 print(json.dumps(out))
 """
 
 
 @pytest.mark.backend_independent
-def test_check_estimator_passes_with_no_check_skipped():
+@pytest.mark.parametrize("kernels", ["cython", "numpy"])
+def test_check_estimator_passes_with_no_check_skipped(kernels):
     # A subprocess: the array API check runs only when SCIPY_ARRAY_API=1 is set before scipy is
     # imported, which this process must not do for the rest of the suite.
-    env = dict(os.environ, SCIPY_ARRAY_API="1")
+    if kernels == "cython" and not fastnn.compiled_available():
+        pytest.skip("the compiled backend is not built")
+    env = dict(os.environ, SCIPY_ARRAY_API="1", FASTNN_BACKEND=kernels)
+    env.pop("FASTNN_PARALLEL_MIN_WORK", None)  # conftest's low threshold: threads for tiny fits
     done = subprocess.run([sys.executable, "-c", CHECKS], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout.splitlines()[-1])
+    assert results.pop("backend") == kernels
     for name, checks in results.items():
         assert len(checks) > 50
         bad = [c for c in checks if c[1] != "passed" and

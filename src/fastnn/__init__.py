@@ -3,7 +3,8 @@
 Compiled Cython kernels with a pure-NumPy twin of each (the "numpy" backend, for debugging:
 FASTNN_BACKEND=numpy or fastnn.set_backend("numpy")).
 """
-from . import _backend, data, init, losses, optim, preprocessing, regularization, sanity
+from . import (_backend, augment, data, init, losses, optim, preprocessing, regularization,
+               sanity)
 from . import search  # NumPy only at import; random_search imports scikit-learn when called
 from ._backend import (compiled_available, get_backend, get_num_threads, openmp_enabled,
                        set_backend, set_num_threads, use_backend)
@@ -22,7 +23,23 @@ __all__ = [
     "PReLU", "ReLU", "Sequential", "Sigmoid", "Tanh", "compiled_available", "data", "get_backend",
     "get_num_threads", "gradcheck", "init", "losses", "openmp_enabled", "optim", "preprocessing",
     "regularization", "set_backend", "set_num_threads", "use_backend", "io", "save", "load",
-    "save_checkpoint", "load_checkpoint", "Checkpoint", "search",
+    "save_checkpoint", "load_checkpoint", "Checkpoint", "search", "augment",
 ]
 
-_backend._configure_from_environment()
+
+def _running_the_cli():
+    """True in the `fastnn` command: its console script, or `python -m fastnn.cli`."""
+    import os
+    import sys
+    argv = getattr(sys, "orig_argv", [])
+    return os.path.basename(sys.argv[0]) == "fastnn" or any(
+        flag == "-m" and module == "fastnn.cli" for flag, module in zip(argv, argv[1:]))
+
+
+try:
+    _backend._configure_from_environment()
+except ImportError as error:
+    # A library import fails with the ImportError; the command says it in one line instead.
+    if _running_the_cli():
+        raise SystemExit(f"fastnn: error: {error}") from None
+    raise

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _backend, _blas, losses
 from ._kernels._checks import ACTIVATIONS, drop_probability
-from .layers import Activation, BatchNorm, Dense, Dropout
+from .layers import Activation, BatchNorm, Dense, Dropout, first_trainable
 
 _LOSSES = {losses.softmax_cross_entropy: True, losses.multiclass_hinge: False}
 _module = None
@@ -75,7 +75,7 @@ def _held(layer, kind):
     if kind is Dense:
         W, b = layer.W, layer.b
         return (W.data, W._grad, b.data, b._grad, layer._out._array, layer._dZ._array,
-                layer._dX._array, layer.epilogue)
+                layer._dX._array, layer.epilogue, W.requires_grad, b.requires_grad)
     if kind is Activation:
         out = layer._out
         return (layer.fused, layer.activation, layer.alpha, out and out._array,
@@ -87,7 +87,7 @@ def _held(layer, kind):
     gamma, beta = layer.gamma, layer.beta
     return (gamma.data, gamma._grad, beta.data, beta._grad, layer.running_mean,
             layer.running_var, layer._mean, layer._inv_std, layer._out._array, layer._dX._array,
-            layer.momentum, layer.eps)
+            layer.momentum, layer.eps, gamma.requires_grad, beta.requires_grad)
 
 
 class CompiledStep:
@@ -119,7 +119,7 @@ class CompiledStep:
                 not all(map(is_, held, self.held)):
             self.plan, self.key = None, None
             self.plan, self.left = _build(model, n, loss, kinds)
-            self.parameters = model.parameters()
+            self.parameters = [p for p in model.parameters() if p.requires_grad]
             self.stale = False
             held = [model._dscores._array]  # again: building may have grown buffers
             for layer, kind in zip(layers, kinds):
@@ -145,15 +145,23 @@ def _build(model, n, loss, kinds):
     features = model.in_features
     previous = None  # the output of the last op; None: the batch X, set at each run
     first_attribute = None
-    for layer, kind in zip(model.layers, kinds):
+    # Backward stops at the first layer with a trainable parameter (its op is the first to run
+    # backward, without dX); frozen Dense parameters get no gradient GEMM.
+    trainable = first_trainable(model.layers)
+    first_backward = None
+    for index, (layer, kind) in enumerate(zip(model.layers, kinds)):
         width = layer.out_features or features
-        need_dX = bool(ops)
+        need_dX = index > trainable
+        if first_backward is None and index >= trainable:
+            first_backward = len(ops)
         if kind is Dense:
             activation, alpha = layer.epilogue
             out, dZ = layer._out.rows(n), layer._dZ.rows(n)
             dX = layer._dX.rows(n) if need_dX else None
-            op = step.DenseOp(layer, previous, out, dX, layer.W.data, layer.b.data,
-                              layer.W._grad, layer.b._grad, dZ, ACTIVATIONS[activation],
+            W, b = layer.W, layer.b
+            op = step.DenseOp(layer, previous, out, dX, W.data, b.data,
+                              W._grad if W.requires_grad else None,
+                              b._grad if b.requires_grad else None, dZ, ACTIVATIONS[activation],
                               float(alpha))
             leave(layer, _X=previous, _A=out)
             attribute = "_X"
@@ -197,5 +205,8 @@ def _build(model, n, loss, kinds):
         features = width
     if not ops:
         return None, []
-    return step.Plan(ops, model._dscores.rows(n), _LOSSES[loss], first_attribute), left
+    if first_backward is None:
+        first_backward = len(ops)
+    return step.Plan(ops, model._dscores.rows(n), _LOSSES[loss], first_attribute,
+                     first_backward), left
 

@@ -1,19 +1,21 @@
 """The `fastnn` command line.
 
-    fastnn train    train an MLP (default: the 8x8 digits scikit-learn ships; also MNIST,
+    fastnn train    train an MLP (default: the 8x8 digits shipped with fastnn; also MNIST,
                     Fashion-MNIST and CIFAR-10 from files on disk) and report every epoch
     fastnn check    the notes' sanity checks and a gradient check on a small model
+    fastnn demo     the notes' claims reproduced, each with its number and picture
     fastnn search   random hyperparameter search (log-scaled learning rate and L2, coarse to
                     fine), in local processes or on a Dask cluster
 """
 import argparse
+import os
 import sys
 import time
 import warnings
 
 import numpy as np
 
-from . import _backend, data, optim, regularization
+from . import __version__, _backend, data, optim, regularization
 from ._kernels._checks import ACTIVATIONS
 from .gradcheck import gradcheck
 from .init import INITIALIZERS, ALIASES
@@ -23,13 +25,44 @@ from .model import Sequential
 from .optim import lr_scheduler
 from .preprocessing import StandardScaler
 from .sanity import sanity_checks
-from .trainer import EarlyStopping, Trainer
+from .trainer import EarlyStopping, Trainer, TrainingWarning
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
               "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
 SCHEDULES = ("none", "step", "exponential", "inverse-time", "cosine")
-CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "multiclass_hinge")
+CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "multiclass_hinge", "svm")  # svm: the hinge
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" only where the help does not already say what the default is and
+    there is a default to state."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or "") or action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _number_in(name, low, high, high_open=True):
+    """An argparse type: a float in [low, high) (or [low, high]); the message names the range."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (low <= value < high if high_open else low <= value <= high):
+            raise argparse.ArgumentTypeError(
+                f"{name} must lie in [{low:g}, {high:g}{')' if high_open else ']'}, got {text}")
+        return value
+    return parse
+
+
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
 
 
 def _positive_int(text):
@@ -49,7 +82,7 @@ def _init(text):
 def _add_data_arguments(parser):
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", choices=DATASETS, default="digits",
-                       help="digits needs the `datasets` extra; the others read the files in "
+                       help="digits ships with fastnn; the others read the files in "
                             "--data-dir (never downloaded)")
     group.add_argument("--data-dir", default=None,
                        help="directory with the MNIST/Fashion-MNIST IDX files or CIFAR-10's "
@@ -63,17 +96,20 @@ def _add_model_arguments(parser):
     group = parser.add_argument_group("model")
     group.add_argument("--hidden", type=_positive_int, nargs="*", default=[256],
                        help="hidden layer sizes (none for a linear classifier)")
-    group.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    group.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
+                       help="activation of every hidden layer")
     group.add_argument("--init", type=_init, default=None,
                        help=f"weight init: a float scale or one of "
                             f"{', '.join(sorted(set(INITIALIZERS) | set(ALIASES)))} "
                             "(default: he for the relu family, xavier otherwise)")
     group.add_argument("--batchnorm", action="store_true",
                        help="BatchNorm after every hidden affine layer")
-    group.add_argument("--dropout", type=float, default=0.3,
+    group.add_argument("--dropout", type=_number_in("--dropout", 0, 1), default=0.3,
                        help="dropout probability (of dropping) after every hidden layer; 0: off")
-    group.add_argument("--loss", choices=CLASSIFICATION_LOSSES, default="softmax_cross_entropy")
-    group.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    group.add_argument("--loss", choices=CLASSIFICATION_LOSSES, default="softmax_cross_entropy",
+                       help="data loss: softmax cross-entropy or the multiclass hinge (svm)")
+    group.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                       help="floating-point type of the weights and the data")
 
 
 def _add_runtime_arguments(parser):
@@ -86,41 +122,49 @@ def _add_runtime_arguments(parser):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="fastnn", description="Fast CPU training of MLPs.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    formatter = argparse.ArgumentDefaultsHelpFormatter
+    formatter = _HelpFormatter
 
     train = commands.add_parser("train", formatter_class=formatter,
                                 help="train an MLP and report every epoch")
     _add_data_arguments(train)
     _add_model_arguments(train)
     group = train.add_argument_group("optimization")
-    group.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd")
+    group.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
+                       help="update rule")
     group.add_argument("--lr", type=float, default=None,
                        help="learning rate (default: 0.05 for sgd, 1e-3 for adam/adamw, 1e-2 "
                             "for rmsprop/adagrad)")
-    group.add_argument("--momentum", type=float, default=0.9, help="sgd and rmsprop")
+    group.add_argument("--momentum", type=_number_in("--momentum", 0, 1), default=0.9,
+                       help="momentum in [0, 1) (sgd and rmsprop)")
     group.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True,
                        help="Nesterov momentum (sgd)")
     group.add_argument("--betas", type=float, nargs=2, default=(0.9, 0.999), help="adam/adamw")
     group.add_argument("--weight-decay", type=float, default=1e-4,
                        help="the optimizer's weight decay (decoupled for adamw)")
-    group.add_argument("--schedule", choices=SCHEDULES, default="cosine")
+    group.add_argument("--schedule", choices=SCHEDULES, default="cosine",
+                       help="learning-rate schedule, stepped once per epoch (cosine: over the "
+                            "epochs after the warm-up)")
     group.add_argument("--step-size", type=_positive_int, default=10, help="step schedule")
     group.add_argument("--gamma", type=float, default=0.5, help="step/exponential schedule")
     group.add_argument("--decay", type=float, default=0.1, help="inverse-time schedule")
-    group.add_argument("--warmup", type=int, default=0, help="epochs of linear warm-up")
+    group.add_argument("--warmup", type=_non_negative_int, default=0,
+                       help="epochs of linear warm-up (fewer than --epochs)")
     group.add_argument("--l2", type=float, default=0.0, help="L2 penalty (reported separately)")
     group.add_argument("--l1", type=float, default=0.0, help="L1 penalty")
     group.add_argument("--max-norm", type=float, default=None, help="max-norm constraint c")
     group = train.add_argument_group("training")
-    group.add_argument("--epochs", type=_positive_int, default=30)
-    group.add_argument("--batch-size", type=_positive_int, default=32)
+    group.add_argument("--epochs", type=_positive_int, default=30,
+                       help="passes over the training data (with --resume: the run's total)")
+    group.add_argument("--batch-size", type=_positive_int, default=32, help="minibatch size")
     group.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
                        help="stop after this many epochs without a better validation loss and "
                             "restore the best epoch")
     group.add_argument("--ema", type=float, default=None, metavar="DECAY",
                        help="evaluate (and keep) an exponential moving average of the weights")
-    group.add_argument("--quiet", action="store_true", help="print only the final result")
+    group.add_argument("--quiet", action="store_true",
+                       help="print only the final result (no epoch lines, no warnings)")
     group = train.add_argument_group("files")
     group.add_argument("--save", default=None, help="write the trained model here (.npz)")
     group.add_argument("--checkpoint", default=None,
@@ -138,6 +182,15 @@ def build_parser():
     check.add_argument("--l2", type=float, default=1e-3,
                        help="penalty for the 'regularization raises the loss' check")
     _add_runtime_arguments(check)
+
+    demo = commands.add_parser("demo", formatter_class=formatter,
+                               help="reproduce a claim of the CS231n notes: a number beside the "
+                                    "notes' and a picture (fastnn demo --list)")
+    demo.add_argument("name", nargs="?", help="a demo (see --list), or all")
+    demo.add_argument("--list", action="store_true", help="list the demos")
+    demo.add_argument("--out", default=".", help="directory for NAME.png (`plot` extra)")
+    demo.add_argument("--fast", action="store_true", help="a smaller, quicker run (the tests')")
+    demo.add_argument("--seed", type=int, default=0, help="seeds data, weights and shuffling")
     _add_search_parser(commands, formatter)
     return parser
 
@@ -146,7 +199,7 @@ def load_dataset(args):
     """(X, y, name): the whole training set of --dataset, as read."""
     if args.dataset == "digits":
         X, y = data.load_digits()
-        name = "digits (8x8, scikit-learn's copy)"
+        name = "digits (8x8, UCI, shipped with fastnn)"
     else:
         if args.data_dir is None:
             raise ValueError(f"--dataset {args.dataset} reads files on disk: pass --data-dir")
@@ -235,8 +288,53 @@ def _configure_runtime(args):
         _backend.set_num_threads(args.threads)
 
 
+class RunFailed(RuntimeError):
+    """Training ran but failed (diverged, or a layer's ReLUs all died): exit status 1."""
+
+
+def _check_outputs(args):
+    """Before the first step: every file the run writes has an existing, writable folder, and
+    every optional dependency it needs is installed, so no training is lost at the end."""
+    for option, path in (("--save", args.save), ("--checkpoint", args.checkpoint),
+                         ("--plot", args.plot)):
+        if path is None:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise OSError(f"{option} {path}: the folder {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OSError(f"{option} {path}: the folder {folder} is not writable")
+    if args.plot:
+        from .plotting import _pyplot
+        _pyplot()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _failure(history):
+    """What went wrong in a run that ended, or None when it trained."""
+    if history.stop_reason and history.stop_reason.startswith("diverged"):
+        return (f"training {history.stop_reason}; the model was not saved. Lower the "
+                f"learning rate (--lr) or check the data")
+    dead = history.dead_fraction[-1] if history.dead_fraction else {}
+    layers = [name for name, fraction in dead.items() if fraction >= 1.0]
+    if layers:
+        named = ", ".join(f"layer {name.replace(':', ': ', 1)}" for name in layers)
+        return (f"every ReLU unit of {named} was dead on the last epoch (none fired on any "
+                f"sample), so the output no longer depends on the input; the model was not "
+                f"saved. Lower the learning rate (--lr) or use --activation leaky_relu")
+    return None
+
+
 def train(args):
-    """Run `fastnn train`; returns the final validation accuracy."""
+    """Run `fastnn train`; returns the final validation accuracy. Raises RunFailed when the run
+    diverged or its ReLUs died."""
+    if args.warmup >= args.epochs:
+        raise ValueError(f"--warmup {args.warmup} must be fewer than --epochs {args.epochs} "
+                         f"(the warm-up is part of the run)")
+    _check_outputs(args)
     _configure_runtime(args)
     X_train, y_train, X_val, y_val, name = load_data(args)
     n_classes = int(max(y_train.max(), y_val.max())) + 1
@@ -253,7 +351,12 @@ def train(args):
         if args.early_stopping else None,
         ema=args.ema, checkpoint=args.checkpoint, seed=args.seed, progress=not args.quiet)
     if args.resume:
-        trainer.resume(args.resume)
+        try:
+            trainer.resume(args.resume)
+        except ValueError as error:
+            raise ValueError(f"--resume {args.resume}: {error}".replace("Trainer.resume: ", "")
+                             .replace("this Trainer has", "this run has")
+                             .replace("this Trainer", "this run")) from None
     if not args.quiet:
         print(f"{name}: {len(y_train)} train / {len(y_val)} validation samples, "
               f"{X_train.shape[1]} features, {n_classes} classes")
@@ -267,11 +370,20 @@ def train(args):
         if args.resume:
             print(f"resuming {args.resume} after epoch {trainer.epoch}")
     started = time.perf_counter()
-    history = trainer.fit(X_train, y_train, validation_data=(X_val, y_val))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore" if args.quiet else "default", TrainingWarning)
+        if args.quiet:
+            warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.showwarning = _show_warning  # one line each; catch_warnings restores it
+        history = trainer.fit(X_train, y_train, validation_data=(X_val, y_val))
     val_accuracy = float(np.mean(model.predict(X_val) == y_val))
+    failure = _failure(history)
     best = f"; lowest validation loss at epoch {history.best_epoch}" if history.best_epoch else ""
     print(f"validation accuracy {val_accuracy:.4f} after {trainer.epoch} epochs in "
-          f"{time.perf_counter() - started:.2f} s ({history.stop_reason}{best})")
+          f"{time.perf_counter() - started:.2f} s "
+          f"({'failed' if failure else history.stop_reason}{best})")
+    if failure:
+        raise RunFailed(failure)
     if args.save:
         save(model, args.save)
         print(f"saved the model to {args.save}")
@@ -398,6 +510,9 @@ def search_command(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "demo":
+            from . import demos
+            return demos.cli_main(args)
         if args.command == "search":
             search_command(args)
             return 0

@@ -4,7 +4,9 @@ import io
 import math
 import os
 import pickle
+import zipfile
 import zlib
+from importlib import resources
 
 import numpy as np
 
@@ -12,18 +14,25 @@ import numpy as np
 def load_digits():
     """The 8x8 handwritten digits (1797 images, 64 features with values 0-16, 10 classes).
 
-    The data set is the one scikit-learn ships (from the UCI "Optical Recognition of Handwritten
-    Digits" collection, E. Alpaydin and C. Kaynak); it is read from scikit-learn's installed files,
-    never downloaded. Needs the `datasets` extra: pip install "fastnn[datasets]".
+    The UCI "Optical Recognition of Handwritten Digits" data set (E. Alpaydin and C. Kaynak,
+    CC BY 4.0; see fastnn/datasets/DIGITS.md) ships inside fastnn as datasets/digits.npz, the
+    copy scikit-learn ships; it is read with NumPy alone, never downloaded.
     Returns (X float64 (1797, 64), y int64 (1797,)).
     """
+    source = resources.files("fastnn") / "datasets" / "digits.npz"
     try:
-        from sklearn.datasets import load_digits as sklearn_load_digits
-    except ImportError:
-        raise ImportError("the digits data set needs scikit-learn, which fastnn installs with its "
-                          "`datasets` extra: pip install \"fastnn[datasets]\"") from None
-    digits = sklearn_load_digits()
-    return digits.data.astype(np.float64), digits.target.astype(np.int64)
+        with source.open("rb") as f, np.load(f, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise OSError(f"the digits data shipped with fastnn ({source}) cannot be read "
+                      f"({error}); reinstall fastnn") from None
+    data, target = arrays.get("data"), arrays.get("target")
+    if set(arrays) != {"data", "target"} or data.dtype != np.uint8 or data.shape != (1797, 64) \
+            or target.dtype != np.uint8 or target.shape != (1797,) or data.max() > 16 \
+            or target.max() > 9:
+        raise OSError(f"the digits data shipped with fastnn ({source}) is not the expected "
+                      f"1797 x 64 uint8 images and labels; reinstall fastnn")
+    return data.astype(np.float64), target.astype(np.int64)
 
 
 def stratified_split(y, fraction, seed=None):

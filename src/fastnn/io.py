@@ -9,7 +9,8 @@ The format (version 1) is a zip archive of .npy entries, the layout of numpy.sav
     __metadata__            0-d unicode array holding a JSON object:
                                 format "fastnn", format_version 1, fastnn_version, dtype, seed,
                                 training (the model's mode), layers: [{type, config, state}] (the
-                                layer's class name, layer.config(), layer.get_extra_state()),
+                                layer's class name, layer.config(), layer.get_extra_state(); and
+                                "frozen", the names of its frozen parameters, when there are any),
                                 optimizer (null or {type, defaults, param_groups, state}),
                                 extra (null or the caller's JSON object)
     model/<i>.<name>        the arrays of model.state_dict(): parameters and BatchNorm buffers
@@ -87,8 +88,8 @@ def to_bytes(model, optimizer=None, extra=None):
 
 
 def from_bytes(data):
-    """Checkpoint(model, optimizer, extra) from the bytes of a fastnn file, checked as load_checkpoint
-    checks a file."""
+    """Checkpoint(model, optimizer, extra) from the bytes of a fastnn file, checked as
+    load_checkpoint checks a file."""
     with _Reader(io.BytesIO(bytes(data))) as reader:
         model = reader.model()
         return Checkpoint(model, reader.optimizer(model), reader.extra())
@@ -127,9 +128,13 @@ def _model_entries(model):
         if LAYERS.get(type(layer).__name__) is not type(layer):
             raise TypeError(f"fastnn.save: layer {i} is a {type(layer).__name__}, which the fastnn "
                             f"format cannot describe; it knows {sorted(LAYERS)}")
-        layers.append({"type": type(layer).__name__,
-                       "config": _to_json(layer.config(), None, f"layer {i} config"),
-                       "state": _to_json(layer.get_extra_state(), None, f"layer {i} state")})
+        spec = {"type": type(layer).__name__,
+                "config": _to_json(layer.config(), None, f"layer {i} config"),
+                "state": _to_json(layer.get_extra_state(), None, f"layer {i} state")}
+        frozen = [p.name for p in layer.parameters() if not p.requires_grad]
+        if frozen:  # (an optional key: files without it load as before)
+            spec["frozen"] = frozen
+        layers.append(spec)
     from . import __version__
     seed = model.seed
     seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
@@ -335,7 +340,7 @@ def load_checkpoint(path):
 # it; the slack lets small files whose zero biases compress well through).
 MAX_DEFLATE_RATIO = 32
 DEFLATE_SLACK = 1 << 20
-MAX_METADATA_BYTES = 1 << 26  # 16 M characters of JSON (an .npy string holds 4 bytes a character)
+MAX_METADATA_BYTES = 1 << 24  # 4 M characters of JSON (an .npy string holds 4 bytes a character)
 CHUNK = 1 << 20  # bytes read (and decompressed) at a time
 _Entry = namedtuple("_Entry", ["shape", "dtype", "fortran_order", "header_size"])
 # Optimizer state entries a file may hold, per optimizer (every option on); "step" is an integer
@@ -552,6 +557,9 @@ class _Reader:
             for key in ("config", "state"):
                 if not isinstance(spec.get(key), dict):
                     raise self.invalid(f"layer {i} {key!r}", spec.get(key), "an object")
+            frozen = spec.get("frozen", [])
+            if not isinstance(frozen, list) or not all(isinstance(name, str) for name in frozen):
+                raise self.invalid(f"layer {i} 'frozen'", frozen, "a list of parameter names")
         for key in ("optimizer", "extra"):
             if m.get(key) is not None and not isinstance(m[key], dict):
                 raise self.invalid(f"metadata {key!r}", m[key], "null or an object")
@@ -698,6 +706,12 @@ class _Reader:
         for i, (layer, spec) in enumerate(zip(model.layers, self.metadata["layers"])):
             self._check_layer_values(i, layer, spec)
             layer.set_extra_state(spec["state"])
+            params = {p.name: p for p in layer.parameters()}
+            if not set(spec.get("frozen", [])) <= set(params):
+                raise self.invalid(f"layer {i} ({spec['type']}) 'frozen'", spec["frozen"],
+                                   f"a list of some of its parameters {sorted(params)}")
+            for name in spec.get("frozen", []):
+                params[name].requires_grad = False
         model.train(self.metadata["training"])
         self._model = model
         self.model_keys = {f"model/{key}": array for key, array in model._state_arrays().items()}
@@ -777,7 +791,7 @@ class _Reader:
     def _malformed(self):
         try:
             yield
-        except (KeyError, TypeError, AttributeError, IndexError) as error:
+        except (KeyError, TypeError, AttributeError, IndexError, RecursionError) as error:
             raise self.error(f"malformed metadata ({type(error).__name__}: {error})") from error
         except ValueError as error:
             if str(error).startswith(self.path + ": "):

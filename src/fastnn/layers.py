@@ -55,9 +55,16 @@ class Parameter:
     without reading it, so a training step spends no pass over memory on clearing gradients. An
     array taken from `.grad` before zero_grad() keeps its old values. `grad=` makes an existing
     array the gradient, as it is (not marked zero).
+
+    `requires_grad = False` freezes the parameter (transfer learning: keep the feature layers,
+    retrain the top; `layer.freeze()` sets it for a layer's parameters): optimizers, penalties
+    and constraints leave it alone (no update, no optimizer state), and backward does not
+    compute gradients for the layers below the first one that has a trainable parameter. A
+    frozen parameter's `.grad` is not meaningful.
     """
 
-    __slots__ = ("name", "_data", "_grad", "is_weight", "_grad_is_zero", "replaced")
+    __slots__ = ("name", "_data", "_grad", "is_weight", "_grad_is_zero", "replaced",
+                 "_requires_grad")
 
     def __init__(self, data, name, is_weight=False, grad=None):
         self.name = name
@@ -66,6 +73,18 @@ class Parameter:
         self.is_weight = is_weight
         self._grad_is_zero = grad is None
         self.replaced = False  # True once its layer holds another Parameter in its place
+        self._requires_grad = True
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"Parameter {self.name}: requires_grad must be True or False, got "
+                            f"{value!r}")
+        self._requires_grad = bool(value)
 
     @property
     def data(self):
@@ -114,7 +133,8 @@ class Parameter:
         self._grad_is_zero = True
 
     def __repr__(self):
-        return f"Parameter({self.name}, shape={self.shape}, dtype={self.dtype})"
+        frozen = "" if self._requires_grad else ", frozen"
+        return f"Parameter({self.name}, shape={self.shape}, dtype={self.dtype}{frozen})"
 
 
 def renewed(old, data, name, is_weight=False):
@@ -156,6 +176,15 @@ def gradient_outputs(params):
     if all(p._grad_is_zero for p in params):
         return False, [p._grad for p in params]
     return True, [p.grad for p in params]
+
+
+def first_trainable(layers):
+    """The index of the first layer with a trainable parameter (len(layers) if none): backward
+    need not go below it."""
+    for i, layer in enumerate(layers):
+        if any(p._requires_grad for p in layer.parameters()):
+            return i
+    return len(layers)
 
 
 def gradients_written(params):
@@ -211,6 +240,24 @@ class Layer:
     def zero_grad(self):
         for p in self.parameters():
             p.zero_grad()
+
+    def freeze(self):
+        """Freeze every parameter of the layer (requires_grad = False); returns the layer."""
+        for p in self.parameters():
+            p.requires_grad = False
+        return self
+
+    def unfreeze(self):
+        """Make every parameter of the layer trainable again; returns the layer."""
+        for p in self.parameters():
+            p.requires_grad = True
+        return self
+
+    @property
+    def frozen(self):
+        """Whether the layer has parameters and none of them is trainable."""
+        params = self.parameters()
+        return bool(params) and not any(p.requires_grad for p in params)
 
     def __call__(self, X, training=False):
         return self.forward(X, training=training)

@@ -1,6 +1,7 @@
 """Sequential: a model that is a list of layers."""
 import math
 import threading
+from collections import namedtuple
 
 import numpy as np
 
@@ -8,7 +9,8 @@ from . import losses
 from ._kernels._checks import as_labels
 from ._step import CompiledStep
 from .init import default_init
-from .layers import Activation, Buffer, Dense, Layer, as_dtype, flat_view, gradients_written
+from .layers import (Activation, Buffer, Dense, Layer, as_dtype, first_trainable, flat_view,
+                     gradients_written)
 
 
 def softmax(scores):
@@ -17,6 +19,9 @@ def softmax(scores):
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=1, keepdims=True)
     return shifted
+
+
+LoadResult = namedtuple("LoadResult", "missing_keys unexpected_keys mismatched_keys")
 
 
 class Sequential:
@@ -189,8 +194,13 @@ class Sequential:
         forward's input X (N, in_features), as a fresh array in the model's dtype: the notes'
         saliency maps (the gradient of a class score with respect to the pixels). It is opt-in,
         like PyTorch's X.requires_grad, because it costs the first layer one more GEMM that
-        training does not need; by default backward returns None.
+        training does not need; by default backward returns None. Without it, backward stops at
+        the first layer with a trainable parameter (the layers below it lead only to frozen
+        parameters, see Parameter.requires_grad).
         """
+        if not isinstance(input_grad, (bool, np.bool_)):
+            raise TypeError(f"Sequential.backward: input_grad must be True or False, got "
+                            f"{input_grad!r}")
         if self._output_shape is None:
             raise RuntimeError("Sequential.backward called before forward")
         if not self._training_call.acquire(False):
@@ -201,9 +211,11 @@ class Sequential:
             self._training_call.release()
 
     def _backward(self, dscores, input_grad=False):
+        # Below the first layer with a trainable parameter nothing needs a gradient.
+        stop = 0 if input_grad else first_trainable(self.layers)
         grad = dscores
-        for i in range(len(self.layers) - 1, -1, -1):
-            grad = self.layers[i].backward(grad, need_dX=i > 0 or bool(input_grad))
+        for i in range(len(self.layers) - 1, stop - 1, -1):
+            grad = self.layers[i].backward(grad, need_dX=i > stop or bool(input_grad))
         return np.array(grad, dtype=self.dtype) if input_grad else None
 
     def forward_backward(self, X, y, loss):
@@ -338,20 +350,39 @@ class Sequential:
         """Copies of every parameter array and buffer, keyed "<layer index>.<name>"."""
         return {key: array.copy() for key, array in self._state_arrays().items()}
 
-    def load_state_dict(self, state):
-        """Copy arrays from `state_dict()` output into the parameters and buffers (shapes must
-        match)."""
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays from `state_dict()` output into the parameters and buffers.
+
+        strict=True: the keys and shapes must match exactly (else ValueError, nothing copied).
+        strict=False (transfer learning: a saved model's feature layers into a new model whose
+        top differs): copies every array whose key and shape match and skips the rest.
+        Returns LoadResult(missing_keys, unexpected_keys, mismatched_keys): the model's keys not
+        in `state`, the keys of `state` the model does not have, and the keys whose shapes differ
+        (PyTorch raises on those even with strict=False; here they are skipped and reported).
+        Keys are "<layer index>.<name>", so layers are matched by position.
+        """
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"load_state_dict: strict must be True or False, got {strict!r}")
+        if not hasattr(state, "keys"):
+            raise TypeError(f"load_state_dict: state must be a dict of arrays (from "
+                            f"state_dict()), got {type(state).__name__}")
         expected = self._state_arrays()
-        missing, unexpected = set(expected) - set(state), set(state) - set(expected)
-        if missing or unexpected:
-            raise ValueError(f"load_state_dict: missing keys {sorted(missing)}, unexpected keys "
-                             f"{sorted(unexpected)}")
-        for key, array in expected.items():
-            value = np.asarray(state[key])
-            if value.shape != array.shape:
-                raise ValueError(f"load_state_dict: {key} has shape {value.shape}, the model "
-                                 f"expects {array.shape}")
-            array[...] = value
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        values = {key: np.asarray(state[key]) for key in expected if key in state}
+        mismatched = sorted(key for key, value in values.items()
+                            if value.shape != expected[key].shape)
+        if strict and (missing or unexpected):
+            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys "
+                             f"{unexpected}")
+        if strict and mismatched:
+            key = mismatched[0]
+            raise ValueError(f"load_state_dict: {key} has shape {values[key].shape}, the model "
+                             f"expects {expected[key].shape}")
+        for key, value in values.items():
+            if key not in mismatched:
+                expected[key][...] = value
+        return LoadResult(missing, unexpected, mismatched)
 
     def save(self, path):
         """Write the model to `path` as a fastnn .npz file (fastnn.save); read it back with

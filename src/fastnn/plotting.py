@@ -7,7 +7,8 @@ def _pyplot():
         import matplotlib
     except ImportError:
         raise ImportError("plots need matplotlib, which fastnn installs with its `plot` extra: "
-                          "pip install \"fastnn[plot]\"") from None
+                          "pip install \"fastnn[plot]\" (from a clone: "
+                          "pip install \".[plot]\")") from None
     matplotlib.use("Agg")  # files only; never needs a display
     import matplotlib.pyplot as plt
     return plt

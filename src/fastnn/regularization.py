@@ -20,9 +20,10 @@ __all__ = ["L2", "L1", "ElasticNet", "MaxNorm", "weights"]
 
 
 def weights(params):
-    """The weight Parameters of a model, a layer or a list of Parameters."""
+    """The trainable weight Parameters of a model, a layer or a list of Parameters (frozen ones,
+    requires_grad False, are constants: no penalty, no constraint)."""
     params = params.parameters() if hasattr(params, "parameters") else params
-    return [p for p in params if p.is_weight]
+    return [p for p in params if p.is_weight and p.requires_grad]
 
 
 def _real(value):

@@ -615,7 +615,8 @@ def _progress_bar(progress, total, round_):
     except ImportError:
         raise ImportError("random_search(progress=True) shows a progress bar with tqdm, which "
                           "fastnn installs with its `progress` extra: pip install "
-                          "\"fastnn[progress]\" (or pass progress=False)") from None
+                          "\"fastnn[progress]\" (from a clone: pip install \".[progress]\"; or "
+                          "pass progress=False)") from None
     return tqdm(total=total, desc="refined trials" if round_ else "trials", unit="trial")
 
 
@@ -671,7 +672,8 @@ def random_search(estimator, space, X, y, n_iter=20, cv=None, validation_fractio
         import sklearn  # noqa: F401
     except ImportError:
         raise ImportError("random_search needs scikit-learn, which fastnn installs with its "
-                          "`search` extra: pip install \"fastnn[search]\"") from None
+                          "`search` extra: pip install \"fastnn[search]\" (from a clone: "
+                          "pip install \".[search]\")") from None
     space = {name: _as_distribution(name, value) for name, value in space.items()}
     if scheduler is not None:
         return _on_cluster(scheduler, estimator, space, X, y, n_iter, cv, validation_fraction,
@@ -686,7 +688,8 @@ def _on_cluster(scheduler, estimator, space, X, y, n_iter, cv, validation_fracti
         from dask.distributed import Client
     except ImportError:
         raise ImportError("random_search(scheduler=...) needs dask.distributed, which fastnn "
-                          "installs with its `dask` extra: pip install \"fastnn[dask]\"") from None
+                          "installs with its `dask` extra: pip install \"fastnn[dask]\" (from "
+                          "a clone: pip install \".[dask]\")") from None
     import joblib
     own = isinstance(scheduler, str)
     try:

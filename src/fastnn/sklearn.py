@@ -24,7 +24,8 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("fastnn.sklearn needs scikit-learn, which fastnn installs with its "
-                      "`sklearn` extra: pip install \"fastnn[sklearn]\"") from None
+                      "`sklearn` extra: pip install \"fastnn[sklearn]\" (from a clone: "
+                      "pip install \".[sklearn]\")") from None
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -81,7 +82,8 @@ _PARAMETERS_DOC = """
         Improvement below tol for n_iter_no_change epochs (of the training loss, or of the
         validation metric with early_stopping) ends fit; the best epoch's weights are kept.
     verbose : bool, default=False
-        Print one line per epoch (and progress bars with tqdm, on a terminal).
+        Print one line per epoch, with a progress bar on a terminal (needs tqdm, the
+        `progress` extra).
     warm_start : bool, default=False
         fit continues from the previous fit's weights and optimizer state.
     momentum : float, default=0.9
@@ -452,10 +454,7 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         with self._runtime():
-            return self._predictor()._predict_scores(X.astype(np.float64, copy=False), 4096)
-
-    def _predictor(self):
-        return self._predictor_
+            return self._predictor_._predict_scores(X.astype(np.float64, copy=False), 4096)
 
     def _float64_copy(self):
         """The fitted network in float64, for predictions (made when fit ends): a float32
@@ -481,7 +480,7 @@ class _BaseMLP(BaseEstimator):
     def __getstate__(self):
         """Parameters and fitted values as plain Python and NumPy data; the network and the
         optimizer state as the bytes of a fastnn model file (arrays + JSON)."""
-        state = {k: v for k, v in self.__dict__.items()
+        state = {k: v for k, v in super().__getstate__().items()  # adds _sklearn_version
                  if k not in ("model_", "_optimizer_", "_trainer", "history_", "_predictor_")}
         if "model_" in self.__dict__:
             state["model_"] = io.to_bytes(self.model_, getattr(self, "_optimizer_", None))
@@ -492,7 +491,7 @@ class _BaseMLP(BaseEstimator):
         state = dict(state)
         model = state.pop("model_", None)
         history = state.pop("history_", None)
-        self.__dict__.update(state)
+        super().__setstate__(state)  # warns when another scikit-learn version pickled it
         if model is not None:
             checkpoint = io.from_bytes(model)
             self.model_, self._optimizer_ = checkpoint.model, checkpoint.optimizer

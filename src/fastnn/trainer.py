@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from . import losses as _losses
+from .augment import RandomFlipCrop
 from ._kernels._checks import as_binary_labels, as_labels
 from .layers import Activation, BatchNorm, Dense
 
@@ -178,7 +179,8 @@ def _caller_level():
 def accuracy(loss_name, scores, y):
     """Fraction correct for classification losses, None for regression."""
     if loss_name in CLASSIFICATION:
-        return float(np.mean(scores.argmax(axis=1) == y))
+        # count_nonzero, not np.mean, whose overhead outweighs the rest on a minibatch
+        return np.count_nonzero(scores.argmax(axis=1) == y) / len(y)
     if loss_name in BINARY:
         predicted = scores.reshape(-1) > 0
         return float(np.mean(predicted == (np.asarray(y).reshape(-1) > 0)))
@@ -201,6 +203,31 @@ def _saturated(activation, A):
     return None
 
 
+_SCHEDULE_STATE = ("optimizer", "lr_lambda", "schedulers", "last_epoch", "base_lrs",
+                   "_last_lr")
+
+
+def _schedule_config(schedule):
+    """What fixes a schedule's learning rates apart from its position: class and settings,
+    children's too (JSON values, for checkpoints). None without a schedule."""
+    if schedule is None:
+        return None
+    config = {"class": type(schedule).__name__}
+    for key, value in vars(schedule).items():
+        if key not in _SCHEDULE_STATE and isinstance(value, (int, float, str, bool, list)):
+            config[key] = value
+    if getattr(schedule, "schedulers", None):
+        config["schedulers"] = [_schedule_config(child) for child in schedule.schedulers]
+    return config
+
+
+def _describe_schedule(config):
+    settings = ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("class", "schedulers"))
+    children = "; ".join(_describe_schedule(c) for c in config.get("schedulers", []))
+    inner = "; ".join(part for part in (settings, children) if part)
+    return f"{config['class']}({inner})"
+
+
 class Trainer:
     """Minibatch training of a Sequential with any optimizer, loss, schedule and regularization.
 
@@ -221,7 +248,11 @@ class Trainer:
     the default False, it is trained on, except that a last batch of one sample in a model with
     BatchNorm (which cannot train on one sample) joins the batch before it.
     shuffle: reshuffle the samples every epoch (False: minibatches in the data's order).
-    progress: a tqdm progress bar per epoch (needs the `progress` extra), False for quiet.
+    augment: None, or a callable applied to each training minibatch's inputs (not the labels,
+    not validation data), e.g. fastnn.augment.RandomFlipCrop(image_shape=(3, 32, 32)); its
+    draws are saved in checkpoints when it has get_state()/set_state().
+    progress: one line per epoch (loss, accuracies, learning rate, time), and a tqdm bar over
+    the epoch's minibatches when tqdm (the `progress` extra) is installed; False for quiet.
     callbacks: objects with optional on_step(trainer, iteration, loss) and
     on_epoch(trainer, epoch, history) methods.
     monitor: collect the babysitting statistics (update ratios, activation and gradient
@@ -233,7 +264,8 @@ class Trainer:
                  schedule=None, regularization=None, constraint=None, early_stopping=None,
                  ema=None, checkpoint=None, best_checkpoint=None, seed=0, progress=True,
                  callbacks=(), monitor=True, update_ratio_range=(1e-5, 1e-1),
-                 dead_threshold=0.5, gap_threshold=0.15, drop_last=False, shuffle=True):
+                 dead_threshold=0.5, gap_threshold=0.15, drop_last=False, shuffle=True,
+                 augment=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
@@ -256,6 +288,10 @@ class Trainer:
             raise TypeError(f"Trainer: drop_last must be True or False, got {drop_last!r}")
         self.drop_last = bool(drop_last)
         self.shuffle = bool(shuffle)
+        if augment is not None and not callable(augment):
+            raise TypeError(f"Trainer: augment must be None or a callable on a batch (e.g. "
+                            f"fastnn.augment.RandomFlipCrop), got {type(augment).__name__}")
+        self.augment = augment
         self.classifier = self.loss_name in CLASSIFICATION + BINARY
         self.rng = np.random.default_rng(seed)
         self.history = History()
@@ -296,6 +332,10 @@ class Trainer:
             sample_weight = _losses.check_sample_weight("Trainer", sample_weight, X.shape[0])
         if validation_data is not None:
             validation_data = self._check_data(*validation_data, "validation data")
+        features = getattr(self.augment, "features", None)
+        if features is not None and features != X.shape[1]:
+            raise ValueError(f"Trainer: augment {self.augment!r} takes {features} features per "
+                             f"sample, the training data has {X.shape[1]}")
         if isinstance(self.early_stopping, int) and not isinstance(self.early_stopping, bool):
             monitor = "val_loss" if validation_data is not None else "train_loss"
             self.early_stopping = EarlyStopping(monitor, patience=self.early_stopping)
@@ -396,6 +436,8 @@ class Trainer:
             for b, (start, stop) in enumerate(bounds):
                 batch = order[start:stop]
                 Xb, yb = X[batch], y[batch]
+                if self.augment is not None:
+                    Xb = self._augmented(Xb)
                 loss_fn = self.loss_fn if sample_weight is None else \
                     _losses.weighted(self.loss_fn, sample_weight[batch])
                 loss, scores = model.forward_backward(Xb, yb, loss_fn)
@@ -446,7 +488,10 @@ class Trainer:
         val_loss, val_accuracy = self._validate(validation_data)
         gap = None if val_accuracy is None or train_accuracy is None else \
             train_accuracy - val_accuracy
-        if gap is not None and gap > self.gap_threshold:
+        # With ema, validation sees the average, which lags the trained weights (it starts at
+        # the initial ones) until about 1 / (1 - decay) updates have gone into it.
+        lagging = self.ema is not None and len(history.loss) * (1 - self.ema.decay) < 1
+        if gap is not None and gap > self.gap_threshold and not lagging:
             self._warn(f"epoch {epoch}: training accuracy exceeds validation accuracy by "
                        f"{gap:.2f} (overfitting): more regularization, dropout or data",
                        kind="gap")
@@ -491,15 +536,21 @@ class Trainer:
         # The ~1e-3 rule calibrates the base learning rate: a schedule that has decayed the rate
         # by lr0 / lr is expected to shrink the ratio by as much.
         group = self.optimizer.param_groups[0]
-        decayed = group.get("initial_lr", group["lr"]) / group["lr"] if group["lr"] > 0 else 1.0
+        initial_lr = group.get("initial_lr", group["lr"])
+        decayed = initial_lr / group["lr"] if group["lr"] > 0 else 1.0
+        # A warm-up holds the rate below the base on purpose, rising: the rule applies after it.
+        warming_up = group["lr"] < initial_lr and (not history.lr or group["lr"] > history.lr[-1])
         ratios = {}
         for (label, p), old in zip(self._labelled_parameters(), before):
             norm = float(np.linalg.norm(old))
             ratio = float(np.linalg.norm(p.data - old)) / norm if norm > 0 else float("inf")
             ratios[label] = ratio
-            if p.is_weight and not low <= ratio * decayed <= high:
+            if p.is_weight and p.requires_grad and not warming_up and \
+                    not low <= ratio * decayed <= high:
                 advice = "too high" if ratio * decayed > high else "too low"
-                self._warn(f"epoch {self.epoch + 1}: update/weight ratio of {label} is "
+                i, name = label.split(".", 1)
+                self._warn(f"epoch {self.epoch + 1}: update/weight ratio of {name} in "
+                           f"{self._layer_name(int(i))} is "
                            f"{ratio:.1e}, far from the ~1e-3 the notes recommend (learning rate "
                            f"{advice}?)", kind=f"update ratio {label}")
         history.update_ratio.append(ratios)
@@ -511,15 +562,16 @@ class Trainer:
             act = _effective_activation(layer)
             activations[f"{i}:{layer!r}"] = {"mean": float(A.mean()), "std": float(A.std()),
                                              "saturated": _saturated(act, A)}
-            grads = [p.grad for p in layer.parameters() if p.is_weight]
+            grads = [p.grad for p in layer.parameters() if p.is_weight and p.requires_grad]
             if grads:
                 gradients[f"{i}:{layer!r}"] = {"mean": float(grads[0].mean()),
                                                "std": float(grads[0].std())}
             saturated = activations[f"{i}:{layer!r}"]["saturated"]
             if saturated is not None and saturated > 0.5:
-                self._warn(f"epoch {self.epoch + 1}: {saturated:.0%} of the {act} units of layer "
-                           f"{i} are saturated (their gradients vanish): smaller weights or "
-                           "inputs, or another activation", kind=f"saturated {i}")
+                self._warn(f"epoch {self.epoch + 1}: {saturated:.0%} of the {act} units of "
+                           f"{self._layer_name(i)} are saturated (their gradients vanish): "
+                           "smaller weights or inputs, or another activation",
+                           kind=f"saturated {i}")
         history.activations.append(activations)
         history.gradients.append(gradients)
         dead = {}
@@ -528,10 +580,15 @@ class Trainer:
             fraction = 1.0 - float(np.mean(fired[id(layer)]))
             dead[f"{i}:{layer!r}"] = fraction
             if fraction > self.dead_threshold:
-                self._warn(f"epoch {self.epoch + 1}: {fraction:.0%} of the ReLU units of layer "
-                           f"{i} never fired on this epoch's data (dead units): lower the "
-                           "learning rate or check the initialization", kind=f"dead {i}")
+                self._warn(f"epoch {self.epoch + 1}: {fraction:.0%} of the ReLU units of "
+                           f"{self._layer_name(i)} never fired on this epoch's data (dead "
+                           "units): lower the learning rate or check the initialization",
+                           kind=f"dead {i}")
         history.dead_fraction.append(dead)
+
+    def _layer_name(self, i):
+        """A layer as model.summary() lists it: "layer 2: Dense(256, 10)"."""
+        return f"layer {i}: {self.model.layers[i]!r}"
 
     def _labelled_parameters(self):
         return [(f"{i}.{p.name}", p) for i, layer in enumerate(self.model.layers)
@@ -581,23 +638,50 @@ class Trainer:
                 save_checkpoint(self.checkpoint, self.model, self.optimizer,
                                 extra=self._resume_state())
 
+    def _augmented(self, Xb):
+        """The augmented batch; a RandomFlipCrop writes it into Xb (a fresh copy of the rows)."""
+        if isinstance(self.augment, RandomFlipCrop) and Xb.dtype in (np.float32, np.float64):
+            return self.augment(Xb, out=Xb)
+        return self.augment(Xb)
+
     def _resume_state(self):
         return {"trainer": {"epoch": self.epoch, "rng": self.rng.bit_generator.state,
+                            "augment": self.augment.get_state()
+                            if hasattr(self.augment, "get_state") else None,
                             "history": self.history.to_dict(),
                             "schedule": self.schedule.state_dict() if self.schedule else None,
                             "best": None if self._best is None else
                             [self._best[0], self._best[1], self._best[2]],
-                            "ema": None if self.ema is None else list(self.ema.shadow)}}
+                            "ema": None if self.ema is None else list(self.ema.shadow),
+                            "epochs": self.epochs,
+                            "schedule_config": _schedule_config(self.schedule)}}
 
     def resume(self, path):
         """Continue a run from a checkpoint written with `checkpoint=`: parameters, optimizer
-        state, epoch, shuffling generator, schedule and history. Returns self."""
+        state, epoch, shuffling generator, schedule and history. Returns self.
+
+        Only what continues the run exactly is accepted: a different optimizer class or a
+        schedule configured differently (e.g. a cosine schedule of another length, which is what
+        a longer `epochs` gives) raises ValueError before anything is loaded."""
         from .io import load_checkpoint
         state = load_checkpoint(path)
         trainer = (state.extra or {}).get("trainer")
         if trainer is None:
             raise ValueError(f"Trainer.resume: {path} is not a training checkpoint (write one "
                              "with Trainer(checkpoint=...))")
+        if state.optimizer is not None and type(state.optimizer) is not type(self.optimizer):
+            raise ValueError(f"Trainer.resume: {path} was trained with "
+                             f"{type(state.optimizer).__name__}, this Trainer has "
+                             f"{type(self.optimizer).__name__}: its state cannot continue the "
+                             f"run; resume with {type(state.optimizer).__name__} or start anew")
+        saved, mine = trainer.get("schedule_config"), _schedule_config(self.schedule)
+        if saved is not None and mine is not None and saved != mine:
+            run = f" (a run of {trainer['epochs']} epochs)" if "epochs" in trainer else ""
+            raise ValueError(f"Trainer.resume: {path}{run} has the schedule "
+                             f"{_describe_schedule(saved)}, this Trainer "
+                             f"{_describe_schedule(mine)}: the learning rates would not continue "
+                             "the run; resume with the same schedule (and, for a schedule over "
+                             "the run's length, the same epochs) or start anew")
         self.model.load_state_dict(state.model.state_dict())
         for mine, saved in zip(self.model.layers, state.model.layers):
             mine.set_extra_state(saved.get_extra_state())  # Dropout's seed, index and step
@@ -605,6 +689,8 @@ class Trainer:
             self.optimizer.load_state_dict(state.optimizer.state_dict())
         self.epoch = trainer["epoch"]
         self.rng.bit_generator.state = trainer["rng"]
+        if trainer.get("augment") is not None and hasattr(self.augment, "set_state"):
+            self.augment.set_state(trainer["augment"])
         self.history = History.from_dict(trainer["history"])
         if self.schedule is not None and trainer["schedule"] is not None:
             self.schedule.load_state_dict(trainer["schedule"])
@@ -618,14 +704,14 @@ class Trainer:
     # -- reporting -----------------------------------------------------------------------------
 
     def _progress_bar(self, total, epoch):
+        """A tqdm bar over the epoch's minibatches when tqdm is installed (the `progress` extra);
+        without it, None: progress is the one line per epoch `_report_epoch` prints either way."""
         if not self.progress:
             return None
         try:
             from tqdm.auto import tqdm
         except ImportError:
-            raise ImportError("Trainer(progress=True) shows progress bars with tqdm, which fastnn "
-                              "installs with its `progress` extra: pip install "
-                              "\"fastnn[progress]\" (or pass progress=False)") from None
+            return None
         # disable=None: no bar when the output is not a terminal (logs, pipes, CI).
         return tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", leave=False, disable=None)
 

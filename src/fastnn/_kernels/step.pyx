@@ -123,9 +123,11 @@ cdef class DenseOp(Op):
         return 0
 
     cdef int backward(self, cnp.ndarray grad_output) except -1:
+        # A frozen W or b (fastnn.Parameter.requires_grad) comes as None: no gradient for it.
         _run_bias_act_backward(grad_output, self.output, self.dZ, self.db, self.code, self.alpha,
                                False)
-        _gemm(self.input, True, self.dZ, False, self.dW)
+        if self.dW is not None:
+            _gemm(self.input, True, self.dZ, False, self.dW)
         if self.grad_input is not None:
             _gemm(self.dZ, False, self.W, True, self.grad_input)
         return 0
@@ -209,17 +211,24 @@ cdef class BatchNormOp(Op):
 cdef class Plan:
     """The ops of a model's layers in order, the loss (softmax cross-entropy or multiclass hinge)
     and the buffer its gradient goes to. run(X, y) is one forward, loss and backward; the first
-    op's input is X, the others' inputs are their predecessors' outputs (fixed when built)."""
+    op's input is X, the others' inputs are their predecessors' outputs (fixed when built).
+    Backward runs the ops from the last down to ops[first_backward] (the ops below it only lead
+    to frozen parameters)."""
     cdef list ops
     cdef cnp.ndarray dscores
     cdef bint softmax
     cdef str first_input_attribute
+    cdef Py_ssize_t first_backward
 
-    def __init__(self, ops, dscores, bint softmax, first_input_attribute):
+    def __init__(self, ops, dscores, bint softmax, first_input_attribute,
+                 Py_ssize_t first_backward=0):
         if not ops:
             raise ValueError("Plan: no ops")
+        if not 0 <= first_backward <= len(ops):
+            raise ValueError("Plan: first_backward must lie in [0, len(ops)]")
         self.ops, self.dscores, self.softmax = list(ops), dscores, softmax
         self.first_input_attribute = first_input_attribute
+        self.first_backward = first_backward
 
     def all_finite(self, cnp.ndarray X):
         """Whether X (checked as for run) holds no NaN or inf: one pass that vectorizes (x - x
@@ -277,7 +286,7 @@ cdef class Plan:
         cdef double loss = _multiclass_loss((<Op> self.ops[last]).output, y, self.dscores,
                                             self.softmax)
         cdef cnp.ndarray grad = self.dscores
-        for i in range(last, -1, -1):
+        for i in range(last, self.first_backward - 1, -1):
             op = <Op> self.ops[i]
             op.backward(grad)
             grad = op.grad_input

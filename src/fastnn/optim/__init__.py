@@ -1,7 +1,8 @@
 """Optimizers with PyTorch's names, signatures, defaults and formulas; the arithmetic is a kernel.
 
 Code written for torch.optim ports by changing the import: SGD, Adagrad, RMSprop, Adam, AdamW take
-the same arguments (parameter groups included) and give the same updates. Learning-rate schedules
+the same arguments (parameter groups included) and give the same updates; LBFGS (in lbfgs.py) takes
+torch.optim.LBFGS's arguments and its step(closure). Learning-rate schedules
 are in fastnn.optim.lr_scheduler.
 """
 import math
@@ -20,7 +21,9 @@ class Optimizer:
     (data in one array, gradients in another), step() updates the whole group in one kernel call
     over the flat arrays, with its state in flat arrays too; each parameter's state entries are
     views of their part, so `state`, state_dict() and load_state_dict() read as if each
-    parameter were updated on its own, and the numbers are the same.
+    parameter were updated on its own, and the numbers are the same. Frozen parameters
+    (`requires_grad = False`) are skipped: no update, no weight decay, no state; freezing the
+    first layers of a Sequential leaves the rest one flat run, still updated in one call.
     """
 
     def __init__(self, params, defaults):
@@ -76,8 +79,10 @@ class Optimizer:
             if values != self._checked.get(id(group)):
                 self._check_group(group)
                 self._checked[id(group)] = values
+            # Frozen parameters (requires_grad False) get no update and no state.
+            params = [p for p in group["params"] if p._requires_grad]
             flat = self._flat.get(id(group))
-            if flat is None or not flat.still_valid(group["params"]):
+            if flat is None or not flat.still_valid(params):
                 # (a replaced Parameter gets a new view object: still_valid fails, we get here)
                 if any(map(_replaced, group["params"])):
                     names = [p.name for p in group["params"] if p.replaced]
@@ -85,11 +90,11 @@ class Optimizer:
                                        "longer their layers' (a layer was re-initialized in "
                                        "another dtype): build the optimizer from "
                                        "model.parameters() again")
-                flat = self._flat[id(group)] = _FlatGroup.build(group["params"], self.state)
+                flat = self._flat[id(group)] = _FlatGroup.build(params, self.state)
             if flat:
                 flat.update(self, group)
             else:
-                for p in group["params"]:
+                for p in params:
                     self._update(p, group, self.state.setdefault(p, {}))
         return loss
 
@@ -336,3 +341,4 @@ class AdamW(Adam):
 
 
 from . import lr_scheduler  # noqa: E402  (after the optimizers, which it does not need)
+from .lbfgs import LBFGS  # noqa: E402  (it subclasses Optimizer)
