@@ -100,3 +100,10 @@ def test_input_gradient_leaves_parameter_gradients_as_without_it(rng):
     model.backward(dscores, input_grad=True)
     for p, g in zip(model.parameters(), plain):
         np.testing.assert_array_equal(p.grad, g)
+
+
+def test_input_grad_must_be_a_boolean(rng):
+    model = fnn.Sequential(fnn.Dense(5, 3), seed=0)
+    model.forward(rng.standard_normal((2, 5)), training=True)
+    with pytest.raises(TypeError, match="input_grad must be True or False"):
+        model.backward(np.ones((2, 3), np.float32), input_grad="yes")

@@ -421,11 +421,11 @@ def check(args):
 def _add_search_parser(commands, formatter):
     search = commands.add_parser(
         "search", formatter_class=formatter,
-        help="random hyperparameter search over learning rate, L2 and hidden size",
+        help="random hyperparameter search over learning rate, L2, hidden size and dropout",
         description="Random search (the notes' way): learning rate and L2 sampled on a log "
                     "scale, hidden size from a choice, ranked by validation score; --refine K "
                     "searches again where the best K trials lie. The estimator is a Pipeline of "
-                    "scikit-learn's StandardScaler and an MLPClassifier.")
+                    "scikit-learn's StandardScaler and fastnn.sklearn.MLPClassifier (Adam).")
     _add_data_arguments(search)
     group = search.add_argument_group("search")
     group.add_argument("--trials", type=_positive_int, default=20, help="trials per round")
@@ -452,15 +452,16 @@ def _add_search_parser(commands, formatter):
 
 def search_setup(epochs):
     """(estimator, space) that `fastnn search` searches (also bench/bench_search.py)."""
-    from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler as SklearnStandardScaler
-    from .search import choice, log_uniform
+    from .search import choice, log_uniform, uniform
+    from .sklearn import MLPClassifier
     estimator = Pipeline([("scale", SklearnStandardScaler()),
                           ("mlp", MLPClassifier(max_iter=epochs))])
     space = {"mlp__learning_rate_init": log_uniform(1e-4, 1e-1),
              "mlp__alpha": log_uniform(1e-6, 1e-1),
-             "mlp__hidden_layer_sizes": choice([(64,), (128,), (256,)])}
+             "mlp__hidden_layer_sizes": choice([(64,), (128,), (256,)]),
+             "mlp__dropout": uniform(0.0, 0.5)}
     return estimator, space
 
 

@@ -209,6 +209,9 @@ class Sequential:
         the first layer with a trainable parameter (the layers below it lead only to frozen
         parameters, see Parameter.requires_grad).
         """
+        if not isinstance(input_grad, (bool, np.bool_)):
+            raise TypeError(f"Sequential.backward: input_grad must be True or False, got "
+                            f"{input_grad!r}")
         if self._output_shape is None:
             raise RuntimeError("Sequential.backward called before forward")
         if not self._training_call.acquire(False):

@@ -9,12 +9,13 @@ regularization sampled on a log scale, coarse to fine, one validation fold when 
 
 Design:
 - Every trial's parameters (and its seed) are drawn up front from one generator seeded with
-  `random_state`, in the parent process; a trial is a pure function of them and the data, so a
-  serial run, `n_jobs` processes and a Dask cluster give the same trial list and the same scores.
+  `random_state`, in the parent process, and every trial runs with the same number of BLAS and
+  OpenMP threads (1 by default: a float32 GEMM or a threaded reduction may round differently on
+  another count); a trial is then a pure function of them and the data, so a serial run,
+  `n_jobs` processes and a Dask cluster give the same trial list and the same scores.
 - Trials run through joblib: serially in this process (n_jobs=1), in joblib's loky processes
-  (n_jobs>1) with each trial's BLAS and OpenMP threads limited so that jobs x threads <= cores,
-  or on whatever backend is active (`with joblib.parallel_backend("dask")`, or `scheduler=`).
-  Dask workers keep the thread limits their nanny set; no process pool is made inside a task.
+  (n_jobs>1), or on whatever backend is active (`with joblib.parallel_backend("dask")`, or
+  `scheduler=`); jobs x threads <= cores. No process pool is made inside a task.
 - A trial that raises is a row with its error; only KeyboardInterrupt ends the search (with the
   trials finished so far).
 The distributions need only NumPy; `random_search` needs scikit-learn, joblib and threadpoolctl
@@ -581,14 +582,14 @@ def _run_round(estimator, draws, X, y, splits, scoring, n_jobs, threads, progres
         if jobs == 1:
             for index, (params, seed) in enumerate(draws):
                 record(index, _run_trial(estimator, params, seed, X, y, splits, scoring,
-                                         threads))
+                                         None if threads == "auto" else threads))
         else:
             workers = joblib.effective_n_jobs(jobs)
             process_pool = type(backend).__name__ in ("LokyBackend", "MultiprocessingBackend")
             # Processes of our own share this machine's cores; threads in one process share its
             # thread pools (limits are per process), and Dask's nanny already limited its own.
-            if threads is None and process_pool:
-                threads = max(1, _cpu_count() // workers)
+            if threads == "auto":
+                threads = max(1, _cpu_count() // workers) if process_pool else None
             tasks = (joblib.delayed(_indexed)(index, estimator, params, seed, X, y, splits,
                                               scoring, threads)
                      for index, (params, seed) in enumerate(draws))
@@ -621,7 +622,7 @@ def _progress_bar(progress, total, round_):
 
 def random_search(estimator, space, X, y, n_iter=20, cv=None, validation_fraction=0.2,
                   refine=None, n_jobs=None, random_state=None, scheduler=None, scoring=None,
-                  refit=True, threads_per_trial=None, progress=False):
+                  refit=True, threads_per_trial=1, progress=False):
     """Random hyperparameter search: `n_iter` trials, each a fit, ranked by validation score.
 
     estimator: a scikit-learn estimator (fastnn.sklearn.MLPClassifier, a Pipeline, ...); each
@@ -636,8 +637,7 @@ def random_search(estimator, space, X, y, n_iter=20, cv=None, validation_fractio
         is) and the options they used (coarse to fine).
     n_jobs: None or 1 runs the trials here, one after the other (None inside a
         `joblib.parallel_backend(...)` block takes that block's n_jobs); k > 1 runs k processes
-        (joblib's loky backend), each trial limited to cores // k BLAS and OpenMP threads; -1 uses
-        every core. Inside `with joblib.parallel_backend("dask")` the trials run on the cluster.
+        (joblib's loky backend); -1 one per core. Inside `with joblib.parallel_backend("dask")` the trials run on the cluster.
     random_state: seeds every draw. Each trial's parameters and seed are drawn up front, so the
         same random_state gives the same trials and scores serially, with n_jobs processes and on
         a Dask cluster. The seed is given to every `random_state` parameter of the estimator (also
@@ -647,11 +647,13 @@ def random_search(estimator, space, X, y, n_iter=20, cv=None, validation_fractio
         trials run on its workers (fastnn installed there; the `dask` extra here).
     scoring: None (the estimator's `score`), a scikit-learn scorer name or a callable.
     refit: refit the best trial's estimator (same parameters and seed) on all of X, y.
-    threads_per_trial: BLAS and OpenMP threads of every trial, here, in processes and on a
-        cluster. None: as many as the process has serially, cores // k with n_jobs=k, and what
-        Dask's nanny set on a cluster. A model whose results depend on its thread count (one big
-        enough for threaded reductions) gives the same scores in every mode only with a fixed
-        count, e.g. threads_per_trial=1.
+    threads_per_trial: BLAS and OpenMP threads of every trial (threadpoolctl and
+        fastnn.set_num_threads), the same serially, in processes and on a cluster: 1 (default)
+        or n. "auto": all this process has when serial, cores // k in k processes, what Dask's
+        nanny set on a cluster; faster for big models, but a model whose numbers depend on the
+        thread count (fastnn's float32 GEMMs on the digits do) then scores differently in each
+        mode. Limits are per process: threads of one process (joblib's threading backend, Dask
+        workers with several threads) share them.
     progress: a tqdm bar over the trials (the `progress` extra).
 
     A trial that raises (a bad parameter combination, a diverging fit: a non-finite score) is a
@@ -662,10 +664,10 @@ def random_search(estimator, space, X, y, n_iter=20, cv=None, validation_fractio
     """
     _check_args(estimator, space, X, y, n_iter, cv, validation_fraction, refine, n_jobs,
                 random_state, scheduler, scoring, progress)
-    if threads_per_trial is not None and (isinstance(threads_per_trial, bool) or not isinstance(
+    if threads_per_trial != "auto" and (isinstance(threads_per_trial, bool) or not isinstance(
             threads_per_trial, numbers.Integral) or threads_per_trial < 1):
-        raise ValueError(f"random_search: threads_per_trial must be None or a positive integer, "
-                         f"got {threads_per_trial!r}")
+        raise ValueError(f"random_search: threads_per_trial must be a positive integer or "
+                         f"\"auto\", got {threads_per_trial!r}")
     try:
         import sklearn  # noqa: F401
     except ImportError:
