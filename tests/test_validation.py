@@ -295,3 +295,23 @@ class TestPreprocessing:
             self.PCA(whiten="yes")
         with pytest.raises(ValueError, match="n_components"):
             self.PCA(n_components=0)
+
+
+@pytest.mark.backend_independent
+def test_schedule_and_batchnorm_arguments_found_by_the_fuzz_suite():
+    opt = optim.SGD(model().parameters(), lr=0.1)
+    # a tiny float T_max made the cosine's argument inf: epoch counts are integers
+    with pytest.raises(TypeError, match="T_max"):
+        optim.lr_scheduler.CosineAnnealingLR(opt, T_max=2.2e-309)
+    with pytest.raises(TypeError, match="total_iters"):
+        optim.lr_scheduler.LinearLR(opt, total_iters=2.5)
+    # gamma ** epoch past the float range: refused as an infinite learning rate, not OverflowError
+    schedule = optim.lr_scheduler.ExponentialLR(opt, gamma=5.6e102)
+    with pytest.raises(ValueError, match="learning rate"):
+        for _ in range(4):
+            schedule.step()
+    for bad, error in (("adam", TypeError), (None, TypeError), (1.5, ValueError)):
+        with pytest.raises(error, match="momentum"):
+            fnn.BatchNorm(2, momentum=bad)
+    with pytest.raises(TypeError, match="eps"):
+        fnn.BatchNorm(2, eps="1e-5")

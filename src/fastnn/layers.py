@@ -631,6 +631,8 @@ class BatchNorm(Layer):
                 or num_features < 1):
             raise ValueError(f"BatchNorm: num_features must be a positive integer, got "
                              f"{num_features!r}")
+        momentum = check_float("BatchNorm: momentum", momentum, 0.0, 1.0)
+        eps = check_float("BatchNorm: eps", eps, 0.0, low_open=True)
         self.momentum, self.eps = batchnorm_options("BatchNorm", 2, False, momentum, eps)
         self.in_features = self.out_features = int(num_features)
         self.reset_parameters(dtype)

@@ -53,10 +53,15 @@ class LRScheduler:
     def _set_lrs(self):
         """Every group's learning rate for last_epoch, all checked before any is set."""
         name = type(self).__name__
-        lrs = [_check_lr(name, float(self.lr_at(base, self.last_epoch)), self.last_epoch)
-               for base in self.base_lrs]
+        lrs = [_check_lr(name, self._lr_or_inf(base), self.last_epoch) for base in self.base_lrs]
         for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = lr
+
+    def _lr_or_inf(self, base):
+        try:
+            return float(self.lr_at(base, self.last_epoch))
+        except OverflowError:  # e.g. gamma ** epoch past the float range: refused as inf
+            return math.inf
 
     def get_last_lr(self):
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -110,9 +115,9 @@ class InverseTimeLR(LRScheduler):
 
 class CosineAnnealingLR(LRScheduler):
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        _positive("CosineAnnealingLR", "T_max", T_max)
-        _factor("CosineAnnealingLR", "eta_min", eta_min)
-        self.T_max, self.eta_min = T_max, eta_min
+        # (an epoch count, as in PyTorch: a tiny float T_max made the cosine's argument inf)
+        self.T_max = check_int("CosineAnnealingLR: T_max", T_max, low=1)
+        self.eta_min = _factor("CosineAnnealingLR", "eta_min", eta_min)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, epoch):
@@ -125,8 +130,8 @@ class LinearLR(LRScheduler):
                  last_epoch=-1):
         check_float("LinearLR: start_factor", start_factor, 0, 1, low_open=True)
         check_float("LinearLR: end_factor", end_factor, 0, 1)
-        _positive("LinearLR", "total_iters", total_iters)
-        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
+        self.total_iters = check_int("LinearLR: total_iters", total_iters, low=1)
+        self.start_factor, self.end_factor = start_factor, end_factor
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, epoch):
