@@ -33,7 +33,7 @@ def _data(rng, n=32):
 @pytest.mark.parametrize("value", BAD)
 def test_schedules_refuse_factors_that_give_bad_learning_rates(make, value):
     opt = fnn.optim.SGD(_model().parameters(), lr=0.1)
-    with pytest.raises(ValueError):
+    with pytest.raises((ValueError, TypeError)):  # TypeError: NaN for an epoch count (T_max)
         make(opt, value)
     assert opt.param_groups[0]["lr"] == 0.1
 
