@@ -8,13 +8,20 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastnn as fnn
 from fastnn import preprocessing as pp
 
 pytestmark = pytest.mark.backend_independent
+
+# "ci" (the default) keeps the file to a few seconds; FASTNN_FUZZ_PROFILE=nightly runs many more.
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("nightly", max_examples=2000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("FASTNN_FUZZ_PROFILE", "ci"))
 
 SPECIAL = st.sampled_from([0.0, -0.0, 1.0, -1.0, 1e-300, 1e300, 3.4e38, 1e-45, np.nan, np.inf,
                            -np.inf])
