@@ -1,6 +1,6 @@
-"""Hypothesis profiles of the fuzz suite: "ci" (the default: few examples, so the suite stays
+"""Hypothesis profiles of test_fuzz_api: "ci" (the default: few examples, so the suite stays
 fast) and "nightly" (many more), chosen with FASTNN_FUZZ_PROFILE. Imported by the fuzz
-conftest and by the native-path cases that run in a subprocess."""
+ by test_fuzz_api and by the native-path cases that run in a subprocess."""
 import os
 
 from hypothesis import HealthCheck, settings

@@ -231,7 +231,7 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def _check_group(self, group):
-        for key in ("lr", "momentum", "weight_decay"):
+        for key in ("lr", "momentum", "dampening", "weight_decay"):
             self._check_range("SGD", key, group[key])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening = 0")
