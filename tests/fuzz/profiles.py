@@ -1,6 +1,6 @@
 """Hypothesis profiles of test_fuzz_api: "ci" (the default: few examples, so the suite stays
-fast) and "nightly" (many more), chosen with FASTNN_FUZZ_PROFILE. Imported by the fuzz
- by test_fuzz_api and by the native-path cases that run in a subprocess."""
+fast) and "nightly" (many more), chosen with FASTNN_FUZZ_PROFILE. Imported by test_fuzz_api and
+by the native-path cases that run in a subprocess."""
 import os
 
 from hypothesis import HealthCheck, settings
