@@ -312,6 +312,17 @@ class Trainer:
         self.progress = progress
         self.callbacks = list(callbacks)
         self.monitor = monitor
+        if not isinstance(update_ratio_range, (tuple, list)) or len(update_ratio_range) != 2:
+            raise TypeError(f"Trainer: update_ratio_range must be a pair (low, high), got "
+                            f"{update_ratio_range!r}")
+        update_ratio_range = tuple(
+            check_float(f"Trainer: update_ratio_range[{i}]", v, low=0.0, finite=False)
+            for i, v in enumerate(update_ratio_range))
+        # (inf turns a warning off)
+        dead_threshold = check_float("Trainer: dead_threshold", dead_threshold, low=0.0,
+                                     finite=False)
+        gap_threshold = check_float("Trainer: gap_threshold", gap_threshold, low=0.0,
+                                    finite=False)
         self.update_ratio_range, self.dead_threshold = update_ratio_range, dead_threshold
         self.gap_threshold = gap_threshold
         if not isinstance(drop_last, (bool, np.bool_)):
