@@ -1,6 +1,7 @@
-"""Hypothesis profiles of test_fuzz_api: "ci" (the default: few examples, so the suite stays
-fast) and "nightly" (many more), chosen with FASTNN_FUZZ_PROFILE. Imported by test_fuzz_api and
-by the native-path cases that run in a subprocess."""
+"""Hypothesis profiles of the fuzz tests: "ci" (the default: few examples, so the suite stays
+fast) and "nightly" (many more), chosen with FASTNN_FUZZ_PROFILE. Tests apply them with
+@fuzz_settings rather than load_profile, so other test files keep hypothesis's defaults;
+the native-path cases that run in a subprocess import them too."""
 import os
 
 from hypothesis import HealthCheck, settings

@@ -8,20 +8,16 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastnn as fnn
 from fastnn import preprocessing as pp
 
+from .profiles import PROFILE, fuzz_settings
+
 pytestmark = pytest.mark.backend_independent
 
-# "ci" (the default) keeps the file to a few seconds; FASTNN_FUZZ_PROFILE=nightly runs many more.
-settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("nightly", max_examples=2000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("FASTNN_FUZZ_PROFILE", "ci"))
 
 SPECIAL = st.sampled_from([0.0, -0.0, 1.0, -1.0, 1e-300, 1e300, 3.4e38, 1e-45, np.nan, np.inf,
                            -np.inf])
@@ -57,6 +53,7 @@ def _clean(X):
         bool(np.isfinite(X.astype(np.float64)).all()) if X.dtype != object else False
 
 
+@fuzz_settings
 @given(arrays(), st.sampled_from([pp.StandardScaler, pp.MeanSubtraction, pp.PCA]))
 def test_preprocessing_gives_a_result_or_names_X(X, make):
     try:
@@ -69,6 +66,7 @@ def test_preprocessing_gives_a_result_or_names_X(X, make):
     assert np.isfinite(Z).all() or np.abs(X).max() > 1e150
 
 
+@fuzz_settings
 @given(arrays(), st.sampled_from(["relu", "tanh", "sigmoid", "elu", "leaky_relu", "identity"]))
 def test_dense_forward_agrees_across_backends_or_refuses(X, activation):
     outputs = []
@@ -96,6 +94,7 @@ HYPER = {
 }
 
 
+@fuzz_settings
 @given(st.sampled_from(sorted(HYPER)), st.data())
 def test_optimizer_hyperparameters_are_checked(name, data):
     key = data.draw(st.sampled_from(HYPER[name]))
@@ -110,6 +109,7 @@ def test_optimizer_hyperparameters_are_checked(name, data):
     assert np.isfinite(value) and value >= 0
 
 
+@fuzz_settings
 @given(st.sampled_from(["batch_size", "epochs", "early_stopping", "ema", "seed",
                         "schedule", "regularization", "constraint", "progress"]), WRONG)
 def test_trainer_arguments_are_checked_at_construction(key, value):
@@ -121,6 +121,7 @@ def test_trainer_arguments_are_checked_at_construction(key, value):
         assert key in str(error), (key, value, error)
 
 
+@fuzz_settings
 @given(st.sampled_from(["p", "alpha", "init"]), WRONG)
 def test_layer_arguments_are_checked(key, value):
     make = {"p": lambda v: fnn.Dropout(v), "alpha": lambda v: fnn.LeakyReLU(alpha=v),
@@ -162,7 +163,7 @@ NATIVE = textwrap.dedent("""
 
 @pytest.mark.skipif(not fnn.compiled_available(), reason="the compiled backend is not built")
 def test_compiled_kernels_survive_odd_input_in_a_subprocess():
-    count = 2000 if os.environ.get("FASTNN_FUZZ_PROFILE") == "nightly" else 200
+    count = 2000 if PROFILE == "nightly" else 200
     script = NATIVE.replace("SEED", "0").replace("COUNT", str(count))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=300)
