@@ -1,7 +1,6 @@
 """Fuzzing public entry points: each call either gives a correct result, equal on both backends,
 or a ValueError/TypeError whose message names the argument. Native paths run in a subprocess,
 so that a crash fails the test instead of killing the suite."""
-import os
 import subprocess
 import sys
 import textwrap
