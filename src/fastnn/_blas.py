@@ -5,11 +5,8 @@ The functions are found with ctypes in the libraries this process has loaded: Nu
 extension first (dlsym on it searches the libraries it links), then every OpenBLAS listed in
 /proc/self/maps (Linux). Elsewhere, or when none is found, train_step goes layer by layer.
 
-(Until 2026-11 train_step also switched OpenBLAS to one thread for small models, which had made
-the 64-128-10 step 15-20% faster on an AVX2 machine. Once the compiled step called the GEMMs
-directly, on the AVX-512 machine measured since, that switch cost ~1 us per step and made steps
-with 128-wide layers 10-20% slower, on both backends: OpenBLAS already runs the smallest GEMMs on
-one thread by its own rule. It was removed.)
+train_step leaves NumPy's BLAS thread count alone: OpenBLAS runs the smallest GEMMs on one
+thread by its own rule.
 """
 import ctypes
 
