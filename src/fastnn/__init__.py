@@ -13,7 +13,9 @@ from .layers import (ELU, Activation, BatchNorm, Dense, Dropout, Identity, Layer
                      Maxout, Parameter, PReLU, ReLU, Sigmoid, Tanh)
 from .model import Sequential
 from .io import Checkpoint, load, load_checkpoint, save, save_checkpoint
-from .trainer import EMA, EarlyStopping, Ensemble, History, Trainer
+from .callbacks import EMA, EarlyStopping, History
+from .ensemble import Ensemble
+from .trainer import Trainer
 
 __version__ = "0.1.0"
 

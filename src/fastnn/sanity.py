@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import losses as _losses
-from .trainer import accuracy
+from .metrics import accuracy
 
 
 class SanityResult:

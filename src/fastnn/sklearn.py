@@ -38,7 +38,8 @@ from . import _backend, io, optim, regularization
 from .layers import BatchNorm, Dense, Dropout, ELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .model import Sequential
 from .optim import lr_scheduler
-from .trainer import EarlyStopping, History, Trainer
+from .callbacks import EarlyStopping, History
+from .trainer import Trainer
 
 __all__ = ["MLPClassifier", "MLPRegressor", "load", "EXPECTED_FAILED_CHECKS"]
 

@@ -1,0 +1,65 @@
+"""Trainer's arguments and data, checked before any epoch: bad input must not stop a run
+halfway, leaving a half-trained model. Messages name the argument and what it accepts."""
+import numpy as np
+
+from ._kernels._checks import as_binary_labels, as_labels
+from ._validation import check_float
+from .metrics import BINARY, CLASSIFICATION
+
+
+def check_collaborators(model, optimizer, schedule, regularization, constraint):
+    """Trainer's collaborators are checked for what the loop calls on them, before any epoch."""
+    if not callable(getattr(model, "parameters", None)) or not hasattr(model, "train_step"):
+        raise TypeError(f"Trainer: model must be a fastnn Sequential, got {type(model).__name__}")
+    if not callable(getattr(optimizer, "step", None)) or \
+            not hasattr(optimizer, "param_groups"):
+        raise TypeError("Trainer: optimizer must be a fastnn optimizer (e.g. fastnn.optim.SGD("
+                        f"model.parameters(), lr=0.01)), got {optimizer!r}")
+    if schedule is not None and not callable(getattr(schedule, "step", None)):
+        raise TypeError("Trainer: schedule must be None or a learning-rate schedule from "
+                        "fastnn.optim.lr_scheduler (e.g. CosineAnnealingLR(optimizer, T_max=10)), "
+                        f"got {schedule!r}")
+    for name, value, example in (("regularization", regularization, "L2(1e-3)"),
+                                 ("constraint", constraint, "MaxNorm(3.0)")):
+        if value is not None and not callable(value):
+            raise TypeError(f"Trainer: {name} must be None or a penalty from "
+                            f"fastnn.regularization (e.g. fastnn.regularization.{example}), got "
+                            f"{value!r}")
+
+
+def check_thresholds(update_ratio_range, dead_threshold, gap_threshold):
+    """The babysitting thresholds (inf turns a warning off)."""
+    if not isinstance(update_ratio_range, (tuple, list)) or len(update_ratio_range) != 2:
+        raise TypeError(f"Trainer: update_ratio_range must be a pair (low, high), got "
+                        f"{update_ratio_range!r}")
+    update_ratio_range = tuple(
+        check_float(f"Trainer: update_ratio_range[{i}]", v, low=0.0, finite=False)
+        for i, v in enumerate(update_ratio_range))
+    dead_threshold = check_float("Trainer: dead_threshold", dead_threshold, low=0.0,
+                                 finite=False)
+    gap_threshold = check_float("Trainer: gap_threshold", gap_threshold, low=0.0,
+                                finite=False)
+    return update_ratio_range, dead_threshold, gap_threshold
+
+
+def check_data(trainer, X, y, what):
+    """X and y as arrays, the whole data set checked once, before the first step."""
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"Trainer: {what} must be a non-empty (N, D) array, got shape "
+                         f"{X.shape}")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"Trainer: {what} has {X.shape[0]} samples but {y.shape[0]} labels")
+    if X.dtype.kind not in "fiub":
+        raise TypeError(f"Trainer: {what} must hold real numbers, got dtype {X.dtype}")
+    if not np.isfinite(X).all():
+        raise ValueError(f"Trainer: {what} contains NaN or inf")
+    if trainer.loss_name in CLASSIFICATION:
+        as_labels(f"Trainer ({what})", y, len(y), trainer.model.out_features)
+    elif trainer.loss_name in BINARY:
+        as_binary_labels(f"Trainer ({what})", y, len(y),
+                         0 if trainer.loss_name == "binary_logistic" else -1)
+    elif y.dtype.kind in "fiub" and not np.isfinite(y).all():
+        raise ValueError(f"Trainer: {what} has NaN or inf targets")
+    return X, y
