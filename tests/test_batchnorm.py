@@ -7,10 +7,11 @@ import fastnn as fnn
 from fastnn import _backend, _kernels
 from fastnn.gradcheck import numerical_gradient, relative_error
 
+from _support import RTOL, assert_close
+
 C = _kernels.CYTHON
 P = _kernels.NUMPY
 DTYPES = (np.float32, np.float64)
-RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 # Odd widths and batches (a batch of one only in inference), plus shapes above the single-thread
 # threshold. The kernels sum four rows at a time: batches of 2, 3, 17 and 1023 leave rows over.
 SHAPES = [(1, 1), (1, 1000), (2, 1), (2, 7), (3, 33), (3, 1000), (17, 33), (64, 7), (100, 1000),
@@ -26,16 +27,6 @@ def threads(request):
     fnn.set_num_threads(request.param)
     yield request.param
     fnn.set_num_threads(previous)
-
-
-def assert_close(actual, desired, scale=None):
-    """actual == desired within the dtype's tolerance; atol is rtol times the values' magnitude."""
-    actual, desired = np.asarray(actual), np.asarray(desired)
-    assert actual.dtype == desired.dtype and actual.shape == desired.shape
-    rtol = RTOL[desired.dtype]
-    if scale is None:
-        scale = float(np.max(np.abs(desired), initial=0.0))
-    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale + 1e-300)
 
 
 def bn_inputs(rng, n, d, dtype, offset=0.0):

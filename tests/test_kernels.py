@@ -18,6 +18,8 @@ from hypothesis.extra import numpy as hnp
 import fastnn
 from fastnn import _kernels
 
+from _support import RTOL, assert_close
+
 C = _kernels.CYTHON
 P = _kernels.NUMPY
 
@@ -27,7 +29,6 @@ pytestmark = [
 ]
 
 DTYPES = (np.float32, np.float64)
-RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 # (activation, alpha) pairs; alpha only matters for leaky_relu and elu.
 ACTIVATIONS = [("identity", 0.0), ("relu", 0.0), ("leaky_relu", 0.1), ("elu", 1.3),
                ("sigmoid", 0.0), ("tanh", 0.0)]
@@ -49,17 +50,6 @@ SGD_VARIANTS = {
     "momentum_weight_decay": dict(momentum=0.8, weight_decay=0.05),
     "nesterov_weight_decay": dict(momentum=0.7, nesterov=True, weight_decay=0.01),
 }
-
-
-def assert_close(actual, desired, scale=None):
-    """actual == desired within the dtype's tolerance; atol is rtol times the values' magnitude."""
-    actual, desired = np.asarray(actual), np.asarray(desired)
-    assert actual.dtype == desired.dtype
-    assert actual.shape == desired.shape
-    rtol = RTOL[desired.dtype]
-    if scale is None:
-        scale = float(np.max(np.abs(desired), initial=0.0))
-    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale + 1e-300)
 
 
 def bias_inputs(rng, n, m, dtype, act, alpha):

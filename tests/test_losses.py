@@ -20,11 +20,12 @@ import fastnn
 from fastnn import _backend, _kernels, losses
 from fastnn.gradcheck import numerical_gradient, relative_error
 
+from _support import RTOL, assert_close
+
 C = _kernels.CYTHON
 P = _kernels.NUMPY
 
 DTYPES = (np.float32, np.float64)
-RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 NEW_LOSSES = ("multiclass_hinge", "binary_logistic", "binary_hinge", "mse")
 ALL_LOSSES = ("softmax_cross_entropy",) + NEW_LOSSES
 MULTICLASS = ("softmax_cross_entropy", "multiclass_hinge")
@@ -43,12 +44,6 @@ def make_case(rng, name, n, c, dtype, scale=3.0):
         shape = (n,) if c == 1 else (n, 1)
         return (scale * rng.standard_normal(shape)).astype(dtype), rng.integers(0, 2, size=n)
     return (scale * rng.standard_normal((n, c))).astype(dtype), rng.standard_normal((n, c))
-
-
-def assert_close(actual, desired, rtol, scale):
-    actual, desired = np.asarray(actual), np.asarray(desired)
-    assert actual.dtype == desired.dtype and actual.shape == desired.shape
-    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale + 1e-300)
 
 
 def grad_scale(name, scores):
@@ -80,7 +75,7 @@ def assert_backends_agree(name, scores, y, results):
         loss_scale = (float(np.abs(scores).max()) + float(np.abs(y).max())) ** 2
     assert loss_c == pytest.approx(loss_p, rel=rtol, abs=rtol * loss_scale)
     assert d_c.shape == d_p.shape == np.shape(scores)
-    assert_close(d_c, d_p, rtol, grad_scale(name, np.asarray(scores)))
+    assert_close(d_c, d_p, grad_scale(name, np.asarray(scores)), rtol=rtol)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,7 +200,7 @@ def test_non_contiguous_and_other_dtype_inputs(rng, name, dtype):
             loss, d = kernel(scores, labels)
             ref_loss, ref_d = kernel(scores, plain.astype(dtype) if name == "mse" else plain)
             assert loss == pytest.approx(ref_loss, rel=RTOL[np.dtype(dtype)])
-            assert_close(d, ref_d, RTOL[np.dtype(dtype)], grad_scale(name, scores))
+            assert_close(d, ref_d, grad_scale(name, scores), rtol=RTOL[np.dtype(dtype)])
 
 
 @pytest.mark.parametrize("name", NEW_LOSSES)
@@ -442,7 +437,7 @@ def test_matches_torch(rng, name, shape, dtype):
     loss, d = getattr(losses, name)(scores, y)
     rtol = 2 * RTOL[np.dtype(dtype)]
     assert loss == pytest.approx(want_loss, rel=rtol, abs=rtol)
-    assert_close(d, want_d.astype(dtype), rtol, grad_scale(name, scores))
+    assert_close(d, want_d.astype(dtype), grad_scale(name, scores), rtol=rtol)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""Adagrad, RMSprop, Adam and AdamW: the optimizer classes against torch.optim, the compiled update
-kernels against their NumPy twins, hyperparameter validation, state_dict round trips, and the
-kernels' checks on optimizer state buffers.
+"""The optimizers' update rules: SGD, Adagrad, RMSprop, Adam and AdamW against their documented
+formulas and torch.optim, the compiled update kernels against their NumPy twins, hyperparameter
+validation, parameter groups, state_dict round trips, and the kernels' checks on optimizer state
+buffers. (How a Sequential's flat parameter arrays are handed to an optimizer and updated in one
+call is in test_flat_parameters.py.)
 
 Tests that call both kernel sets themselves are marked `backend_independent`; the others use the
 public classes and run once per backend (conftest). Tolerances: float32 ~1e-5 and float64 ~1e-12
@@ -20,11 +22,12 @@ import fastnn as fnn
 from fastnn import _kernels
 from fastnn.layers import Parameter
 
+from _support import RTOL, assert_close
+
 C = _kernels.CYTHON
 P = _kernels.NUMPY
 
 DTYPES = (np.float32, np.float64)
-RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 needs_compiled = pytest.mark.skipif(C is None, reason="the compiled backend is not built")
 
 # name -> (optimizer class name, hyperparameters); the same keywords work for torch.optim.
@@ -48,21 +51,119 @@ VARIANTS = {
 CLASSES = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")
 
 
-def assert_close(actual, desired, rtol, scale=None, err_msg=""):
-    actual, desired = np.asarray(actual), np.asarray(desired)
-    assert actual.dtype == desired.dtype, err_msg
-    assert actual.shape == desired.shape, err_msg
-    if scale is None:
-        scale = float(np.max(np.abs(desired), initial=0.0))
-    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale + 1e-300,
-                               err_msg=err_msg)
-
-
 def gradients(rng, shape, dtype, steps=20):
     """Gradients with a non-zero mean (so centering matters) whose size falls after step 5 (so
     that exp_avg_sq decays below its running maximum and amsgrad matters)."""
     return [((0.3 + rng.standard_normal(shape)) * (3.0 if t < 5 else 0.5)).astype(dtype)
             for t in range(steps)]
+
+
+# ------------------------------------------------------------------------------------------------
+# SGD: the documented formulas, torch.optim.SGD, validation, groups, closure, state
+
+
+def param(values, grad):
+    p = Parameter(np.array(values, dtype=np.float64), "w")
+    p.grad[...] = grad
+    return p
+
+
+def reference_sgd(w, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    """torch.optim.SGD's documented update, written out in NumPy."""
+    w = np.array(w, dtype=np.float64)
+    buf = None
+    for g in grads:
+        g = g + weight_decay * w
+        if momentum:
+            buf = g.copy() if buf is None else momentum * buf + (1 - dampening) * g
+            g = g + momentum * buf if nesterov else buf
+        w = w - lr * g
+    return w
+
+
+@pytest.mark.parametrize("config", [
+    dict(lr=0.1),
+    dict(lr=0.1, weight_decay=0.01),
+    dict(lr=0.05, momentum=0.9),
+    dict(lr=0.05, momentum=0.9, dampening=0.3),
+    dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+])
+def test_sgd_matches_the_documented_formulas(config, rng):
+    w0 = rng.standard_normal(7)
+    grads = [rng.standard_normal(7) for _ in range(5)]
+    p = param(w0, 0)
+    opt = fnn.optim.SGD([p], **config)
+    for g in grads:
+        p.grad[...] = g
+        opt.step()
+    np.testing.assert_allclose(p.data, reference_sgd(w0, grads, **config), rtol=1e-12)
+
+
+def test_sgd_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    w0 = rng.standard_normal((5, 3)).astype(np.float32)
+    tw = torch.tensor(w0.copy(), requires_grad=True)
+    topt = torch.optim.SGD([tw], lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    p = Parameter(w0.copy(), "W")
+    opt = fnn.optim.SGD([p], lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    for _ in range(20):
+        g = rng.standard_normal((5, 3)).astype(np.float32)
+        tw.grad = torch.tensor(g)
+        topt.step()
+        p.grad[...] = g
+        opt.step()
+    np.testing.assert_allclose(p.data, tw.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_validation():
+    p = param([1.0], 0)
+    with pytest.raises(ValueError, match="lr"):
+        fnn.optim.SGD([p], lr=-1)
+    with pytest.raises(ValueError, match="momentum"):
+        fnn.optim.SGD([p], lr=0.1, momentum=-0.5)
+    with pytest.raises(ValueError, match="Nesterov"):
+        fnn.optim.SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="Nesterov"):
+        fnn.optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="empty"):
+        fnn.optim.SGD([], lr=0.1)
+    with pytest.raises(TypeError, match="Parameters"):
+        fnn.optim.SGD([np.zeros(3)], lr=0.1)
+
+
+def test_sgd_parameter_groups_override_defaults():
+    a, b = param([1.0], 1.0), param([1.0], 1.0)
+    opt = fnn.optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    opt.step()
+    np.testing.assert_allclose([a.data[0], b.data[0]], [0.9, 0.5])
+
+
+def test_sgd_zero_grad_and_closure():
+    p = param([1.0, 2.0], [3.0, 4.0])
+    opt = fnn.optim.SGD([p], lr=0.1)
+    assert opt.step(lambda: 42.0) == 42.0
+    opt.zero_grad()
+    assert np.all(p.grad == 0)
+
+
+def test_sgd_state_dict_resumes_identically(rng):
+    grads = [rng.standard_normal(4) for _ in range(6)]
+    a = param(rng.standard_normal(4), 0)
+    opt_a = fnn.optim.SGD([a], lr=0.1, momentum=0.9)
+    for g in grads[:3]:
+        a.grad[...] = g
+        opt_a.step()
+    saved_w, saved_state = a.data.copy(), opt_a.state_dict()
+    b = param(saved_w, 0)
+    opt_b = fnn.optim.SGD([b], lr=0.7, momentum=0.9)
+    opt_b.load_state_dict(saved_state)
+    assert opt_b.param_groups[0]["lr"] == 0.1
+    for g in grads[3:]:
+        a.grad[...] = g
+        b.grad[...] = g
+        opt_a.step()
+        opt_b.step()
+    np.testing.assert_array_equal(a.data, b.data)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -88,12 +189,12 @@ def test_matches_torch_over_20_steps(variant, dtype):
         p.grad[...] = g
         opt.step()
         want = tw.detach().numpy()
-        assert_close(p.data, want, rtol, err_msg=f"param, step {step}")
+        assert_close(p.data, want, rtol=rtol, err_msg=f"param, step {step}")
         tstate, state = topt.state[tw], opt.state[p]
         assert set(state) == set(tstate)
         assert state["step"] == int(tstate["step"]) == step
         for key in sorted(set(tstate) - {"step"}):
-            assert_close(state[key], tstate[key].numpy(), rtol, err_msg=f"{key}, step {step}")
+            assert_close(state[key], tstate[key].numpy(), rtol=rtol, err_msg=f"{key}, step {step}")
     assert not np.allclose(p.data, w0)  # the parameters moved
     state = opt.state[p]
     if "max_exp_avg_sq" in state:  # amsgrad was not vacuous: the maximum differs from v
@@ -227,10 +328,10 @@ def run_kernel(kernels, variant, p0, grads):
 def assert_runs_agree(got, want, rtol, where):
     (p_got, s_got), (p_want, s_want) = got, want
     assert set(s_got) == set(s_want)
-    assert_close(p_got, p_want, rtol, scale=float(np.abs(p_want).max()) + 1.0,
+    assert_close(p_got, p_want, rtol=rtol, scale=float(np.abs(p_want).max()) + 1.0,
                  err_msg=f"{where}: param")
     for key in s_want:
-        assert_close(s_got[key], s_want[key], rtol, scale=float(np.abs(s_want[key]).max()),
+        assert_close(s_got[key], s_want[key], rtol=rtol, scale=float(np.abs(s_want[key]).max()),
                      err_msg=f"{where}: {key}")
 
 
@@ -741,9 +842,9 @@ def test_updates_accept_and_refuse_what_the_twin_does(kernel, case, dtype):
     else:
         assert not isinstance(compiled, type), "compiled refused what the twin accepted"
         rtol = RTOL[np.dtype(dtype)]
-        assert_close(compiled[0], twin[0], rtol, scale=float(np.abs(twin[0]).max()) + 1.0)
+        assert_close(compiled[0], twin[0], rtol=rtol, scale=float(np.abs(twin[0]).max()) + 1.0)
         for got, want in zip(compiled[1], twin[1]):
-            assert_close(got, want, rtol, scale=float(np.abs(want).max()) + 1.0)
+            assert_close(got, want, rtol=rtol, scale=float(np.abs(want).max()) + 1.0)
         assert case not in ("grad-wrong-shape", "param-read-only", "state-read-only",
                             "state-other-dtype", "state-wrong-shape", "bool-hyperparameter",
                             "param-other-dtype"), "accepted what should have been refused"

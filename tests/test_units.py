@@ -13,6 +13,8 @@ import fastnn as fnn
 from fastnn import _backend, _kernels
 from fastnn.gradcheck import numerical_gradient, relative_error
 
+from _support import RTOL, assert_close
+
 C = _kernels.CYTHON
 P = _kernels.NUMPY
 
@@ -29,24 +31,11 @@ def compares_backends(test):
 
 
 DTYPES = (np.float32, np.float64)
-RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 FEATURES = (1, 7, 33, 1000)
 BATCHES = (1, 3, 64)
 PIECES = (2, 3, 5)
 # Output units of a maxout layer for each input width (so that widths 1 and 1000 both appear).
 UNITS = {1: 7, 7: 1, 33: 33, 1000: 3}
-
-
-def assert_close(actual, desired, scale=None):
-    """actual == desired within the dtype's tolerance; atol is rtol times `scale` (default: the
-    largest |desired|)."""
-    actual, desired = np.asarray(actual), np.asarray(desired)
-    assert actual.dtype == desired.dtype
-    assert actual.shape == desired.shape
-    rtol = RTOL[desired.dtype]
-    if scale is None:
-        scale = float(np.max(np.abs(desired), initial=0.0))
-    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale + 1e-300)
 
 
 def prelu_inputs(rng, n, d, dtype):

@@ -1,0 +1,261 @@
+"""The timing harness of bench/compare.py: each shape runs in worker processes of its own (this
+script with --worker SHAPE --part fastnn, then --part torch), the contenders of a part take turns
+in interleaved rounds, and a separate tracemalloc pass measures fastnn's memory.
+
+Why PyTorch runs alone in its process: fastnn and PyTorch load the same libgomp, which reads its
+wait policy once, at load, and fastnn sets OMP_WAIT_POLICY=PASSIVE (torch's threads would sleep
+between its ops); and OpenBLAS's threads, still spinning after the floor's GEMMs, would take the
+cores from torch's.
+
+Timing: every contender is warmed up (buffers and optimizer state allocated), then the
+contenders take turns in rounds, so that noise from the machine falls on all of them alike. In a
+round each runs BLOCK consecutive steps timed one by one; the first of a block is not recorded
+(it pays for the caches and thread pools the others just used). Reported: median and quartiles.
+"""
+import gc
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from compare_contenders import (BATCHES, CONFIGS, CONTENDERS, SHAPES, GemmFloor, architecture,
+                                fastnn_model, fastnn_optimizer, fastnn_step_api, fastnn_stepper,
+                                make_batches, needed_bytes, torch_stepper)
+
+HERE = Path(__file__).resolve().parent
+SCRIPT = HERE / "compare.py"
+WARMUP_STEPS = 3
+BLOCK = 3  # consecutive steps per contender and round; the first is not recorded
+# Recorded steps per contender and config (and steps traced in the memory pass), chosen so that
+# the default run of all three shapes takes a few minutes on a 2-core machine.
+STEPS = {"tiny": 400, "medium": 150, "large": 50}
+QUICK_STEPS = {"tiny": 10, "medium": 6, "large": 4}
+MEMORY_STEPS = {"tiny": 20, "medium": 10, "large": 5}
+QUICK_MEMORY_STEPS = {"tiny": 5, "medium": 3, "large": 2}
+
+
+def load_bench_conftest():
+    """bench/conftest.py, whose helpers record the machine (BLAS, CPU, thread and OpenBLAS
+    variables, compiled build) for the pytest-benchmark suite; loaded by path, so that this
+    script records them the same way."""
+    spec = importlib.util.spec_from_file_location("fastnn_bench_conftest", HERE / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def summarize(times):
+    """Median, quartiles, min and count of step times (seconds)."""
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    return dict(median=float(median), q1=float(q1), q3=float(q3), min=float(min(times)),
+                n=len(times))
+
+
+def time_rounds(contenders, steps, block=BLOCK):
+    """{name: [seconds per recorded step]}: `steps` recorded steps per contender, taken in rounds
+    of `block` consecutive steps each (the first of a block unrecorded). contenders:
+    {name: (activate, step)}, activate() runs untimed before each block (switches the backend)."""
+    import fastnn as fnn
+    previous = fnn.get_backend()
+    times = {name: [] for name in contenders}
+    rounds = -(-steps // (block - 1))
+    for _ in range(rounds):
+        for name, (activate, step) in contenders.items():
+            activate()
+            for k in range(block):
+                start = time.perf_counter()
+                step()
+                elapsed = time.perf_counter() - start
+                if k > 0:
+                    times[name].append(elapsed)
+    fnn.set_backend(previous)
+    return {name: values[:steps] for name, values in times.items()}
+
+
+def measure_memory(spec, optimizer, batches, steps):
+    """tracemalloc's view (Python's allocations and NumPy's buffers, not the BLAS's or OpenMP's)
+    of the compiled backend training on one batch: model construction, warm-up, then `steps`
+    steady-state steps; a pass of its own, since tracing slows every allocation. Returns
+    retained_per_step (allocated during the steps and not freed), transient_per_step (the peak
+    during the steps above the memory before them), and the peaks of the whole run and of
+    training against needed_bytes(). Peaks are of the traced memory as a whole, which holds the
+    batch from the start."""
+    import fastnn as fnn
+    fnn.set_backend("cython")
+    gc.collect()
+    tracemalloc.start()
+    try:
+        batch = [(batches[0][0].copy(), batches[0][1].copy())]  # the one batch held, traced
+        model = fastnn_model(spec)
+        opt = fastnn_optimizer(model, optimizer)
+        losses = []
+        step = fastnn_stepper(model, opt, batch, losses)
+        built, peak_construction = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in range(WARMUP_STEPS):
+            step()
+            losses.clear()
+        before, peak_warmup = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in range(steps):
+            step()
+            losses.clear()
+        after, peak_steps = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    needed = needed_bytes(spec, batch[0][0].shape[0], optimizer)
+    peak = max(peak_construction, peak_warmup, peak_steps)
+    peak_training = max(peak_warmup, peak_steps)
+    return dict(steps=steps, retained_per_step=(after - before) / steps,
+                transient_per_step=peak_steps - before, constructed_bytes=built,
+                steady_bytes=before, peak_construction_bytes=peak_construction,
+                peak_training_bytes=peak_training, peak_bytes=peak, needed=needed,
+                peak_over_needed=peak / needed["total"],
+                training_peak_over_needed=peak_training / needed["total"])
+
+
+def apply_threads(n):
+    """n threads for fastnn's kernels and NumPy's BLAS; returns a note on what was limited."""
+    import fastnn as fnn
+    fnn.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return "threadpoolctl not installed: NumPy's BLAS threads were not limited"
+    threadpool_limits(limits=n, user_api="blas")  # kept for the worker's lifetime
+    return f"BLAS limited to {n} threads with threadpoolctl"
+
+
+def worker(shape, part, configs, threads, quick):
+    """Time one shape: part "fastnn" (floor, cython, numpy, and the memory pass) or part "torch"
+    (floor, torch); returns a JSON-able dict."""
+    torch = None
+    if part == "torch":
+        # Before fastnn loads libgomp with its passive wait policy (see the top of this file).
+        try:
+            import torch
+        except ImportError as error:
+            return dict(shape=shape, torch_unavailable=str(error))
+    import fastnn as fnn
+
+    def log(message):  # progress, on stderr: stdout carries the JSON result
+        print(f"[{shape} {part}] {message}", file=sys.stderr, flush=True)
+
+    if not fnn.compiled_available():
+        raise SystemExit(f"the compiled fastnn kernels are not available "
+                         f"({fnn._kernels.COMPILED_ERROR}); nothing to compare")
+    batch, sizes = SHAPES[shape]
+    blas_note = apply_threads(threads)
+    conftest = load_bench_conftest()
+    env = conftest.environment()
+    env["blas_summary"] = conftest.blas_summary(env["blas"])
+    env["blas_threads_note"] = blas_note
+    env["fastnn_version"] = fnn.__version__
+    env["python"] = sys.version.split()[0]
+    if torch is not None:
+        torch.set_num_threads(threads)
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+        env["torch_mkl"] = torch.backends.mkl.is_available()
+    batches = make_batches(batch, sizes)
+    steps = (QUICK_STEPS if quick else STEPS)[shape]
+    memory_steps = (QUICK_MEMORY_STEPS if quick else MEMORY_STEPS)[shape]
+    result = dict(shape=shape, batch=batch, sizes=list(sizes), threads=threads, steps=steps,
+                  block=BLOCK, warmup_steps=WARMUP_STEPS, batches=BATCHES, environment=env,
+                  configs={})
+    for config in configs:
+        optimizer, regularized = CONFIGS[config]
+        spec = architecture(sizes, regularized)
+        losses = {name: [] for name in CONTENDERS}
+        step_api = None
+        if torch is not None:  # alone: see the top of this file
+            contenders = {"torch": (lambda: None, torch_stepper(
+                torch, spec, optimizer, fastnn_model(spec), batches, losses["torch"]))}
+        else:
+            contenders = {"floor": (lambda: None, GemmFloor(batch, sizes, batches).step)}
+            for backend in ("cython", "numpy"):
+                with fnn.use_backend(backend):
+                    model = fastnn_model(spec)
+                    step_api = fastnn_step_api(model)
+                    step = fastnn_stepper(model, fastnn_optimizer(model, optimizer), batches,
+                                          losses[backend])
+                contenders[backend] = (lambda backend=backend: fnn.set_backend(backend), step)
+        log(f"{config}: warm-up")
+        for name, (activate, step) in contenders.items():
+            activate()
+            for _ in range(WARMUP_STEPS):
+                step()
+        log(f"{config}: timing {steps} steps per contender")
+        start = conftest.cpu_snapshot()
+        times = time_rounds(contenders, steps)
+        load = conftest.other_load(start, conftest.cpu_snapshot())
+        memory = None
+        if torch is None:
+            log(f"{config}: memory, {memory_steps} traced steps")
+            memory = measure_memory(spec, optimizer, batches, memory_steps)
+        result["configs"][config] = dict(
+            optimizer=optimizer, regularized=regularized, fastnn_step_api=step_api,
+            times={name: summarize(values) for name, values in times.items()},
+            losses={name: dict(first=values[0], last=values[-1],
+                               finite=bool(np.isfinite(values).all()))
+                    for name, values in losses.items() if values},
+            other_load=load, memory=memory)
+    return result
+
+
+def source_version():
+    """{"commit": short hash of HEAD, "src_dirty": uncommitted changes under src/}, or None outside
+    a git checkout: which fastnn sources the run measured."""
+    def git(*words):
+        return subprocess.run(["git", *words], cwd=HERE.parent, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    try:
+        return dict(commit=git("rev-parse", "--short", "HEAD"),
+                    src_dirty=bool(git("status", "--porcelain", "--", "src")))
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def run_worker(shape, part, args):
+    command = [sys.executable, str(SCRIPT), "--worker", shape, "--part", part,
+               "--threads", str(args.threads), "--configs", ",".join(args.configs)]
+    command += ["--quick"] if args.quick else []
+    started = time.perf_counter()
+    process = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # stderr: progress
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        return dict(shape=shape, batch=SHAPES[shape][0], sizes=list(SHAPES[shape][1]),
+                    error=f"{part} worker exited with {process.returncode}", seconds=seconds)
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    result["seconds"] = seconds
+    return result
+
+
+def run_shape(shape, args):
+    """The fastnn part of a shape, then (unless --no-torch) the torch part in a process of its
+    own, merged: each config's times gain "torch"."""
+    result = run_worker(shape, "fastnn", args)
+    if args.no_torch or "error" in result:
+        return result
+    other = run_worker(shape, "torch", args)
+    env = result["environment"]
+    if "torch_unavailable" in other:
+        env["torch"] = f"not importable: {other['torch_unavailable']}"
+    elif "error" in other:
+        env["torch"] = other["error"]
+    else:
+        env.update({key: other["environment"][key]
+                    for key in ("torch", "torch_threads", "torch_mkl")})
+        for config, entry in result["configs"].items():
+            theirs = other["configs"][config]
+            entry["times"]["torch"] = theirs["times"]["torch"]
+            entry["losses"].update({k: v for k, v in theirs["losses"].items() if k == "torch"})
+            entry["other_load_torch_run"] = theirs["other_load"]
+    result["seconds"] += other.get("seconds", 0)
+    return result
+
