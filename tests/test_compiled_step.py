@@ -144,6 +144,27 @@ def test_plan_follows_batch_sizes_grown_buffers_and_changed_options(backend, rng
     assert_same_models(fast, slow, "float64")
 
 
+def test_alternating_batch_sizes_keep_one_plan_each(backend, rng):
+    # An epoch with a short last batch alternates two sizes: each plan is built once, and
+    # switching back to a kept plan leaves that plan's arrays in the layers.
+    fast, fast_opt, slow, slow_opt = pair(models()["batchnorm_dropout"], "float64")
+    loss = fnn.losses.softmax_cross_entropy
+    plans = {}
+    for epoch in range(3):
+        for n in (13, 13, 6):
+            X, y = rng.standard_normal((n, 7)), rng.integers(0, 5, n)
+            assert fast.train_step(X, y, loss, fast_opt) == pytest.approx(
+                reference_step(slow, X, y, loss, slow_opt), rel=1e-12)
+            if backend == "cython":
+                assert plans.setdefault(n, fast._compiled.plan) is fast._compiled.plan
+            for a, b in zip(fast.layers, slow.layers):
+                ka, kb = a.kink_pattern(), b.kink_pattern()
+                if ka is not None:
+                    np.testing.assert_array_equal(ka, kb)
+            np.testing.assert_array_equal(fast.layers[3]._mask, slow.layers[3]._mask)
+    assert_same_models(fast, slow, "float64")
+
+
 class ScaledDense(fnn.Dense):
     def forward(self, X, training=False):
         return super().forward(X, training=training) * 1.0

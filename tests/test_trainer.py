@@ -244,6 +244,49 @@ def test_same_seed_same_run_bit_for_bit():
     assert_same_state(m1, m2)
 
 
+def test_data_in_another_dtype_trains_as_if_converted_by_hand():
+    # The Trainer converts float64 (or integer) data to the model's dtype once, up front: the run
+    # is the one on data converted by hand, bit for bit, and the caller's array is not touched.
+    X, y = blobs(103)
+    X64 = X.astype(np.float64) + 1e-9  # rounds back to X in float32
+    before = X64.copy()
+    runs = []
+    for data in (X, X64):
+        model = make_model(seed=3)
+        history = make_trainer(model, regularization=fnn.regularization.L2(1e-3)).fit(data, y)
+        runs.append((history, model))
+    assert history_without_timing(runs[0][0]) == history_without_timing(runs[1][0])
+    assert_same_state(runs[0][1], runs[1][1])
+    np.testing.assert_array_equal(X64, before)
+
+
+def test_data_beyond_the_models_dtype_is_refused_before_training():
+    X, y = blobs(40)
+    X = X.astype(np.float64)
+    X[3, 2] = 1e300  # finite in float64, inf in the model's float32
+    model = make_model()
+    state = model.state_dict()
+    with pytest.raises(ValueError, match="NaN or inf"):
+        make_trainer(model).fit(X, y)
+    assert_same_state(state, model)
+
+
+def test_training_accuracy_counts_every_sample():
+    X, y = blobs(103)
+    model = make_model(seed=1)
+    trainer = make_trainer(model, epochs=1, batch_size=25, shuffle=False)
+    seen = []
+
+    class Watch:
+        def on_step(self, trainer, iteration, loss):
+            layer = trainer.model.layers[-1]
+            seen.append(np.count_nonzero(layer._A.argmax(axis=1) == y[len(seen) * 25:][:25]))
+
+    trainer.callbacks.append(Watch())
+    history = trainer.fit(X, y)
+    assert history.train_accuracy[-1] == pytest.approx(sum(seen) / len(y))
+
+
 def test_minibatches_are_shuffled_permutations_from_the_seed():
     X, y = indexed_blobs(103)
 

@@ -9,9 +9,10 @@ and calls the same C-level kernels in the same order; its GEMMs call the CBLAS o
 directly. So the numbers are those of the layer-by-layer step, and after a step every layer holds
 what its own forward and backward would have left (outputs, masks, batch statistics, gradients).
 
-A plan is built for one batch size and kept until anything it holds changes: the batch size, the
-loss, a layer option (activation, dropout p, batchnorm momentum or eps), or any array it holds
-(a parameter or gradient array replaced, a buffer grown by a larger batch elsewhere).
+A plan is built for one batch size and loss (a model keeps the plans of the last few) and kept
+until anything it holds changes: a layer option (activation, dropout p, batchnorm momentum or
+eps), or any array it holds (a parameter or gradient array replaced, a buffer grown by a larger
+batch elsewhere).
 Anything else (the NumPy backend, other layers or losses, a BLAS whose GEMMs cannot be found)
 takes the layer-by-layer path. An inference-mode forward leaves its own (fresh) arrays in the
 layers' saved state; the model then marks its plan `stale`, and the next step puts the plan's
@@ -27,6 +28,7 @@ from .layers import Activation, BatchNorm, Dense, Dropout, first_trainable
 
 _LOSSES = {losses.softmax_cross_entropy: True, losses.multiclass_hinge: False}
 _module = None
+_KEEP = 4  # plans kept per model: batch sizes seen recently
 
 
 def step_module():
@@ -91,15 +93,15 @@ def _held(layer, kind):
 
 
 class CompiledStep:
-    """A model's plan for its last batch size, rebuilt when what it holds changes."""
+    """A model's plans, one per batch size (the last _KEEP used), each rebuilt when what it
+    holds changes. An epoch whose last batch is shorter uses two plans, built once."""
 
-    __slots__ = ("plan", "key", "held", "layers", "kinds", "parameters", "left", "stale")
+    __slots__ = ("plans", "plan", "current", "layers", "kinds", "parameters", "stale")
 
     def __init__(self):
-        self.plan = self.key = self.layers = self.kinds = self.parameters = None
-        self.held = []
-        self.left = []  # (layer, attribute, value): what the plan leaves in the layers
-        self.stale = False  # an inference forward has replaced some of them since
+        self.plans = {}  # (n, loss) -> (plan, held, left, parameters)
+        self.plan = self.current = self.layers = self.kinds = self.parameters = None
+        self.stale = False  # an inference forward has replaced what the plan left in the layers
 
     def plan_for(self, model, n, loss):
         """The plan for a batch of n rows, or None when this step cannot be compiled."""
@@ -108,28 +110,40 @@ class CompiledStep:
         layers = model.layers
         if self.layers != layers:  # (the layer objects compare by identity)
             self.layers, self.kinds = list(layers), [_kind(layer) for layer in layers]
-            self.plan = self.key = None
+            self.plans.clear()
+            self.plan = self.current = None
         kinds = self.kinds
         if None in kinds or (n < 2 and BatchNorm in kinds) or step_module() is None:
             return None
-        held = [model._dscores._array]
-        for layer, kind in zip(layers, kinds):
-            held += _held(layer, kind)
-        if (n, loss) != self.key or len(held) != len(self.held) or \
-                not all(map(is_, held, self.held)):
-            self.plan, self.key = None, None
-            self.plan, self.left = _build(model, n, loss, kinds)
-            self.parameters = [p for p in model.parameters() if p.requires_grad]
+        held = self._held(model)
+        key = (n, loss)
+        entry = self.plans.get(key)
+        if entry is None or len(held) != len(entry[1]) or not all(map(is_, held, entry[1])):
+            self.plan = self.current = None
+            self.plans.pop(key, None)
+            plan, left = _build(model, n, loss, kinds)
+            parameters = [p for p in model.parameters() if p.requires_grad]
+            # Building may have grown buffers that other plans hold: those fail their check and
+            # are rebuilt when next used.
+            entry = (plan, self._held(model), left, parameters)
+            if len(self.plans) >= _KEEP:
+                self.plans.pop(next(iter(self.plans)))
+            self.plans[key] = entry
             self.stale = False
-            held = [model._dscores._array]  # again: building may have grown buffers
-            for layer, kind in zip(layers, kinds):
-                held += _held(layer, kind)
-            self.key, self.held = (n, loss), held
-        elif self.stale:
-            self.stale = False
-            for layer, attribute, value in self.left:
+        elif self.stale or self.current != key:
+            # Another plan (or an inference forward) left its arrays in the layers: put back
+            # this plan's, which is what its own run will leave there.
+            for layer, attribute, value in entry[2]:
                 setattr(layer, attribute, value)
+            self.stale = False
+        self.current, self.plan, self.parameters = key, entry[0], entry[3]
         return self.plan
+
+    def _held(self, model):
+        held = [model._dscores._array]
+        for layer, kind in zip(self.layers, self.kinds):
+            held += _held(layer, kind)
+        return held
 
 
 def _build(model, n, loss, kinds):

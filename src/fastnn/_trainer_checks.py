@@ -42,6 +42,11 @@ def check_thresholds(update_ratio_range, dead_threshold, gap_threshold):
     return update_ratio_range, dead_threshold, gap_threshold
 
 
+# Data sets up to this size are converted to the model's dtype once, before training; larger
+# ones batch by batch, so that a large float64 array does not need a second copy in memory.
+CONVERT_ONCE_BYTES = 1 << 28
+
+
 def check_data(trainer, X, y, what):
     """X and y as arrays, the whole data set checked once, before the first step."""
     X = np.asarray(X)
@@ -53,6 +58,12 @@ def check_data(trainer, X, y, what):
         raise ValueError(f"Trainer: {what} has {X.shape[0]} samples but {y.shape[0]} labels")
     if X.dtype.kind not in "fiub":
         raise TypeError(f"Trainer: {what} must hold real numbers, got dtype {X.dtype}")
+    dtype = trainer.model.dtype
+    if X.dtype != dtype and X.size * dtype.itemsize <= CONVERT_ONCE_BYTES:
+        # The conversion every batch would make, made once (values beyond the model's dtype's
+        # range become inf here, and are refused just below).
+        with np.errstate(over="ignore"):
+            X = X.astype(dtype)
     if not np.isfinite(X).all():
         raise ValueError(f"Trainer: {what} contains NaN or inf")
     if trainer.loss_name in CLASSIFICATION:

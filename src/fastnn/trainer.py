@@ -128,6 +128,7 @@ class Trainer:
         self.epoch = 0
         self.n_batches = None  # of the epoch under way
         self._best = None  # (metric, epoch, state_dict)
+        self._argmax = self._hits = None  # per-step buffers of _correct
 
     # -- evaluation ----------------------------------------------------------------------------
 
@@ -282,13 +283,13 @@ class Trainer:
                 history.reg_loss.append(float(reg))
                 total_loss += float(loss) * len(batch)
                 if self.classifier:
-                    correct += accuracy(self.loss_name, scores, yb) * len(batch)
+                    correct += self._correct(scores, yb)
                 seen += len(batch)
                 for hook in on_step:
                     hook(self, len(history.loss), float(loss))
         finally:
             self._progress.close()
-        if not all(np.isfinite(p.data).all() for p in model.parameters()):
+        if model._nonfinite(0) is not None:
             return f"diverged: parameters became non-finite at epoch {epoch}"
         self.epoch = epoch
         train_accuracy = correct / seen if self.classifier else None
@@ -318,6 +319,17 @@ class Trainer:
         for hook in self._hooks("on_epoch"):
             hook(self, epoch, history)
         return None
+
+    def _correct(self, scores, y):
+        """How many of the batch's samples the scores classify right."""
+        if self.loss_name not in CLASSIFICATION or scores.ndim != 2 or y.ndim != 1:
+            return accuracy(self.loss_name, scores, y) * len(y)
+        n = scores.shape[0]
+        if self._argmax is None or self._argmax.shape[0] < n:
+            self._argmax, self._hits = np.empty(n, np.intp), np.empty(n, bool)
+        predicted, hits = self._argmax[:n], self._hits[:n]
+        scores.argmax(axis=1, out=predicted)
+        return int(np.count_nonzero(np.equal(predicted, y, out=hits)))
 
     def _batches(self, n):
         """The (start, stop) of each minibatch of an epoch over n shuffled samples."""
@@ -358,11 +370,13 @@ class Trainer:
                                         else value < self._best[0] - delta)
         if not better:
             return
+        if self.best_checkpoint is None:
+            self._best = (value, self.epoch, self._evaluated_state())
+            return
         # Ctrl-C waits for the best epoch and its file: both are the new best, or neither.
         with interrupts_deferred():
             self._best = (value, self.epoch, self._evaluated_state())
-            if self.best_checkpoint is not None:
-                save_training_checkpoint(self.best_checkpoint, self, averaged=True)
+            save_training_checkpoint(self.best_checkpoint, self, averaged=True)
 
     def _should_stop(self):
         if self.early_stopping is None or self._best is None:
