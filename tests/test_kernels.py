@@ -1247,3 +1247,22 @@ def test_float32_tanh_saturates_where_numpy_does():
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(results[0][1], 0)
+
+
+@pytest.mark.backend_independent
+def test_float32_tanh_saturates_at_the_same_point_on_both_backends():
+    """Every float32 in [8.5, 10.5], both signs: the two backends return +-1 on the same inputs
+    (from 9.010914, where tanh rounds to 1), so the gradient 1 - A**2 is 0 on both or on
+    neither; elsewhere they agree within the kernel's few ulp."""
+    x = np.arange(0x41080000, 0x41280001, dtype=np.uint32).view(np.float32)  # [8.5, 10.5]
+    for z in (x, -x):
+        Z = z[None, :]
+        got, want = (k.bias_act_forward(Z, None, activation="tanh") for k in (C, P))
+        np.testing.assert_array_equal(np.abs(got) == 1, np.abs(want) == 1)
+        assert (np.abs(got) == 1).mean() > 0.7
+        np.testing.assert_allclose(got, want, rtol=3.2e-7, atol=0)
+        dA = np.ones_like(Z)
+        dZ = [k.bias_act_backward(dA, a, activation="tanh")[0] for k, a in ((C, got), (P, want))]
+        np.testing.assert_array_equal(dZ[0] == 0, dZ[1] == 0)
+        # 1 - A**2 near 1 inherits A's error doubled, in absolute terms: 2 x 3.2e-7.
+        np.testing.assert_allclose(dZ[0], dZ[1], rtol=0, atol=6.5e-7)

@@ -11,6 +11,7 @@ from ._checks import (bias_act_backward_args, bias_act_forward_args, dense_backw
 __all__ = ["bias_act_forward", "bias_act_backward", "dense_forward", "dense_backward"]
 
 IDENTITY, RELU, LEAKY_RELU, ELU, SIGMOID, TANH = range(6)
+TANH_SATURATES_F32 = np.float32(9.010914)  # the same constant as fnn_tanhf in kernels.h
 
 
 def _activate(Z, code, alpha):
@@ -38,7 +39,13 @@ def _activate(Z, code, alpha):
         e *= s
         np.copyto(Z, np.where(Z >= 0, s, e))
     elif code == TANH:
+        # float32: +-1 exactly from the first float32 whose tanh rounds to 1, as dense.pyx does;
+        # NumPy's own float32 tanh saturates at a point that depends on its SIMD code (10.0 with
+        # AVX2), and the gradient 1 - A**2 would differ between the backends in between.
+        saturated = np.abs(Z) >= TANH_SATURATES_F32 if Z.dtype == np.float32 else None
         np.tanh(Z, out=Z)
+        if saturated is not None:
+            np.copyto(Z, np.copysign(np.float32(1), Z), where=saturated)
 
 
 def _activation_backward(dA, A, code, alpha, dZ):
