@@ -646,6 +646,48 @@ def test_divergence_in_a_later_epoch_restores_the_last_good_epoch():
         warned[0].message)
 
 
+@pytest.mark.parametrize("failure", ["exception", "divergence", "interrupt"])
+def test_a_failed_epoch_leaves_the_optimizer_state_of_the_last_good_one(failure):
+    # Adam's moments and step count, not only the parameters, go back to the end of epoch 1:
+    # fit can be called again and continues as if the failed epoch had not run.
+    X, y = blobs(103)
+    model = make_model()
+    optimizer = fnn.optim.Adam(model.parameters(), lr=1e-2)
+    saved = {}
+
+    class FailInEpochTwo:
+        def on_epoch(self, trainer, epoch, history):
+            saved[epoch] = (trainer.model.state_dict(), trainer.optimizer.state_dict())
+
+        def on_step(self, trainer, iteration, loss):
+            if iteration == 6:  # epoch 2 (4 batches an epoch), after two of its updates
+                if failure == "exception":
+                    raise RuntimeError("a callback failed")
+                if failure == "interrupt":
+                    raise KeyboardInterrupt
+                trainer.model.layers[0].W.data[0, 0] = np.nan
+
+    trainer = fnn.Trainer(model, optimizer, batch_size=32, epochs=3, progress=False,
+                          callbacks=[FailInEpochTwo()])
+    if failure == "exception":
+        with pytest.raises(RuntimeError, match="a callback failed"):
+            trainer.fit(X, y)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(X, y)
+    assert list(saved) == [1]
+    model_state, optimizer_state = saved[1]
+    assert_same_state(model_state, model)
+    restored = optimizer.state_dict()
+    assert restored["param_groups"] == optimizer_state["param_groups"]
+    assert restored["state"].keys() == optimizer_state["state"].keys()
+    for i, state in optimizer_state["state"].items():
+        assert restored["state"][i].keys() == state.keys()
+        for key, value in state.items():
+            np.testing.assert_array_equal(restored["state"][i][key], value, err_msg=key)
+
+
 def test_non_finite_parameters_stop_training():
     """A step that leaves the loss finite but a parameter infinite is caught at the epoch's
     end."""

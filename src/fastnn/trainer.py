@@ -153,6 +153,15 @@ class Trainer:
         with self.ema.applied():
             return self.model.state_dict()
 
+    def _snapshot(self):
+        """Copies of what an epoch changes and a failed one must not keep: the parameters (and
+        running statistics) and the optimizer's state (moments, step counts, hyperparameters)."""
+        return self.model.state_dict(), self.optimizer.state_dict()
+
+    def _restore(self, snapshot):
+        self.model.load_state_dict(snapshot[0])
+        self.optimizer.load_state_dict(snapshot[1])
+
     # -- the loop ------------------------------------------------------------------------------
 
     def fit(self, X, y, validation_data=None, sample_weight=None):
@@ -188,7 +197,7 @@ class Trainer:
                              f"{self.drop_last}, BatchNorm needs 2 samples)")
         history = self.history
         started = time.perf_counter()
-        last_good = self.model.state_dict()
+        last_good = self._snapshot()
         self._warned = set()
         # Overflow on the way to divergence is detected and reported below; NumPy's own
         # floating-point warnings would only repeat it.
@@ -198,7 +207,7 @@ class Trainer:
             while self.epoch < self.epochs:
                 diverged = self._run_epoch(X, y, validation_data, sample_weight)
                 if diverged:
-                    self.model.load_state_dict(last_good)
+                    self._restore(last_good)
                     history.stop_reason = diverged
                     lr = self.optimizer.param_groups[0]["lr"]
                     self._warn(f"{diverged}; restored the parameters of "
@@ -206,7 +215,7 @@ class Trainer:
                                f"Lower the learning rate (lr = {lr:g}) or check the data.",
                                RuntimeWarning, kind="diverged")
                     break
-                last_good = self.model.state_dict()
+                last_good = self._snapshot()
                 if self._should_stop():
                     history.stop_reason = "early stopping"
                     break
@@ -214,11 +223,15 @@ class Trainer:
                 history.stop_reason = "completed"
         except KeyboardInterrupt:
             history.stop_reason = "interrupted"
-            # A step may have been cut short mid-update: never keep its parameters.
-            self.model.load_state_dict(self._best[2] if self._best else last_good)
+            # A step may have been cut short mid-update: never keep its parameters (the
+            # optimizer goes back to the last epoch's end, whose parameters are the best ones or
+            # later ones).
+            self._restore(last_good)
+            if self._best:
+                self.model.load_state_dict(self._best[2])
         except BaseException as error:
             history.stop_reason = f"error: {type(error).__name__}: {error}"
-            self.model.load_state_dict(last_good)
+            self._restore(last_good)
             raise
         finally:
             errstate.__exit__(None, None, None)
