@@ -604,3 +604,34 @@ def test_inconsistent_files_are_refused(edit, match, tmp_path):
     with pytest.raises(ValueError, match=match) as info:
         fnn.load_checkpoint(path)
     assert str(info.value).startswith(f"{path}: ")
+
+
+def test_loading_draws_no_weights_and_fills_every_parameter(tmp_path, monkeypatch):
+    # The rebuilt layers' parameters are uninitialized (fastnn.init.deferred): no numbers are
+    # drawn for arrays the file then overwrites, and every one of them is overwritten.
+    model = fnn.Sequential(fnn.Dense(6, 5, activation="relu"), fnn.BatchNorm(5),
+                           fnn.Maxout(5, 4, pieces=2), fnn.PReLU(4), fnn.Dense(4, 3), seed=1)
+    path = tmp_path / "m.npz"
+    fnn.save(model, path)
+
+    def no_draws(*args, **kwargs):
+        raise AssertionError("load drew random weights")
+
+    monkeypatch.setattr(fnn.init._Random, "fill", no_draws)
+    monkeypatch.setattr(fnn.init._Random, "__call__", no_draws)
+    loaded = fnn.load(path)
+    monkeypatch.undo()
+    for key, array in model.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[key], array, err_msg=key)
+    # after the load, layers are initialized as usual again
+    assert np.any(fnn.Dense(6, 5).W.data != 0)
+
+
+def test_deferred_init_is_per_thread():
+    import threading
+    built = []
+    with fnn.init.deferred():
+        thread = threading.Thread(target=lambda: built.append(fnn.Dense(50, 40, seed=0)))
+        thread.start()
+        thread.join()
+    np.testing.assert_array_equal(built[0].W.data, fnn.Dense(50, 40, seed=0).W.data)

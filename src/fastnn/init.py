@@ -17,7 +17,9 @@
 Weights that are all equal (zeros, constant) make every unit of a layer compute the same thing and
 receive the same gradient, so symmetry is never broken: `initialize` warns about that.
 """
+import contextlib
 import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -104,8 +106,26 @@ def check_init(init):
     _resolve(init)
 
 
+_deferred = threading.local()
+
+
+@contextlib.contextmanager
+def deferred():
+    """Within the block (in this thread only), `initialize` returns uninitialized arrays: for
+    building a model whose every parameter is about to be overwritten (fastnn.load), without
+    drawing numbers or touching the memory they occupy."""
+    previous = getattr(_deferred, "active", False)
+    _deferred.active = True
+    try:
+        yield
+    finally:
+        _deferred.active = previous
+
+
 def initialize(init, shape, rng, dtype, where="layer"):
     draw = _resolve(init)
+    if getattr(_deferred, "active", False):
+        return np.empty(shape, dtype=dtype)
     if isinstance(draw, _Random) and len(shape) >= 1:
         values = np.empty(shape, dtype=dtype)
         draw.fill(values, rng)

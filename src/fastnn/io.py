@@ -40,14 +40,13 @@ import re
 import stat
 import struct
 import time
-import warnings
 import zipfile
 import zlib
 from collections import namedtuple
 
 import numpy as np
 
-from . import optim
+from . import init, optim
 from .layers import (ELU, Activation, BatchNorm, Dense, Dropout, Identity, LeakyReLU, Maxout,
                      Parameter, PReLU, ReLU, Sigmoid, Tanh, as_dtype)
 from .model import Sequential
@@ -691,16 +690,17 @@ class _Reader:
     # -- building and reading, once everything above holds
 
     def _architecture(self):
-        """Build the model the metadata describes (parameters drawn, not yet loaded)."""
+        """Build the model the metadata describes, its parameters uninitialized (fastnn.init.deferred:
+        model() reads every one of them from the file)."""
         layers = []
         for i, spec in enumerate(self.metadata["layers"]):
             try:
-                with _quiet_init():
+                with init.deferred():
                     layers.append(LAYERS[spec["type"]](**spec["config"]))
             except (TypeError, ValueError) as error:
                 raise self.error(f"layer {i} ({spec['type']}): cannot rebuild it from its config "
                                  f"{spec['config']!r}: {error}") from error
-        with _quiet_init():
+        with init.deferred():
             model = Sequential(*layers, dtype=as_dtype(self.metadata["dtype"]),
                                seed=self.metadata["seed"])
         for i, (layer, spec) in enumerate(zip(model.layers, self.metadata["layers"])):
@@ -919,15 +919,6 @@ class _Member:
         if self._crc != self._info.CRC:
             raise self._error(f"truncated or corrupted file (entry {self.name!r} fails its "
                               "checksum)")
-
-
-@contextlib.contextmanager
-def _quiet_init():
-    """Rebuilding draws parameters that the saved arrays then replace: an init that would warn
-    (constant weights) is no news the second time."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*symmetry is never broken", category=UserWarning)
-        yield
 
 
 def _is_ref(value):
