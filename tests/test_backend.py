@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import fastnn
@@ -124,8 +125,11 @@ def test_num_threads():
     finally:
         fastnn.set_num_threads(previous)
     for bad in (0, -1, 1.5, "2", True):
-        with pytest.raises(ValueError):
+        with pytest.raises((ValueError, TypeError), match="set_num_threads: n"):
             fastnn.set_num_threads(bad)
+    fastnn.set_num_threads(np.int64(1))  # NumPy integers are integers
+    assert fastnn.get_num_threads() == 1
+    fastnn.set_num_threads(previous)
 
 
 @pytest.mark.skipif(not fastnn.openmp_enabled(), reason="built without OpenMP")

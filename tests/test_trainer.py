@@ -1135,7 +1135,7 @@ def test_bad_data():
     trainer = make_trainer(make_model())
     with pytest.raises(ValueError, match="training data has 64 samples but 63 labels"):
         trainer.fit(X, y[:63])
-    with pytest.raises(ValueError, match="validation data has 20 samples but 19 labels"):
+    with pytest.raises(ValueError, match="validation_data has 20 samples but 19 labels"):
         trainer.fit(X, y, validation_data=(X[:20], y[:19]))
     with pytest.raises(ValueError, match=r"non-empty \(N, D\) array"):
         trainer.fit(X[0], y[:1])

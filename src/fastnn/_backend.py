@@ -8,6 +8,7 @@ import os
 import warnings
 
 from . import _kernels
+from ._validation import check_int
 
 BACKENDS = ("cython", "numpy")
 
@@ -68,8 +69,7 @@ def set_num_threads(n):
     BLAS threads for the matrix multiplies are NumPy's BLAS's own (OPENBLAS_NUM_THREADS etc.).
     """
     global _num_threads
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
+    n = check_int("set_num_threads: n (the number of threads)", n, low=1)
     _num_threads = n
     if _kernels.parallel is not None:
         _kernels.parallel.set_num_threads(n)

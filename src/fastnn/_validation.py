@@ -4,6 +4,7 @@ plain Python int or float. NumPy scalars are accepted wherever Python numbers ar
 number here (True as a batch size is a mistake, not 1)."""
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -68,3 +69,15 @@ def check_choice(name, value, choices):
         listed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {listed}, got {value!r}")
     return value
+
+
+def check_path(name, value):
+    """`value` as a str path: a str or os.PathLike, not empty, without NUL characters (bytes
+    paths are refused: fastnn builds temporary names beside a path as text)."""
+    path = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(path, str):
+        raise TypeError(f"{name} must be a file system path (str or os.PathLike), got "
+                        f"{type(value).__name__}")
+    if not path or "\x00" in path:
+        raise ValueError(f"{name} must be a non-empty path without NUL characters, got {path!r}")
+    return path

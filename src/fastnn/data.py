@@ -10,6 +10,8 @@ from importlib import resources
 
 import numpy as np
 
+from ._validation import check_float, check_path
+
 
 def load_digits():
     """The 8x8 handwritten digits (1797 images, 64 features with values 0-16, 10 classes).
@@ -40,9 +42,11 @@ def stratified_split(y, fraction, seed=None):
 
     Classes keep their proportions in both parts; the order within each part is shuffled.
     """
+    fraction = check_float("stratified_split: fraction", fraction, 0.0, 1.0, low_open=True,
+                           high_open=True)
     y = np.asarray(y)
-    if not 0 < fraction < 1:
-        raise ValueError(f"stratified_split: fraction must lie in (0, 1), got {fraction}")
+    if y.ndim != 1:
+        raise ValueError(f"stratified_split: y must be a 1-D array of labels, got shape {y.shape}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(y.shape[0])
     sorted_labels = y[order]
@@ -104,6 +108,7 @@ def load_idx(path):
     a compressed file is never decompressed beyond its declared data (and a few bytes more, to
     report any that follow).
     """
+    path = check_path("load_idx: path", path)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         stream, compressed = _open_maybe_gzip(f)
@@ -196,6 +201,7 @@ def load_mnist(directory, kind="train"):
     """
     prefix = _kind_choice(kind, {"train": "train", "test": "t10k"}, "load_mnist")
     names = [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"]
+    directory = check_path("load_mnist: directory", directory)
     images_path, labels_path = _find_files(directory, names, f"MNIST {kind} files",
                                            suffixes=("", ".gz"))
     images, labels = load_idx(images_path), load_idx(labels_path)
@@ -342,7 +348,7 @@ def load_cifar10(directory, kind="train"):
     """
     names = _kind_choice(kind, {"train": [f"data_batch_{i}" for i in range(1, 6)],
                                 "test": ["test_batch"]}, "load_cifar10")
-    directory = _cifar10_directory(directory)
+    directory = _cifar10_directory(check_path("load_cifar10: directory", directory))
     paths = _find_files(directory, names, f"CIFAR-10 {kind} batches")
     batches = [_cifar_batch(path) for path in paths]
     data = np.concatenate([d for d, _ in batches])
@@ -352,7 +358,7 @@ def load_cifar10(directory, kind="train"):
 
 def cifar10_label_names(directory):
     """The 10 CIFAR-10 class names from batches.meta, in label order ("airplane", ...)."""
-    directory = _cifar10_directory(directory)
+    directory = _cifar10_directory(check_path("cifar10_label_names: directory", directory))
     (path,) = _find_files(directory, ["batches.meta"], "CIFAR-10 metadata")
     meta = _load_cifar_pickle(path)
     names = meta.get(b"label_names")

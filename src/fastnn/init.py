@@ -24,6 +24,8 @@ import warnings
 
 import numpy as np
 
+from ._validation import check_float
+
 
 class _Random:
     """Random weights: float64 draws (standard normal, or uniform on [-1, 1)) times
@@ -60,7 +62,7 @@ def _uniform(limit):
 
 def constant(value):
     """An initializer that sets every weight to `value` (warns about symmetry when used)."""
-    value = float(value)
+    value = check_float("constant: value", value)
 
     def init(shape, rng):
         return np.full(shape, value)

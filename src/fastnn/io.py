@@ -47,6 +47,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import init, optim
+from ._validation import check_path
 from .layers import (ELU, Activation, BatchNorm, Dense, Dropout, Identity, LeakyReLU, Maxout,
                      Parameter, PReLU, ReLU, Sigmoid, Tanh, as_dtype)
 from .model import Sequential
@@ -228,7 +229,7 @@ def _atomic_write(path, write):
     its old content. A file written over keeps its permission bits. The temporary file is named
     .<name>.<pid>-<random>.tmp: a save first removes those of the same target left by processes
     that are gone (killed mid-save), never one that a live process may still be writing."""
-    path = os.fspath(path)
+    path = check_path("save: path", path)
     directory, base = os.path.split(os.path.abspath(path))
     _remove_stale_temporaries(directory, base)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -363,7 +364,7 @@ class _Reader:
         if isinstance(path, io.BytesIO):
             self.path, self._file = "<fastnn bytes>", path
         else:
-            self.path = os.fspath(path)
+            self.path = check_path("load: path", path)
             self._file = open(self.path, "rb")  # a missing file stays a FileNotFoundError
         self._zip = None
         try:

@@ -37,7 +37,10 @@ DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 
 
 def as_dtype(dtype):
-    key = np.dtype(dtype).name if dtype is not None else "float32"
+    try:
+        key = np.dtype(dtype).name if dtype is not None else "float32"
+    except (TypeError, ValueError):
+        key = None
     if key not in DTYPES:
         raise TypeError(f"fastnn computes in float32 or float64, got dtype {dtype!r}")
     return DTYPES[key]
@@ -707,7 +710,7 @@ class PReLU(Layer):
             raise ValueError(f"PReLU: num_features must be a positive integer, got "
                              f"{num_features!r}")
         self.in_features = self.out_features = int(num_features)
-        self.init = float(init)
+        self.init = check_float("PReLU: init (the initial slope)", init)
         self.reset_parameters(dtype)
 
     def reset_parameters(self, dtype="float32", rng=None):

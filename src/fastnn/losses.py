@@ -80,9 +80,22 @@ def weighted(loss, sample_weight):
     weights cost one call per class; many distinct weights in a batch cost one call each.
     """
     loss = get(loss)
-    w = np.asarray(sample_weight, dtype=np.float64)
+    try:
+        w = np.asarray(sample_weight)
+    except (TypeError, ValueError):
+        w = np.asarray(None)
+    if w.dtype.kind not in "fiub" or w.ndim != 1:
+        raise TypeError(f"weighted: sample_weight must be a 1-D array of real numbers (one per "
+                        f"sample of the batch), got {type(sample_weight).__name__}"
+                        f"{' of shape ' + str(w.shape) if w.dtype.kind in 'fiub' else ''}")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weighted: sample_weight must be finite and >= 0")
 
     def weighted_loss(scores, y):
+        if len(w) != len(scores):
+            raise ValueError(f"weighted: sample_weight has {len(w)} weights for a batch of "
+                             f"{len(scores)} samples")
         dscores = np.zeros_like(scores)
         total = float(w.sum())
         if total == 0.0:

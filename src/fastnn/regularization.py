@@ -22,7 +22,15 @@ __all__ = ["L2", "L1", "ElasticNet", "MaxNorm", "weights"]
 def weights(params):
     """The trainable weight Parameters of a model, a layer or a list of Parameters (frozen ones,
     requires_grad False, are constants: no penalty, no constraint)."""
-    params = params.parameters() if hasattr(params, "parameters") else params
+    params = params.parameters() if callable(getattr(params, "parameters", None)) else params
+    if isinstance(params, (str, bytes)) or not hasattr(params, "__iter__"):
+        raise TypeError("regularization: params must be a model, a layer or a list of "
+                        f"Parameters, got {type(params).__name__}")
+    params = list(params)
+    for p in params:
+        if not hasattr(p, "is_weight") or not hasattr(p, "requires_grad"):
+            raise TypeError("regularization: params must be a model, a layer or a list of "
+                            f"Parameters; it holds a {type(p).__name__}")
     return [p for p in params if p.is_weight and p.requires_grad]
 
 

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from . import losses as _losses
+from ._validation import check_float, check_int
 from .metrics import accuracy
 
 
@@ -26,7 +27,8 @@ class SanityResult:
 
 def expected_initial_loss(loss, n_classes):
     """The chance-level loss of a model whose scores are all ~0, or None (regression)."""
-    name = loss if isinstance(loss, str) else loss.__name__
+    name = _losses.get(loss).__name__
+    n_classes = check_int("expected_initial_loss: n_classes", n_classes, low=2)
     if name == "softmax_cross_entropy":
         return math.log(n_classes)
     if name in ("multiclass_hinge", "svm"):
@@ -41,6 +43,7 @@ def expected_initial_loss(loss, n_classes):
 def check_initial_loss(model, X, y, loss="softmax_cross_entropy", tolerance=0.25):
     """The data loss of `model` on (X, y), against its chance level (within `tolerance`,
     relative). Meaningful for small initial weights (e.g. init=0.01 or "small")."""
+    tolerance = check_float("check_initial_loss: tolerance", tolerance, 0.0)
     value, _ = _losses.get(loss)(model.forward(X, training=False), y)
     n_classes = model.out_features if model.out_features > 1 else 2
     expected = expected_initial_loss(loss, n_classes)

@@ -179,7 +179,7 @@ class Trainer:
         if sample_weight is not None:
             sample_weight = _losses.check_sample_weight("Trainer", sample_weight, X.shape[0])
         if validation_data is not None:
-            validation_data = check_data(self, *validation_data, "validation data")
+            validation_data = check_data(self, *validation_data, "validation_data")
         features = getattr(self.augment, "features", None)
         if features is not None and features != X.shape[1]:
             raise ValueError(f"Trainer: augment {self.augment!r} takes {features} features per "

@@ -18,6 +18,9 @@ SequentialLR runs schedules one after another (e.g. warm-up, then cosine), each 
 epochs from its milestone.
 """
 import math
+import numbers
+
+import numpy as np
 
 from .._validation import check_float, check_int
 
@@ -141,11 +144,18 @@ class LinearLR(LRScheduler):
 
 class LambdaLR(LRScheduler):
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        if not callable(lr_lambda):
+            raise TypeError("LambdaLR: lr_lambda must be a function of the epoch giving the "
+                            f"learning rate's factor, got {lr_lambda!r}")
         self.lr_lambda = lr_lambda
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, epoch):
-        return base_lr * self.lr_lambda(epoch)
+        factor = self.lr_lambda(epoch)
+        if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, numbers.Real):
+            raise TypeError(f"LambdaLR: lr_lambda({epoch}) gave {factor!r}; it must give a "
+                            "number (the factor of the initial learning rate)")
+        return base_lr * factor  # a NaN, infinite or negative rate is refused by _check_lr
 
 
 class SequentialLR(LRScheduler):
