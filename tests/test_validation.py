@@ -243,7 +243,8 @@ def test_standalone_layer_forward_refuses_nonfinite_input(layer, bad):
 
 def test_sequential_scans_its_input_once(monkeypatch):
     """The layers inside a Sequential do not scan again what it checked."""
-    from fastnn import layers, model as model_module
+    from fastnn import model as model_module
+    from fastnn.layers import _base as layers
     calls = []
     real = layers.all_finite
     monkeypatch.setattr(layers, "all_finite", lambda X: calls.append(1) or real(X))

@@ -1,0 +1,301 @@
+"""The layer protocol (Layer), Parameter, and the buffers and helpers layers share."""
+
+import contextvars
+
+import numpy as np
+
+DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+def as_dtype(dtype):
+    try:
+        key = np.dtype(dtype).name if dtype is not None else "float32"
+    except (TypeError, ValueError):
+        key = None
+    if key not in DTYPES:
+        raise TypeError(f"fastnn computes in float32 or float64, got dtype {dtype!r}")
+    return DTYPES[key]
+
+
+class Parameter:
+    """A learnable array `.data` with its gradient `.grad` (same shape and dtype).
+
+    `.data` is the array the model computes with (in a Sequential, a view of the model's one
+    flat parameter array, which optimizers update in one pass): assigning to it
+    (`p.data = values`) copies the values into that array, which keeps its place, so that the
+    model and any optimizer keep working on the same numbers. `backward` accumulates into `.grad`;
+    `zero_grad` clears it (and lets the next backward write gradients instead of adding them).
+    `is_weight` marks connection weights, the parameters that weight penalties (L2, L1) and
+    max-norm constraints apply to; biases and normalization parameters are not weights.
+
+    zero_grad() only marks the gradient as zero, as PyTorch's set_to_none does: the array is
+    filled with zeros when `.grad` is next read, and a backward that finds it marked overwrites it
+    without reading it, so a training step spends no pass over memory on clearing gradients. An
+    array taken from `.grad` before zero_grad() keeps its old values. `grad=` makes an existing
+    array the gradient, as it is (not marked zero).
+
+    `requires_grad = False` freezes the parameter (transfer learning: keep the feature layers,
+    retrain the top; `layer.freeze()` sets it for a layer's parameters): optimizers, penalties
+    and constraints leave it alone (no update, no optimizer state), and backward does not
+    compute gradients for the layers below the first one that has a trainable parameter. A
+    frozen parameter's `.grad` is not meaningful.
+    """
+
+    __slots__ = ("name", "_data", "_grad", "is_weight", "_grad_is_zero", "replaced",
+                 "_requires_grad")
+
+    def __init__(self, data, name, is_weight=False, grad=None):
+        self.name = name
+        self._data = data
+        self._grad = np.zeros_like(data) if grad is None else grad
+        self.is_weight = is_weight
+        self._grad_is_zero = grad is None
+        self.replaced = False  # True once its layer holds another Parameter in its place
+        self._requires_grad = True
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"Parameter {self.name}: requires_grad must be True or False, got "
+                            f"{value!r}")
+        self._requires_grad = bool(value)
+
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        value = np.asarray(value)
+        if value.shape != self._data.shape:
+            raise ValueError(f"Parameter {self.name}: data must keep its shape "
+                             f"{self._data.shape}, got {value.shape} (a layer of another size "
+                             "is a new layer)")
+        self._data[...] = value
+
+    @property
+    def grad(self):
+        if self._grad_is_zero:
+            self._grad.fill(0)
+            self._grad_is_zero = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is self._grad:  # `p.grad += g` has already updated the array in place
+            return
+        value = np.asarray(value)
+        if value.shape != self._grad.shape:
+            raise ValueError(f"Parameter {self.name}: grad must have shape {self._grad.shape}, "
+                             f"got {value.shape}")
+        self._grad[...] = value
+        self._grad_is_zero = False
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def zero_grad(self):
+        self._grad_is_zero = True
+
+    def __repr__(self):
+        frozen = "" if self._requires_grad else ", frozen"
+        return f"Parameter({self.name}, shape={self.shape}, dtype={self.dtype}{frozen})"
+
+
+def renewed(old, data, name, is_weight=False):
+    """The Parameter a layer's reset_parameters keeps: `old` with `data` copied into it when
+    the shape and dtype allow (so that optimizers built on it keep updating the layer), else a
+    new Parameter, and `old` is marked replaced (an optimizer holding it refuses to step)."""
+    if isinstance(old, Parameter):
+        if old.shape == data.shape and old.dtype == data.dtype:
+            old._data[...] = data
+            old.zero_grad()
+            return old
+        old.replaced = True
+        old._data = old._data.view()  # another object: optimizers holding `old` look again
+    return Parameter(data, name, is_weight=is_weight)
+
+
+def flat_view(arrays):
+    """The flat array that `arrays` (C-contiguous views of one 1-D array, of one dtype, one
+    after another) together make up, or None if they are not laid out so."""
+    first = arrays[0]
+    base = first.base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    itemsize = base.itemsize
+    start, rest = divmod(first.ctypes.data - base.ctypes.data, itemsize)
+    end = start
+    for a in arrays:
+        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
+                or a.ctypes.data != base.ctypes.data + end * itemsize):
+            return None
+        end += a.size
+    return None if rest or start < 0 or end > base.size else base[start:end]
+
+
+def gradient_outputs(params):
+    """(accumulate, arrays) for a backward kernel that writes the gradients of `params`: it may
+    overwrite the arrays only when every one of them is marked zero, else it must add to them
+    (and any marked zero are cleared first)."""
+    if all(p._grad_is_zero for p in params):
+        return False, [p._grad for p in params]
+    return True, [p.grad for p in params]
+
+
+def first_trainable(layers):
+    """The index of the first layer with a trainable parameter (len(layers) if none): backward
+    need not go below it."""
+    for i, layer in enumerate(layers):
+        if any(p._requires_grad for p in layer.parameters()):
+            return i
+    return len(layers)
+
+
+def gradients_written(params):
+    for p in params:
+        p._grad_is_zero = False
+
+
+class Buffer:
+    """A (rows, cols) work array grown to the largest batch seen; `rows(n)` is a C-contiguous
+    view of its first n rows."""
+
+    __slots__ = ("cols", "dtype", "_array")
+
+    def __init__(self, cols, dtype):
+        self.cols = cols
+        self.dtype = dtype
+        self._array = np.empty((0, cols), dtype=dtype)
+
+    def rows(self, n):
+        if n > self._array.shape[0]:
+            self._array = np.empty((n, self.cols), dtype=self.dtype)
+        return self._array[:n]
+
+
+def all_finite(X):
+    """Whether X holds no NaN or inf: one cheap reduction, and a full check only when the sum
+    overflows or is NaN."""
+    return bool(np.isfinite(np.add.reduce(X, axis=None)) or np.isfinite(X).all())
+
+
+# True while a Sequential runs its layers: it checked the batch once, and what flows between its
+# layers is their own output, so the layers' forwards skip the scan for NaN/inf.
+input_checked = contextvars.ContextVar("fastnn_input_checked", default=False)
+
+
+class Layer:
+    """Base class: a layer without parameters that passes shapes through."""
+
+    in_features = None
+    out_features = None
+    name = None  # set by Sequential ("layer 2 (Dense 128 -> 10)"), used in error messages
+
+    def parameters(self):
+        return []
+
+    def buffers(self):
+        return {}
+
+    def reset_parameters(self, dtype="float32", rng=None):
+        pass
+
+    def bind(self, index, seed):
+        pass
+
+    def config(self):
+        raise NotImplementedError(f"{type(self).__name__} does not define config()")
+
+    def get_extra_state(self):
+        return {}
+
+    def set_extra_state(self, state):
+        pass
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.zero_grad()
+
+    def freeze(self):
+        """Freeze every parameter of the layer (requires_grad = False); returns the layer."""
+        for p in self.parameters():
+            p.requires_grad = False
+        return self
+
+    def unfreeze(self):
+        """Make every parameter of the layer trainable again; returns the layer."""
+        for p in self.parameters():
+            p.requires_grad = True
+        return self
+
+    @property
+    def frozen(self):
+        """Whether the layer has parameters and none of them is trainable."""
+        params = self.parameters()
+        return bool(params) and not any(p.requires_grad for p in params)
+
+    def __call__(self, X, training=False):
+        return self.forward(X, training=training)
+
+    def _label(self):
+        return self.name or repr(self)
+
+    def kink_pattern(self):
+        """Which side of its kinks (relu's 0, maxout's winning piece) the last forward was on, or
+        None for a smooth layer. gradcheck compares it before and after a perturbation."""
+        return None
+
+    def _check_input(self, X, dtype, finite=True):
+        """X as a C-contiguous (N, in_features) array of `dtype`, or a clear error; finite=False
+        leaves the NaN/inf check to the caller."""
+        try:
+            X = np.asarray(X)
+        except Exception as error:  # ragged lists and such
+            raise TypeError(f"{self._label()}: input must be an array of numbers: "
+                            f"{error}") from None
+        if X.dtype.kind not in "fiub":
+            raise TypeError(f"{self._label()}: input must hold real numbers, got dtype {X.dtype}")
+        if X.ndim != 2 or (self.in_features is not None and X.shape[1] != self.in_features):
+            expected = f"(N, {self.in_features})" if self.in_features is not None else "(N, D)"
+            raise ValueError(f"{self._label()}: expected input of shape {expected}, got shape "
+                             f"{X.shape}")
+        if X.shape[0] == 0:
+            raise ValueError(f"{self._label()}: empty batch (input of shape {X.shape})")
+        X = np.ascontiguousarray(X, dtype=dtype)
+        if finite and not input_checked.get() and not all_finite(X):
+            raise ValueError(f"{self._label()}: input contains NaN or inf")
+        return X
+
+    def _check_grad(self, dA, expected_shape, dtype):
+        if expected_shape is None:
+            raise RuntimeError(f"{self._label()}: backward called before forward")
+        dA = np.asarray(dA)
+        if dA.shape != expected_shape:
+            raise ValueError(f"{self._label()}: expected a gradient of shape {expected_shape} "
+                             f"(the last forward's output), got {dA.shape}")
+        if dA.dtype.kind not in "fiub":
+            raise TypeError(f"{self._label()}: gradient must hold real numbers, got dtype "
+                            f"{dA.dtype}")
+        return np.ascontiguousarray(dA, dtype=dtype)
+
+
+def _init_config(init):
+    """`init` as a JSON value: a name or a float scale; None for a callable (the weights are
+    saved, so the model does not need to draw them again)."""
+    if isinstance(init, str) or init is None:
+        return init
+    return None if callable(init) else float(init)
