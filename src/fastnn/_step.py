@@ -5,24 +5,22 @@ On the compiled backend, when every layer is a Dense, an activation layer, Dropo
 softmax cross-entropy or the multiclass hinge loss, train_step runs a Plan of
 fastnn._kernels.step instead of calling each layer from Python. The plan holds, per layer, the
 arrays that layer's own forward and backward would use (its parameters, gradients and buffers)
-and calls the same C-level kernels in the same order; its GEMMs call the CBLAS of NumPy's BLAS
-directly. So the numbers are those of the layer-by-layer step, and after a step every layer holds
-what its own forward and backward would have left (outputs, masks, batch statistics, gradients).
+and calls the same C-level kernels in the same order, GEMMs included (fastnn._kernels.gemm).
+So the numbers are those of the layer-by-layer step, and after a step every layer holds what its
+own forward and backward would have left (outputs, masks, batch statistics, gradients).
 
 A plan is built for one batch size and loss (a model keeps the plans of the last few) and kept
 until anything it holds changes: a layer option (activation, dropout p, batchnorm momentum or
 eps), or any array it holds (a parameter or gradient array replaced, a buffer grown by a larger
 batch elsewhere).
-Anything else (the NumPy backend, other layers or losses, a BLAS whose GEMMs cannot be found)
-takes the layer-by-layer path. An inference-mode forward leaves its own (fresh) arrays in the
-layers' saved state; the model then marks its plan `stale`, and the next step puts the plan's
-arrays back in the layers without rebuilding it.
+Anything else (the NumPy backend, other layers or losses) takes the layer-by-layer path. An
+inference-mode forward leaves its own (fresh) arrays in the layers' saved state; the model then
+marks its plan `stale`, and the next step puts the plan's arrays back in the layers without
+rebuilding it.
 """
 from operator import is_
 
-import numpy as np
-
-from . import _backend, _blas, losses
+from . import _backend, losses
 from ._kernels._checks import ACTIVATIONS, drop_probability
 from .layers import Activation, BatchNorm, Dense, Dropout, first_trainable
 
@@ -32,35 +30,15 @@ _KEEP = 4  # plans kept per model: batch sizes seen recently
 
 
 def step_module():
-    """fastnn._kernels.step with its GEMMs set to NumPy's BLAS, or None when that is not
-    possible (no compiled extension, GEMMs not found, or they failed the self-test)."""
+    """fastnn._kernels.step, or None when the compiled extension is not built."""
     global _module
     if _module is None:
-        _module = False
         try:
             from ._kernels import step
         except ImportError:
-            return None
-        found = _blas.gemm_functions()
-        if found:
-            step.set_gemm(*found)
-            if _gemm_agrees(step):
-                _module = step
+            step = False
+        _module = step
     return _module or None
-
-
-def _gemm_agrees(step):
-    """Whether the GEMMs found multiply like np.matmul, with every transpose the step uses."""
-    rng = np.random.default_rng(0)
-    for dtype in (np.float32, np.float64):
-        A, B = rng.standard_normal((5, 3)).astype(dtype), rng.standard_normal((3, 4)).astype(dtype)
-        cases = [(A, B, False, False), (np.ascontiguousarray(A.T), B, True, False),
-                 (A, np.ascontiguousarray(B.T), False, True)]
-        for a, b, trans_a, trans_b in cases:
-            C = step.gemm(a, b, np.empty((5, 4), dtype), trans_a=trans_a, trans_b=trans_b)
-            if not np.allclose(C, A @ B, rtol=1e-5, atol=1e-5):
-                return False
-    return True
 
 
 def _kind(layer):

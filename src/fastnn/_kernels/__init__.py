@@ -8,7 +8,7 @@ import importlib
 import os
 from types import SimpleNamespace
 
-KERNEL_MODULES = ("dense", "loss", "optim", "dropout", "batchnorm", "units", "augment")
+KERNEL_MODULES = ("gemm", "dense", "loss", "optim", "dropout", "batchnorm", "units", "augment")
 
 
 def _kernel_set(name, modules):

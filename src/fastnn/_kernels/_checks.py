@@ -259,7 +259,7 @@ def maxout_pieces(kernel, pieces, width):
 # calling `KERNEL_args` (or, for kernels that share their checks, the shared function with the
 # kernel's name), which returns the converted arguments and the values derived from them that the
 # kernel needs. The one OUT buffer checked later, dX (only when need_dX), is checked in
-# weight_gradients, after dW is written.
+# weight_gradients (gemm.pyx, gemm_numpy.py), after dW is written.
 
 # dense
 
@@ -339,22 +339,6 @@ def dense_backward_args(dA, X, W, A, activation, alpha, dZ, dW, db, accumulate):
         db = as_output(kernel, "db", db, (m,), dtype)
     dW = as_gradient(kernel, "dW", dW, (k, m), dtype, accumulate)
     return code, alpha, dA, X, W, A, dZ, dW, db
-
-
-def weight_gradients(kernel, X, W, dZ, dW, db, dX, need_dX, accumulate):
-    """The end of a dense or maxout backward pass, given dZ = dL/d(X @ W + b): dW (+)= X.T @ dZ,
-    then dX = dZ @ W.T unless need_dX is False. Both backends do these GEMMs with NumPy's matmul;
-    it lives here because the dX buffer is checked only when needed, after dW is written.
-    Returns (dX or None, dW, db)."""
-    if accumulate:
-        dW += X.T @ dZ
-    else:
-        np.matmul(X.T, dZ, out=dW)
-    if not need_dX:
-        return None, dW, db
-    dX = as_output(kernel, "dX", dX, (X.shape[0], W.shape[0]), dW.dtype)
-    np.matmul(dZ, W.T, out=dX)
-    return dX, dW, db
 
 
 # loss

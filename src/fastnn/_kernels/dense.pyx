@@ -1,8 +1,8 @@
 # Compiled dense kernels; dense_numpy.py is their NumPy twin (same names, signatures, results).
 #
 # Design:
-# - GEMMs go through NumPy's matmul, i.e. the optimized BLAS NumPy was built with; this file never
-#   multiplies matrices itself.
+# - GEMMs go through the GEMM module (gemm.pxd: NumPy's own BLAS); this file never multiplies
+#   matrices itself.
 # - Everything around a GEMM is one fused pass over rows: bias + activation after the forward GEMM,
 #   activation derivative + bias-gradient reduction before the backward GEMMs.
 # - Activation derivatives are written in terms of the activation's output A, so the
@@ -17,10 +17,12 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport tanh
 from libc.stdlib cimport calloc, free
 
+from .gemm cimport matmul_into, weight_gradients
+
 import numpy as np
 
 from ._checks import (ACTIVATION_COST, bias_act_backward_args, bias_act_forward_args,
-                      dense_backward_args, dense_forward_args, weight_gradients)
+                      dense_backward_args, dense_forward_args)
 
 cnp.import_array()
 
@@ -255,7 +257,7 @@ cdef _run_bias_act_backward(cnp.ndarray dA, cnp.ndarray A, cnp.ndarray dZ, objec
 def dense_forward(X, W, b, *, activation="identity", alpha=0.0, out=None):
     """out = act(X @ W + b) for X (N, K), W (K, M), b (M,) or None. Returns out (N, M)."""
     code, alpha, X, W, b, out = dense_forward_args(X, W, b, activation, alpha, out)
-    np.matmul(X, W, out=out)
+    matmul_into(X, False, W, False, out, False)
     _run_bias_act_forward(out, b, out, code, alpha)
     return out
 

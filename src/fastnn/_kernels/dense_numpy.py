@@ -6,7 +6,8 @@ Shapes: X is (N, K), W is (K, M), b is (M,), Z/A/dA/dZ are (N, M), dX is (N, K).
 import numpy as np
 
 from ._checks import (bias_act_backward_args, bias_act_forward_args, dense_backward_args,
-                      dense_forward_args, weight_gradients)
+                      dense_forward_args)
+from .gemm_numpy import matmul_into, weight_gradients
 
 __all__ = ["bias_act_forward", "bias_act_backward", "dense_forward", "dense_backward"]
 
@@ -115,7 +116,7 @@ def bias_act_backward(dA, A, *, activation="identity", alpha=0.0, dZ=None, db=No
 def dense_forward(X, W, b, *, activation="identity", alpha=0.0, out=None):
     """out = act(X @ W + b) for X (N, K), W (K, M), b (M,) or None. Returns out (N, M)."""
     code, alpha, X, W, b, out = dense_forward_args(X, W, b, activation, alpha, out)
-    np.matmul(X, W, out=out)
+    matmul_into(X, False, W, False, out, False)
     _bias_act(out, b, code, alpha, out)
     return out
 

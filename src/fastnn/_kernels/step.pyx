@@ -8,10 +8,9 @@
 # points as that layer's kernels (dense.pxd, dropout.pxd, batchnorm.pxd, loss.pxd), so there is
 # one implementation of each computation; only the loop over layers moved from Python to here.
 #
-# GEMMs call the CBLAS of the BLAS NumPy itself uses (the function addresses come from
-# fastnn._blas.gemm_functions), with the same operands and transposes as np.matmul would pass.
+# GEMMs go through the GEMM module (gemm.pxd), as the dense kernels' do.
 cimport numpy as cnp
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport uint64_t
 
 from .batchnorm cimport _run_backward as _batchnorm_backward
 from .batchnorm cimport _run_forward as _batchnorm_forward
@@ -19,80 +18,13 @@ from .dense cimport _run_bias_act_backward, _run_bias_act_forward
 from .dropout cimport _dropout_key
 from .dropout cimport _run_backward as _dropout_backward
 from .dropout cimport _run_forward as _dropout_forward
+from .gemm cimport matmul_into
 from .loss cimport _multiclass_loss
 
 import numpy as np
 
 
 cnp.import_array()
-
-cdef enum:
-    ROW_MAJOR = 101
-    NO_TRANS = 111
-    TRANS = 112
-
-ctypedef void (*sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float*, int64_t,
-                           const float*, int64_t, float, float*, int64_t) noexcept nogil
-ctypedef void (*dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double*,
-                           int64_t, const double*, int64_t, double, double*,
-                           int64_t) noexcept nogil
-ctypedef void (*sgemm32_t)(int, int, int, int, int, int, float, const float*, int, const float*,
-                           int, float, float*, int) noexcept nogil
-ctypedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double*, int,
-                           const double*, int, double, double*, int) noexcept nogil
-
-cdef void* _sgemm = NULL
-cdef void* _dgemm = NULL
-cdef bint _ilp64 = False
-cdef Py_ssize_t _int32_max = 2147483647
-
-
-def set_gemm(size_t sgemm, size_t dgemm, bint ilp64):
-    """Use these cblas_sgemm and cblas_dgemm addresses (64-bit integers when ilp64)."""
-    global _sgemm, _dgemm, _ilp64
-    _sgemm, _dgemm, _ilp64 = <void*> sgemm, <void*> dgemm, ilp64
-
-
-def has_gemm():
-    return _sgemm != NULL and _dgemm != NULL
-
-
-cdef int _gemm(cnp.ndarray A, bint trans_a, cnp.ndarray B, bint trans_b,
-               cnp.ndarray C) except -1:
-    # C = op(A) @ op(B) for C-contiguous 2-D arrays of one dtype; op transposes when asked.
-    cdef Py_ssize_t m = C.shape[0], n = C.shape[1]
-    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
-    cdef Py_ssize_t lda = A.shape[1], ldb = B.shape[1], ldc = n
-    cdef int ta = TRANS if trans_a else NO_TRANS
-    cdef int tb = TRANS if trans_b else NO_TRANS
-    cdef bint single = C.descr.type_num == cnp.NPY_FLOAT
-    cdef void* a = cnp.PyArray_DATA(A)
-    cdef void* b = cnp.PyArray_DATA(B)
-    cdef void* c = cnp.PyArray_DATA(C)
-    if not _ilp64 and max(m, n, k, lda, ldb) > _int32_max:
-        raise ValueError("compiled step: a matrix is too large for this BLAS (32-bit indices)")
-    with nogil:
-        if _ilp64 and single:
-            (<sgemm64_t> _sgemm)(ROW_MAJOR, ta, tb, m, n, k, 1, <float*> a, lda, <float*> b, ldb,
-                                 0, <float*> c, ldc)
-        elif _ilp64:
-            (<dgemm64_t> _dgemm)(ROW_MAJOR, ta, tb, m, n, k, 1, <double*> a, lda, <double*> b,
-                                 ldb, 0, <double*> c, ldc)
-        elif single:
-            (<sgemm32_t> _sgemm)(ROW_MAJOR, ta, tb, <int> m, <int> n, <int> k, 1, <float*> a,
-                                 <int> lda, <float*> b, <int> ldb, 0, <float*> c, <int> ldc)
-        else:
-            (<dgemm32_t> _dgemm)(ROW_MAJOR, ta, tb, <int> m, <int> n, <int> k, 1, <double*> a,
-                                 <int> lda, <double*> b, <int> ldb, 0, <double*> c, <int> ldc)
-    return 0
-
-
-def gemm(A, B, C, *, trans_a=False, trans_b=False):
-    """C = op(A) @ op(B) through the BLAS set with set_gemm (no checks: for fastnn._blas's
-    self-test). A, B, C: C-contiguous 2-D arrays of one float dtype."""
-    _gemm(A, trans_a, B, trans_b, C)
-    return C
-
 
 cdef class Op:
     """One layer of a plan. forward() reads `input` and writes `output`; backward(grad_output)
@@ -118,7 +50,7 @@ cdef class DenseOp(Op):
         self.code, self.alpha = code, alpha
 
     cdef int forward(self) except -1:
-        _gemm(self.input, False, self.W, False, self.output)
+        matmul_into(self.input, False, self.W, False, self.output, False)
         _run_bias_act_forward(self.output, self.b, self.output, self.code, self.alpha)
         return 0
 
@@ -127,9 +59,9 @@ cdef class DenseOp(Op):
         _run_bias_act_backward(grad_output, self.output, self.dZ, self.db, self.code, self.alpha,
                                False)
         if self.dW is not None:
-            _gemm(self.input, True, self.dZ, False, self.dW)
+            matmul_into(self.input, True, self.dZ, False, self.dW, False)
         if self.grad_input is not None:
-            _gemm(self.dZ, False, self.W, True, self.grad_input)
+            matmul_into(self.dZ, False, self.W, True, self.grad_input, False)
         return 0
 
 

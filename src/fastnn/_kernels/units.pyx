@@ -1,7 +1,7 @@
 # Compiled PReLU and Maxout kernels; units_numpy.py is their NumPy twin (same names, signatures,
 # results).
 #
-# Design: as in dense.pyx, GEMMs go through NumPy's matmul (its BLAS) and everything around them
+# Design: as in dense.pyx, GEMMs go through the GEMM module (gemm.pxd) and everything around them
 # is one fused pass over rows, split across threads above FNN_PARALLEL_MIN_WORK. Column sums (the
 # slope and bias gradients) go into one float64 row of partial sums per thread, added up at the
 # end, so no two threads write the same element. Maxout keeps the winning piece of each unit as
@@ -12,10 +12,10 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
-import numpy as np
+from .gemm cimport matmul_into, weight_gradients
 
 from ._checks import (maxout_backward_args, maxout_forward_args, prelu_backward_args,
-                      prelu_forward_args, weight_gradients)
+                      prelu_forward_args)
 
 cnp.import_array()
 
@@ -211,7 +211,7 @@ def maxout_forward(X, W, b, *, pieces, Z=None, out=None, argmax=None):
     the winning piece (the first on ties). Z is a (N, M * pieces) work buffer.
     Returns (out (N, M), argmax (N, M))."""
     X, W, b, Z, out, argmax = maxout_forward_args(X, W, b, pieces, Z, out, argmax)
-    np.matmul(X, W, out=Z)
+    matmul_into(X, False, W, False, Z, False)
     cdef Py_ssize_t rows = out.shape[0], units = out.shape[1], k_pieces = pieces
     cdef bint threaded = _threaded(rows, Z.shape[1]), single = Z.dtype.num == cnp.NPY_FLOAT
     cdef void* z = _data(Z)

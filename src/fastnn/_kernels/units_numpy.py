@@ -7,7 +7,8 @@ pieces - 1 of Z = X @ W + b.
 import numpy as np
 
 from ._checks import (maxout_backward_args, maxout_forward_args, prelu_backward_args,
-                      prelu_forward_args, weight_gradients)
+                      prelu_forward_args)
+from .gemm_numpy import matmul_into, weight_gradients
 
 __all__ = ["prelu_forward", "prelu_backward", "maxout_forward", "maxout_backward"]
 
@@ -40,7 +41,7 @@ def maxout_forward(X, W, b, *, pieces, Z=None, out=None, argmax=None):
     Returns (out (N, M), argmax (N, M))."""
     X, W, b, Z, out, argmax = maxout_forward_args(X, W, b, pieces, Z, out, argmax)
     n, m = out.shape
-    np.matmul(X, W, out=Z)
+    matmul_into(X, False, W, False, Z, False)
     Z += b
     grouped = Z.reshape(n, m, pieces)
     argmax[...] = grouped.argmax(axis=2)
