@@ -15,9 +15,10 @@ import warnings
 
 import numpy as np
 
-from . import __version__, _backend, data, optim, regularization
+from . import _backend, data, optim, regularization
+from ._version import __version__
 from ._kernels._checks import ACTIVATIONS
-from .gradcheck import gradcheck
+from .gradient_check import gradcheck
 from .init import INITIALIZERS, ALIASES
 from .io import save
 from .layers import BatchNorm, Dense, Dropout

@@ -403,8 +403,8 @@ class Sequential:
     def save(self, path):
         """Write the model to `path` as a fastnn .npz file (fastnn.save); read it back with
         fastnn.load(path)."""
-        from .io import save
-        save(self, path)
+        from ._save import write  # (below the model: fastnn.io, above it, rebuilds models)
+        write(self, path)
 
     def summary(self, print_fn=print):
         """Print a table of the layers and the totals the CS231n notes count; return the totals.

@@ -198,6 +198,20 @@ def all_finite(X):
 input_checked = contextvars.ContextVar("fastnn_input_checked", default=False)
 
 
+# The layer types the file format and the command line know, by class name: each built-in layer
+# registers itself with @register (a subclass does not inherit the registration, so a user's
+# subclass is not mistaken for the layer it extends).
+LAYERS = {}
+
+
+def register(cls):
+    """Class decorator: record `cls` in LAYERS under its class name."""
+    if LAYERS.get(cls.__name__, cls) is not cls:
+        raise ValueError(f"a layer type named {cls.__name__!r} is registered already")
+    LAYERS[cls.__name__] = cls
+    return cls
+
+
 class Layer:
     """Base class: a layer without parameters that passes shapes through."""
 

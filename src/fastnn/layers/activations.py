@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _backend
 from .._validation import _is_bool, check_float
-from ._base import Layer, Buffer, as_dtype, gradient_outputs, gradients_written, renewed
+from ._base import register, Layer, Buffer, as_dtype, gradient_outputs, gradients_written, renewed
 
 DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 
@@ -16,6 +16,7 @@ def _kinks(activation, A):
     return None if A is None or activation not in ("relu", "leaky_relu", "elu") else A > 0
 
 
+@register
 class Activation(Layer):
     """An elementwise activation as a layer of its own: A = act(X). Any shape (N, D) passes.
 
@@ -92,35 +93,42 @@ def _activation_alpha(where, activation, alpha):
     return check_float(f"{where}: alpha", alpha, 0.0, low_open=True)
 
 
+@register
 class Identity(Activation):
     activation = "identity"
 
 
+@register
 class ReLU(Activation):
     """max(0, x)."""
     activation = "relu"
 
 
+@register
 class LeakyReLU(Activation):
     """x for x > 0, alpha * x otherwise (alpha: the negative slope, default 0.01)."""
     activation = "leaky_relu"
 
 
+@register
 class ELU(Activation):
     """x for x > 0, alpha * (exp(x) - 1) otherwise (default alpha 1.0)."""
     activation = "elu"
 
 
+@register
 class Sigmoid(Activation):
     """1 / (1 + exp(-x))."""
     activation = "sigmoid"
 
 
+@register
 class Tanh(Activation):
     """tanh(x)."""
     activation = "tanh"
 
 
+@register
 class PReLU(Layer):
     """Parametric ReLU: x for x > 0, a_j * x otherwise, with a learnable slope a_j per feature
     (initialized to `init`, 0.25 as in PyTorch). Slopes are not weights: no weight decay."""

@@ -5,9 +5,10 @@ import numpy as np
 from .. import _backend
 from .._kernels._checks import batchnorm_options
 from .._validation import check_float
-from ._base import Buffer, Layer, as_dtype, gradient_outputs, gradients_written, renewed
+from ._base import register, Buffer, Layer, as_dtype, gradient_outputs, gradients_written, renewed
 
 
+@register
 class BatchNorm(Layer):
     """Batch normalization of (N, D) activations, with torch.nn.BatchNorm1d's semantics.
 

@@ -5,10 +5,11 @@ import numpy as np
 from .. import _backend
 from .._kernels._checks import ACTIVATIONS
 from ..init import check_init, default_init, initialize
-from ._base import Buffer, Layer, _init_config, as_dtype, gradient_outputs, gradients_written, renewed
+from ._base import register, Buffer, Layer, _init_config, as_dtype, gradient_outputs, gradients_written, renewed
 from .activations import _activation_alpha, _kinks
 
 
+@register
 class Dense(Layer):
     """Fully-connected layer with a fused activation: A = act(X @ W + b).
 

@@ -4,9 +4,10 @@ import numpy as np
 
 from .. import _backend
 from ..init import check_init, initialize
-from ._base import Buffer, Layer, _init_config, as_dtype, gradient_outputs, gradients_written, renewed
+from ._base import register, Buffer, Layer, _init_config, as_dtype, gradient_outputs, gradients_written, renewed
 
 
+@register
 class Maxout(Layer):
     """Maxout units: out_j = max over k pieces of (X @ W_k + b_k)_j (Goodfellow et al.).
 
