@@ -23,7 +23,8 @@ from operator import is_
 import numpy as np
 
 from . import _backend, _blas, losses
-from ._kernels._checks import ACTIVATIONS, drop_probability
+from ._activations import CODES as ACTIVATIONS
+from ._kernels._checks import drop_probability
 from .layers import Activation, BatchNorm, Dense, Dropout, first_trainable
 
 _LOSSES = {losses.softmax_cross_entropy: True, losses.multiclass_hinge: False}

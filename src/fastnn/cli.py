@@ -15,9 +15,9 @@ import warnings
 
 import numpy as np
 
-from . import _backend, data, optim, regularization
+from . import _backend, data, losses, optim, regularization
+from ._activations import CODES as ACTIVATIONS
 from ._version import __version__
-from ._kernels._checks import ACTIVATIONS
 from .gradient_check import gradcheck
 from .init import INITIALIZERS, ALIASES
 from .io import save
@@ -32,7 +32,7 @@ DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
               "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
 SCHEDULES = ("none", "step", "exponential", "inverse-time", "cosine")
-CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "multiclass_hinge", "svm")  # svm: the hinge
+CLASSIFICATION_LOSSES = losses.MULTICLASS  # svm: the hinge
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -239,10 +239,8 @@ def build_model(args, in_features, n_classes, dtype=None, init=None, hidden=None
 
 
 def _activation_layer(name):
-    from . import layers
-    classes = {"identity": layers.Identity, "relu": layers.ReLU, "leaky_relu": layers.LeakyReLU,
-               "elu": layers.ELU, "sigmoid": layers.Sigmoid, "tanh": layers.Tanh}
-    return classes[name]()
+    from .layers import activation_layers
+    return activation_layers()[name]()
 
 
 def build_optimizer(args, model):

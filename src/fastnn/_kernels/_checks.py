@@ -10,12 +10,13 @@ The rules:
 """
 import numpy as np
 
+from .._activations import CODES, SPECS, TABLE
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-# Activation codes shared with the compiled kernels (dense.pyx keeps the same numbering).
-ACTIVATIONS = {"identity": 0, "relu": 1, "leaky_relu": 2, "elu": 3, "sigmoid": 4, "tanh": 5}
+ACTIVATIONS = CODES
 # Relative cost of one element of each activation, for the single-thread threshold.
-ACTIVATION_COST = {0: 1, 1: 1, 2: 1, 3: 4, 4: 4, 5: 4}
+ACTIVATION_COST = {spec.code: spec.cost for spec in TABLE}
 
 
 def activation_code(kernel, activation, alpha):
@@ -25,10 +26,11 @@ def activation_code(kernel, activation, alpha):
         raise ValueError(f"{kernel}: unknown activation {activation!r}; expected one of "
                          f"{sorted(ACTIVATIONS)}") from None
     alpha = hyperparameters(kernel, alpha=alpha)["alpha"]
-    if code == 2 and not alpha >= 0.0:
-        raise ValueError(f"{kernel}: leaky_relu needs alpha >= 0, got {alpha}")
-    if code == 3 and not alpha > 0.0:
-        raise ValueError(f"{kernel}: elu needs alpha > 0, got {alpha}")
+    if SPECS[activation].alpha_min is not None:
+        bound, open_ = SPECS[activation].alpha_min
+        if not (alpha > bound if open_ else alpha >= bound):
+            raise ValueError(f"{kernel}: {activation} needs alpha {'>' if open_ else '>='} "
+                             f"{bound:g}, got {alpha}")
     return code, alpha
 
 

@@ -27,13 +27,13 @@ from ._base import (DTYPES, LAYERS, Buffer, Layer, Parameter, _init_config, all_
                     first_trainable, flat_view, gradient_outputs, gradients_written, input_checked,
                     register, renewed)
 from .activations import (DEFAULT_ALPHA, ELU, Activation, Identity, LeakyReLU, PReLU, ReLU, Sigmoid,
-                          Tanh, _activation_alpha, _kinks)
+                          Tanh, _activation_alpha, _kinks, activation_layers)
 from .batchnorm import BatchNorm
 from .dense import Dense
 from .dropout import Dropout, stream_seed
 from .units import Maxout
 
 __all__ = ["Activation", "BatchNorm", "Buffer", "DEFAULT_ALPHA", "DTYPES", "Dense", "Dropout", "ELU",
-           "Identity", "LAYERS", "Layer", "LeakyReLU", "Maxout", "PReLU", "Parameter", "ReLU", "Sigmoid", "Tanh",
+           "Identity", "LAYERS", "Layer", "LeakyReLU", "activation_layers", "Maxout", "PReLU", "Parameter", "ReLU", "Sigmoid", "Tanh",
            "all_finite", "as_dtype", "first_trainable", "flat_view", "gradient_outputs",
            "gradients_written", "input_checked", "register", "renewed", "stream_seed"]

@@ -5,15 +5,14 @@ import numbers
 import numpy as np
 
 from .. import _backend
+from .._activations import DEFAULT_ALPHA, SPECS
 from .._validation import _is_bool, check_float
 from ._base import register, Layer, Buffer, as_dtype, gradient_outputs, gradients_written, renewed
 
-DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 
 
 def _kinks(activation, A):
-    # elu's derivative jumps at 0 too (from alpha to 1) unless alpha = 1; treat it as a kink.
-    return None if A is None or activation not in ("relu", "leaky_relu", "elu") else A > 0
+    return None if A is None or not SPECS[activation].kinks else A > 0
 
 
 @register
@@ -84,13 +83,13 @@ def _activation_alpha(where, activation, alpha):
         if alpha is not None and (_is_bool(alpha) or not isinstance(alpha, numbers.Real)
                                   or alpha != 0):
             raise ValueError(f"{where}: alpha {alpha!r} given, but the {activation} activation "
-                             "takes no alpha (only leaky_relu and elu do)")
+                             f"takes no alpha (only {' and '.join(DEFAULT_ALPHA)} do)")
         return 0.0
     if alpha is None:
         return float(DEFAULT_ALPHA[activation])
-    if activation == "leaky_relu":
-        return check_float(f"{where}: alpha (the negative slope)", alpha, 0.0)
-    return check_float(f"{where}: alpha", alpha, 0.0, low_open=True)
+    spec = SPECS[activation]
+    bound, open_ = spec.alpha_min
+    return check_float(f"{where}: {spec.alpha_name}", alpha, bound, low_open=open_)
 
 
 @register
@@ -180,3 +179,10 @@ class PReLU(Layer):
 
     def __repr__(self):
         return f"PReLU({self.in_features})"
+
+
+def activation_layers():
+    """{activation name: its layer class} of the registered activation layers."""
+    from ._base import LAYERS
+    return {cls.activation: cls for cls in LAYERS.values()
+            if issubclass(cls, Activation) and cls is not Activation}

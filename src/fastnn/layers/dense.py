@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _backend
-from .._kernels._checks import ACTIVATIONS
+from .._activations import CODES as ACTIVATIONS
 from ..init import check_init, default_init, initialize
 from ._base import register, Buffer, Layer, _init_config, as_dtype, gradient_outputs, gradients_written, renewed
 from .activations import _activation_alpha, _kinks
