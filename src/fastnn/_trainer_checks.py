@@ -2,8 +2,7 @@
 halfway, leaving a half-trained model. Messages name the argument and what it accepts."""
 import numpy as np
 
-from ._kernels._checks import as_binary_labels, as_labels
-from ._validation import check_float
+from ._validation import as_binary_labels, as_labels, check_float
 from .losses import SPECS
 from .metrics import BINARY, CLASSIFICATION
 

@@ -6,9 +6,8 @@ from collections import namedtuple
 import numpy as np
 
 from . import losses
-from ._kernels._checks import as_labels
 from ._step import CompiledStep
-from ._validation import check_int
+from ._validation import as_labels, check_int
 from .init import default_init
 from .layers import (Activation, Buffer, Dense, Layer, all_finite, as_dtype, first_trainable,
                      flat_view, gradients_written, input_checked)

@@ -11,6 +11,8 @@ The rules:
 import numpy as np
 
 from .._activations import CODES, SPECS, TABLE
+from .._hash import GOLDEN64, MASK64, MIX64_M1, MIX64_M2, dropout_key, mix64  # noqa: F401
+from .._validation import as_binary_labels, as_labels
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -74,39 +76,6 @@ def as_vector(kernel, name, v, dtype, size):
     return v
 
 
-# Dropout's counter-based random stream. Element i of a call with key k is kept iff
-#     (mix64(k + i * GOLDEN64) >> 32) >= floor(p * 2**32)
-# with mix64 the splitmix64 finalizer, in wrapping uint64 arithmetic. dropout.pyx and
-# dropout_numpy.py compute exactly this, so masks are bit-identical across backends and thread
-# counts; the key is a hash of (seed, layer, step), so a mask is a pure function of
-# (seed, layer, step, i).
-MASK64 = (1 << 64) - 1
-GOLDEN64 = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, splitmix64's counter increment
-MIX64_M1 = 0xBF58476D1CE4E5B9
-MIX64_M2 = 0x94D049BB133111EB
-
-
-def mix64(z):
-    """The splitmix64 finalizer of a Python int, mod 2**64 (a bijection of 64-bit integers)."""
-    z &= MASK64
-    z = ((z ^ (z >> 30)) * MIX64_M1) & MASK64
-    z = ((z ^ (z >> 27)) * MIX64_M2) & MASK64
-    return z ^ (z >> 31)
-
-
-def dropout_key(seed, layer, step):
-    """The 64-bit key of one dropout call, a hash of non-negative integers (seed, layer, step).
-
-    seed is taken mod 2**64. The same arguments give the same key (and mask) on every backend.
-    """
-    key = 0
-    for name, part in (("seed", seed), ("layer", layer), ("step", step)):
-        if isinstance(part, bool) or not isinstance(part, (int, np.integer)) or part < 0:
-            raise ValueError(f"dropout_key: {name} must be a non-negative integer, got {part!r}")
-        key = mix64((key ^ (int(part) & MASK64)) + GOLDEN64)
-    return key
-
-
 def drop_probability(kernel, p):
     """(p, threshold): the drop probability as a float in [0, 1) and floor(p * 2**32)."""
     try:
@@ -168,23 +137,6 @@ def as_piece_indices(kernel, argmax, pieces):
     return argmax
 
 
-def as_labels(kernel, y, n_samples, n_classes):
-    """Integer class indices in [0, n_classes), one per sample, as an int64 array."""
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != n_samples:
-        raise ValueError(f"{kernel}: labels must have shape ({n_samples},), got {y.shape}")
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or np.any(y != np.floor(y)):
-            raise ValueError(f"{kernel}: labels must be integer class indices, got non-integer "
-                             "values")
-    elif y.dtype.kind not in "iu":
-        raise TypeError(f"{kernel}: labels must be integer class indices, got dtype {y.dtype}")
-    if n_samples and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"{kernel}: labels must lie in [0, {n_classes}), got values in "
-                         f"[{y.min()}, {y.max()}]")
-    return np.ascontiguousarray(y, dtype=np.int64)
-
-
 def update_arrays(kernel, param, grad, states):
     """Checks for an optimizer update: param and every state buffer are OUT arrays of param's
     shape and dtype; grad is converted. Returns (dtype, param, grad)."""
@@ -211,30 +163,6 @@ def hyperparameters(kernel, **values):
     if "step" in values and not values["step"] >= 1:
         raise ValueError(f"{kernel}: step counts updates from 1, got {values['step']!r}")
     return values
-
-
-def as_binary_labels(kernel, y, n_samples, negative):
-    """Binary labels, one per sample, as float64 targets in {negative, 1}.
-
-    Accepts {0, 1}; for negative=-1 also {-1, +1} (0 is then read as -1)."""
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1 or y.shape[0] != n_samples:
-        raise ValueError(f"{kernel}: labels must have shape ({n_samples},), got {y.shape}")
-    if y.dtype.kind not in "iufb":
-        raise TypeError(f"{kernel}: labels must be numbers, got dtype {y.dtype}")
-    y = y.astype(np.float64)
-    allowed = (0.0, 1.0) if negative == 0 else (-1.0, 0.0, 1.0)
-    if not np.all(np.isin(y, allowed)):
-        raise ValueError(f"{kernel}: labels must be in {{{', '.join(f'{a:g}' for a in allowed)}}}")
-    if negative != 0:
-        # -1 and 0 together: two conventions mixed, the 0s' meaning is a guess
-        if (y == -1.0).any() and (y == 0.0).any():
-            raise ValueError(f"{kernel}: labels mix -1 and 0; use {{-1, +1}} or {{0, 1}}, not "
-                             "both")
-        y = np.where(y > 0, 1.0, -1.0)
-    return np.ascontiguousarray(y)
 
 
 def as_binary_scores(kernel, scores):

@@ -3,7 +3,6 @@
 import numpy as np
 
 from .. import _backend
-from .._kernels._checks import batchnorm_options
 from .._validation import check_float
 from ._base import register, Buffer, Layer, as_dtype, gradient_outputs, gradients_written, renewed
 
@@ -31,7 +30,7 @@ class BatchNorm(Layer):
                              f"{num_features!r}")
         momentum = check_float("BatchNorm: momentum", momentum, 0.0, 1.0)
         eps = check_float("BatchNorm: eps", eps, 0.0, low_open=True)
-        self.momentum, self.eps = batchnorm_options("BatchNorm", 2, False, momentum, eps)
+        self.momentum, self.eps = _backend.batchnorm_options("BatchNorm", 2, False, momentum, eps)
         self.in_features = self.out_features = int(num_features)
         self.reset_parameters(dtype)
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _backend
-from .._kernels._checks import MASK64, dropout_key
+from .._hash import MASK64, dropout_key
 from .._validation import check_float
 from ._base import register, Buffer, Layer, as_dtype
 
