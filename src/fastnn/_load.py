@@ -137,10 +137,9 @@ class _Reader(_Archive):
         parameters' shapes in model.parameters() order."""
         arrays, parameters = {}, []
         for i, spec in enumerate(self.metadata["layers"]):
-            params, buffers = _layer_arrays(spec["type"], spec["config"],
-                                            lambda key, value, accepts, i=i, t=spec["type"]:
-                                            self.invalid(f"layer {i} ({t}) config {key!r}",
-                                                         value, accepts))
+            params, buffers = LAYERS[spec["type"]].declared_arrays(
+                spec["config"], lambda key, value, accepts, i=i, t=spec["type"]:
+                self.invalid(f"layer {i} ({t}) config {key!r}", value, accepts))
             for name, shape in params + buffers:
                 arrays[f"model/{i}.{name}"] = shape
             parameters.extend(shape for _, shape in params)
@@ -192,8 +191,8 @@ class _Reader(_Archive):
     # -- building and reading, once everything above holds
 
     def _architecture(self):
-        """Build the model the metadata describes, its parameters uninitialized (fastnn.init.deferred:
-        model() reads every one of them from the file)."""
+        """Build the model the metadata describes, its parameters uninitialized
+        (fastnn.init.deferred: model() reads every one of them from the file)."""
         layers = []
         for i, spec in enumerate(self.metadata["layers"]):
             try:
@@ -299,33 +298,6 @@ class _Reader(_Archive):
             if str(error).startswith(self.path + ": "):
                 raise
             raise self.error(f"malformed metadata ({error})") from error
-
-
-def _layer_arrays(kind, config, invalid):
-    """([(name, shape)] of the parameters, [(name, shape)] of the buffers) that a layer of this
-    type and config holds, from the config alone (the file format's rule; the reader checks it
-    against the built model too)."""
-    def positive(key):
-        value = config.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise invalid(key, value, "a positive integer")
-        return value
-
-    if kind == "Dense":
-        n, m = positive("in_features"), positive("out_features")
-        return [("W", (n, m)), ("b", (m,))], []
-    if kind == "Maxout":
-        n, m = positive("in_features"), positive("out_features")
-        pieces = config.get("pieces", 2)
-        if isinstance(pieces, bool) or not isinstance(pieces, int) or not 2 <= pieces <= 255:
-            raise invalid("pieces", pieces, "an integer in [2, 255]")
-        return [("W", (n, m * pieces)), ("b", (m * pieces,))], []
-    if kind == "BatchNorm":
-        d = positive("num_features")
-        return [("gamma", (d,)), ("beta", (d,))], [("running_mean", (d,)), ("running_var", (d,))]
-    if kind == "PReLU":
-        return [("a", (positive("num_features"),))], []
-    return [], []
 
 
 def _kind(value):

@@ -7,7 +7,8 @@ import numpy as np
 from .. import _backend
 from .._activations import DEFAULT_ALPHA, SPECS
 from .._validation import _is_bool, check_float
-from ._base import register, Layer, Buffer, as_dtype, gradient_outputs, gradients_written, renewed
+from ._base import (LAYERS, Buffer, Layer, as_dtype, gradient_outputs, gradients_written,
+                    positive_config, register, renewed)
 
 
 
@@ -132,6 +133,10 @@ class PReLU(Layer):
     """Parametric ReLU: x for x > 0, a_j * x otherwise, with a learnable slope a_j per feature
     (initialized to `init`, 0.25 as in PyTorch). Slopes are not weights: no weight decay."""
 
+    @classmethod
+    def declared_arrays(cls, config, invalid):
+        return [("a", (positive_config(config, "num_features", invalid),))], []
+
     def __init__(self, num_features, init=0.25, dtype="float32"):
         if (isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer))
                 or num_features < 1):
@@ -183,6 +188,5 @@ class PReLU(Layer):
 
 def activation_layers():
     """{activation name: its layer class} of the registered activation layers."""
-    from ._base import LAYERS
     return {cls.activation: cls for cls in LAYERS.values()
             if issubclass(cls, Activation) and cls is not Activation}

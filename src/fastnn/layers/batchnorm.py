@@ -4,7 +4,8 @@ import numpy as np
 
 from .. import _backend
 from .._validation import check_float
-from ._base import register, Buffer, Layer, as_dtype, gradient_outputs, gradients_written, renewed
+from ._base import (Buffer, Layer, as_dtype, gradient_outputs, gradients_written, positive_config,
+                    register, renewed)
 
 
 @register
@@ -22,6 +23,11 @@ class BatchNorm(Layer):
     by Sequential.state_dict(). A batch of one in training mode is an error (no variance to
     estimate); constant features are fine (eps keeps 1/sqrt(var + eps) finite).
     """
+
+    @classmethod
+    def declared_arrays(cls, config, invalid):
+        d = positive_config(config, "num_features", invalid)
+        return [("gamma", (d,)), ("beta", (d,))], [("running_mean", (d,)), ("running_var", (d,))]
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype="float32"):
         if (isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer))

@@ -5,7 +5,7 @@ import numpy as np
 from .. import _backend
 from .._hash import MASK64, dropout_key
 from .._validation import check_float
-from ._base import register, Buffer, Layer, as_dtype
+from ._base import Buffer, Layer, as_dtype, register
 
 
 def stream_seed(seed):
