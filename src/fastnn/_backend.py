@@ -9,7 +9,8 @@ import warnings
 
 from . import _kernels
 # Argument checks of kernels that the layers and the compiled step apply up front, through here.
-from ._kernels._checks import batchnorm_options, drop_probability  # noqa: F401
+from ._kernels._batchnorm_checks import batchnorm_options  # noqa: F401
+from ._kernels._dropout_checks import drop_probability  # noqa: F401
 from ._validation import check_int
 
 BACKENDS = ("cython", "numpy")
