@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
-from fastnn._kernels._checks import dropout_key
+from fastnn._hash import dropout_key
 
 SHAPES = [(64, 128), (128, 512), (256, 1024), (1024, 4096)]
 SHAPE_IDS = [f"{n}x{d}" for n, d in SHAPES]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastnn as fnn
-from fastnn.gradcheck import numerical_gradient, relative_error
+from fastnn.gradient_check import numerical_gradient, relative_error
 
 
 def _sigmoid(x):

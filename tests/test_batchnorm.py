@@ -5,7 +5,7 @@ import pytest
 
 import fastnn as fnn
 from fastnn import _backend, _kernels
-from fastnn.gradcheck import numerical_gradient, relative_error
+from fastnn.gradient_check import numerical_gradient, relative_error
 
 from _support import RTOL, assert_close
 

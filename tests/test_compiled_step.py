@@ -290,7 +290,7 @@ def test_the_steps_dropout_key_is_the_masks_key():
     """DropoutOp computes the dropout key in C (uint64 arithmetic); it must be
     _checks.dropout_key's for any seed, layer index and step, and refuse what that refuses."""
     from fastnn._kernels import step
-    from fastnn._kernels._checks import dropout_key
+    from fastnn._hash import dropout_key
     rng = np.random.default_rng(0)
     cases = [(0, 0, 0), (2**64 - 1, 2**64 - 1, 2**64 - 1), (2**64 + 5, 1, 2), (2**200, 3, 4),
              (np.uint64(7), 1, 2), (np.int32(3), np.int64(2), 9)]

@@ -5,8 +5,8 @@ import pytest
 
 import fastnn as fnn
 from fastnn import _backend, _kernels
-from fastnn._kernels._checks import GOLDEN64, MASK64, dropout_key, mix64
-from fastnn.gradcheck import numerical_gradient, relative_error
+from fastnn._hash import GOLDEN64, MASK64, dropout_key, mix64
+from fastnn.gradient_check import numerical_gradient, relative_error
 
 C = _kernels.CYTHON
 P = _kernels.NUMPY

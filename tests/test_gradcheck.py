@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn as fnn
-from fastnn.gradcheck import GradcheckResult, gradcheck, numerical_gradient, relative_error
+from fastnn.gradient_check import GradcheckResult, gradcheck, numerical_gradient, relative_error
 
 N, D, H, K = 8, 5, 7, 3
 

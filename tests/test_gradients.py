@@ -10,7 +10,7 @@ import pytest
 
 import fastnn
 from fastnn import _backend
-from fastnn.gradcheck import numerical_gradient, relative_error
+from fastnn.gradient_check import numerical_gradient, relative_error
 
 ACTIVATIONS = [("identity", 0.0), ("relu", 0.0), ("leaky_relu", 0.1), ("elu", 1.3),
                ("sigmoid", 0.0), ("tanh", 0.0)]

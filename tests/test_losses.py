@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 import fastnn
 from fastnn import _backend, _kernels, losses
-from fastnn.gradcheck import numerical_gradient, relative_error
+from fastnn.gradient_check import numerical_gradient, relative_error
 
 from _support import RTOL, assert_close
 

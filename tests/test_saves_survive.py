@@ -126,7 +126,8 @@ TRAINER = """
                           checkpoint=os.path.join(directory, "last.npz"),
                           best_checkpoint=best_path)
     if mode == "inside":  # Ctrl-C arrives while the second best checkpoint is being written
-        atomic, calls = fio._atomic_write, []
+        from fastnn import _save
+        atomic, calls = _save._atomic_write, []
 
         def hooked(path, write):
             if os.fspath(path) == best_path:
@@ -138,7 +139,7 @@ TRAINER = """
                     return atomic(path, interrupted)
             return atomic(path, write)
 
-        fio._atomic_write = hooked
+        _save._atomic_write = hooked
     else:
         trainer.callbacks = [type("Ready", (), {"on_epoch": lambda self, t, e, h: print(
             "epoch", e, flush=True) if e == 1 else None})()]

@@ -8,7 +8,8 @@ from . import (_backend, augment, data, init, losses, optim, preprocessing, regu
 from . import search  # NumPy only at import; random_search imports scikit-learn when called
 from ._backend import (compiled_available, get_backend, get_num_threads, openmp_enabled,
                        set_backend, set_num_threads, use_backend)
-from .gradcheck import gradcheck  # the function; its module stays importable as fastnn.gradcheck
+from . import gradient_check  # the module: numerical_gradient, relative_error, GradcheckResult
+from .gradient_check import gradcheck  # fnn.gradcheck is the function, as torch.autograd.gradcheck
 from .layers import (ELU, Activation, BatchNorm, Dense, Dropout, Identity, Layer, LeakyReLU,
                      Maxout, Parameter, PReLU, ReLU, Sigmoid, Tanh)
 from .model import Sequential
@@ -17,14 +18,14 @@ from .callbacks import EMA, EarlyStopping, History
 from .ensemble import Ensemble
 from .trainer import Trainer
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "ELU", "EMA", "Activation", "BatchNorm", "Dense", "Dropout", "EarlyStopping", "Ensemble",
     "History", "Identity", "Layer", "LeakyReLU", "Trainer", "sanity", "Maxout", "Parameter",
     "PReLU", "ReLU", "Sequential", "Sigmoid", "Tanh", "compiled_available", "data", "get_backend",
     "get_num_threads", "gradcheck", "init", "losses", "openmp_enabled", "optim", "preprocessing",
-    "regularization", "set_backend", "set_num_threads", "use_backend", "io", "save", "load",
+    "regularization", "set_backend", "set_num_threads", "use_backend", "save", "load",
     "save_checkpoint", "load_checkpoint", "Checkpoint", "search", "augment",
 ]
 

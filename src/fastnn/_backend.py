@@ -8,6 +8,9 @@ import os
 import warnings
 
 from . import _kernels
+# Argument checks of kernels that the layers and the compiled step apply up front, through here.
+from ._kernels._batchnorm_checks import batchnorm_options  # noqa: F401
+from ._kernels._dropout_checks import drop_probability  # noqa: F401
 from ._validation import check_int
 
 BACKENDS = ("cython", "numpy")

@@ -21,7 +21,7 @@ rebuilding it.
 from operator import is_
 
 from . import _backend, losses
-from ._kernels._checks import ACTIVATIONS, drop_probability
+from ._activations import CODES as ACTIVATIONS
 from .layers import Activation, BatchNorm, Dense, Dropout, first_trainable
 
 _LOSSES = {losses.softmax_cross_entropy: True, losses.multiclass_hinge: False}
@@ -167,7 +167,7 @@ def _build(model, n, loss, kinds):
             attribute = None
         elif kind is Dropout and layer.p > 0:
             layer._size_buffers(width)
-            p, threshold = drop_probability("Dropout", layer.p)
+            p, threshold = _backend.drop_probability("Dropout", layer.p)
             out, mask = layer._out.rows(n), layer._masks.rows(n)
             dX = layer._dX.rows(n) if need_dX else None
             op = step.DropoutOp(layer, previous, out, dX, mask, threshold, 1.0 / (1.0 - p))

@@ -2,8 +2,8 @@
 halfway, leaving a half-trained model. Messages name the argument and what it accepts."""
 import numpy as np
 
-from ._kernels._checks import as_binary_labels, as_labels
-from ._validation import check_float
+from ._validation import as_binary_labels, as_labels, check_float
+from .losses import SPECS
 from .metrics import BINARY, CLASSIFICATION
 
 
@@ -70,7 +70,7 @@ def check_data(trainer, X, y, what):
         as_labels(f"Trainer ({what})", y, len(y), trainer.model.out_features)
     elif trainer.loss_name in BINARY:
         as_binary_labels(f"Trainer ({what})", y, len(y),
-                         0 if trainer.loss_name == "binary_logistic" else -1)
+                         SPECS[trainer.loss_name].negative_label)
     elif y.dtype.kind in "fiub" and not np.isfinite(y).all():
         raise ValueError(f"Trainer: {what} has NaN or inf targets")
     return X, y

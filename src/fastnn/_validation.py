@@ -81,3 +81,46 @@ def check_path(name, value):
     if not path or "\x00" in path:
         raise ValueError(f"{name} must be a non-empty path without NUL characters, got {path!r}")
     return path
+
+
+# Labels, checked the same way by the loss kernels (both backends), Sequential and the Trainer.
+
+def as_labels(kernel, y, n_samples, n_classes):
+    """Integer class indices in [0, n_classes), one per sample, as an int64 array."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n_samples:
+        raise ValueError(f"{kernel}: labels must have shape ({n_samples},), got {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or np.any(y != np.floor(y)):
+            raise ValueError(f"{kernel}: labels must be integer class indices, got non-integer "
+                             "values")
+    elif y.dtype.kind not in "iu":
+        raise TypeError(f"{kernel}: labels must be integer class indices, got dtype {y.dtype}")
+    if n_samples and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"{kernel}: labels must lie in [0, {n_classes}), got values in "
+                         f"[{y.min()}, {y.max()}]")
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def as_binary_labels(kernel, y, n_samples, negative):
+    """Binary labels, one per sample, as float64 targets in {negative, 1}.
+
+    Accepts {0, 1}; for negative=-1 also {-1, +1} (0 is then read as -1)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or y.shape[0] != n_samples:
+        raise ValueError(f"{kernel}: labels must have shape ({n_samples},), got {y.shape}")
+    if y.dtype.kind not in "iufb":
+        raise TypeError(f"{kernel}: labels must be numbers, got dtype {y.dtype}")
+    y = y.astype(np.float64)
+    allowed = (0.0, 1.0) if negative == 0 else (-1.0, 0.0, 1.0)
+    if not np.all(np.isin(y, allowed)):
+        raise ValueError(f"{kernel}: labels must be in {{{', '.join(f'{a:g}' for a in allowed)}}}")
+    if negative != 0:
+        # -1 and 0 together: two conventions mixed, the 0s' meaning is a guess
+        if (y == -1.0).any() and (y == 0.0).any():
+            raise ValueError(f"{kernel}: labels mix -1 and 0; use {{-1, +1}} or {{0, 1}}, not "
+                             "both")
+        y = np.where(y > 0, 1.0, -1.0)
+    return np.ascontiguousarray(y)

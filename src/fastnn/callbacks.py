@@ -12,6 +12,7 @@ import threading
 
 import numpy as np
 
+from ._activations import SPECS
 from ._validation import check_float, check_int
 from .layers import Activation, Dense
 
@@ -281,11 +282,10 @@ def _effective_activation(layer):
 
 
 def _saturated(activation, A):
-    if activation == "tanh":
-        return float(np.mean(np.abs(A) > 0.99))
-    if activation == "sigmoid":
-        return float(np.mean((A < 0.01) | (A > 0.99)))
-    return None
+    bounds = SPECS[activation].saturated if activation is not None else None
+    if bounds is None:
+        return None
+    return float(np.mean((A < bounds[0]) | (A > bounds[1])))
 
 
 class Monitor:

@@ -86,7 +86,9 @@ ALIASES = {"xavier_normal": "xavier", "glorot_normal": "glorot", "kaiming": "he"
 
 
 def default_init(activation):
-    return "he" if activation in ("relu", "leaky_relu", "elu") else "xavier"
+    from ._activations import SPECS
+    spec = SPECS.get(activation) if isinstance(activation, str) else None
+    return spec.init if spec is not None else "xavier"
 
 
 def _resolve(init):

@@ -10,6 +10,9 @@ All are stable for extreme scores (|s| up to 1e4 and beyond): no overflow, no Na
 `dscores=` takes a preallocated array of the scores' shape and dtype to write the gradient into.
 `weighted(loss, sample_weight)` is any of them as a weighted mean over the batch.
 """
+import math
+from collections import namedtuple
+
 import numpy as np
 
 from . import _backend
@@ -46,8 +49,45 @@ def mse(scores, y, *, dscores=None):
     return _backend.kernels.mse(scores, y, dscores=dscores)
 
 
-_BY_NAME = {name: globals()[name] for name in __all__ if name not in ("get", "weighted")}
+def _multiclass_margins(scores, y):
+    return scores - scores[np.arange(scores.shape[0]), y][:, None] + 1 > 0
+
+
+def _binary_margins(scores, y):
+    return 1 - np.where(np.asarray(y).reshape(-1) > 0, 1.0, -1.0) * scores.reshape(-1) > 0
+
+
+# What the rest of the package knows about each loss, by name (the one table: the Trainer's label
+# checks and accuracy, sanity's chance level, gradcheck's kinks and the CLI read it).
+#   kind            "multiclass" (integer labels, scores (N, C)), "binary" (one score per sample)
+#                   or "regression" (targets of the scores' shape)
+#   negative_label  the label of the negative class of a binary loss (the other is 1)
+#   initial_loss    n_classes -> the loss of all-zero scores (chance level), or None
+#   margins         (scores, y) -> boolean array of the hinge's active margins (its kinks), or None
+Spec = namedtuple("Spec", ["name", "function", "kind", "negative_label", "initial_loss",
+                           "margins"])
+SPECS = {spec.name: spec for spec in (
+    Spec("softmax_cross_entropy", softmax_cross_entropy, "multiclass", None, math.log, None),
+    Spec("multiclass_hinge", multiclass_hinge, "multiclass", None, lambda c: float(c - 1),
+         _multiclass_margins),
+    Spec("svm", svm, "multiclass", None, lambda c: float(c - 1), _multiclass_margins),
+    Spec("binary_logistic", binary_logistic, "binary", 0, lambda c: math.log(2.0), None),
+    Spec("binary_hinge", binary_hinge, "binary", -1, lambda c: 1.0, _binary_margins),
+    Spec("mse", mse, "regression", None, None, None),
+)}
+_BY_NAME = {name: spec.function for name, spec in SPECS.items()}
 TAKE_DSCORES = frozenset(_BY_NAME.values())  # the losses that write into a given dscores array
+MULTICLASS = tuple(name for name, spec in SPECS.items() if spec.kind == "multiclass")
+BINARY = tuple(name for name, spec in SPECS.items() if spec.kind == "binary")
+
+
+def spec(loss):
+    """The Spec of a loss given by name or as one of this module's functions; None for another
+    callable (a user's loss, or a weighted one)."""
+    if isinstance(loss, str):
+        get(loss)  # an unknown name is a ValueError
+        return SPECS[loss]
+    return next((s for s in SPECS.values() if s.function is loss), None)
 
 
 def get(loss):

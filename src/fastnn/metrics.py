@@ -1,8 +1,7 @@
 """Metrics of predictions against targets, by the kind of loss a model is trained with."""
 import numpy as np
 
-CLASSIFICATION = ("softmax_cross_entropy", "multiclass_hinge", "svm")
-BINARY = ("binary_logistic", "binary_hinge")
+from .losses import BINARY, MULTICLASS as CLASSIFICATION
 
 
 def correct(loss_name, scores, y):

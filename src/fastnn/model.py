@@ -6,9 +6,8 @@ from collections import namedtuple
 import numpy as np
 
 from . import losses
-from ._kernels._checks import as_labels
 from ._step import CompiledStep
-from ._validation import check_int
+from ._validation import as_labels, check_int
 from .init import default_init
 from .layers import (Activation, Buffer, Dense, Layer, all_finite, as_dtype, first_trainable,
                      flat_view, gradients_written, input_checked)
@@ -403,8 +402,8 @@ class Sequential:
     def save(self, path):
         """Write the model to `path` as a fastnn .npz file (fastnn.save); read it back with
         fastnn.load(path)."""
-        from .io import save
-        save(self, path)
+        from ._save import write  # (below the model: fastnn.io, above it, rebuilds models)
+        write(self, path)
 
     def summary(self, print_fn=print):
         """Print a table of the layers and the totals the CS231n notes count; return the totals.

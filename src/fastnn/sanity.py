@@ -7,7 +7,6 @@
   accuracy with regularization off; if it cannot, something is broken.
 Each returns a SanityResult; none changes the model (parameters are restored afterwards).
 """
-import math
 
 import numpy as np
 
@@ -27,17 +26,9 @@ class SanityResult:
 
 def expected_initial_loss(loss, n_classes):
     """The chance-level loss of a model whose scores are all ~0, or None (regression)."""
-    name = _losses.get(loss).__name__
+    spec = _losses.spec(_losses.get(loss))
     n_classes = check_int("expected_initial_loss: n_classes", n_classes, low=2)
-    if name == "softmax_cross_entropy":
-        return math.log(n_classes)
-    if name in ("multiclass_hinge", "svm"):
-        return float(n_classes - 1)
-    if name == "binary_logistic":
-        return math.log(2.0)
-    if name == "binary_hinge":
-        return 1.0
-    return None
+    return None if spec is None or spec.initial_loss is None else spec.initial_loss(n_classes)
 
 
 def check_initial_loss(model, X, y, loss="softmax_cross_entropy", tolerance=0.25):

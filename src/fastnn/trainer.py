@@ -16,6 +16,7 @@ cleanly with the best parameters and the history so far; any other exception res
 parameters of the last completed epoch, records itself in history.stop_reason and propagates.
 """
 import math
+from contextlib import nullcontext
 import numbers
 import sys
 import time
@@ -32,6 +33,7 @@ from .callbacks import (EMA, EarlyStopping, History, Monitor, Progress, Training
 from .ensemble import Ensemble
 from .layers import BatchNorm
 from .metrics import BINARY, CLASSIFICATION, accuracy
+from .metrics import correct as metrics_correct
 
 __all__ = ["Trainer", "History", "EarlyStopping", "EMA", "Ensemble", "TrainingWarning",
            "accuracy"]
@@ -128,7 +130,6 @@ class Trainer:
         self.epoch = 0
         self.n_batches = None  # of the epoch under way
         self._best = None  # (metric, epoch, state_dict)
-        self._argmax = self._hits = None  # per-step buffers of _correct
 
     # -- evaluation ----------------------------------------------------------------------------
 
@@ -296,7 +297,7 @@ class Trainer:
                 history.reg_loss.append(float(reg))
                 total_loss += float(loss) * len(batch)
                 if self.classifier:
-                    correct += self._correct(scores, yb)
+                    correct += metrics_correct(self.loss_name, scores, yb)
                 seen += len(batch)
                 for hook in on_step:
                     hook(self, len(history.loss), float(loss))
@@ -332,17 +333,6 @@ class Trainer:
         for hook in self._hooks("on_epoch"):
             hook(self, epoch, history)
         return None
-
-    def _correct(self, scores, y):
-        """How many of the batch's samples the scores classify right."""
-        if self.loss_name not in CLASSIFICATION or scores.ndim != 2 or y.ndim != 1:
-            return accuracy(self.loss_name, scores, y) * len(y)
-        n = scores.shape[0]
-        if self._argmax is None or self._argmax.shape[0] < n:
-            self._argmax, self._hits = np.empty(n, np.intp), np.empty(n, bool)
-        predicted, hits = self._argmax[:n], self._hits[:n]
-        scores.argmax(axis=1, out=predicted)
-        return int(np.count_nonzero(np.equal(predicted, y, out=hits)))
 
     def _batches(self, n):
         """The (start, stop) of each minibatch of an epoch over n shuffled samples."""
@@ -383,13 +373,12 @@ class Trainer:
                                         else value < self._best[0] - delta)
         if not better:
             return
-        if self.best_checkpoint is None:
+        # With a best checkpoint, Ctrl-C waits for the best epoch and its file: both are the new
+        # best, or neither.
+        with interrupts_deferred() if self.best_checkpoint is not None else nullcontext():
             self._best = (value, self.epoch, self._evaluated_state())
-            return
-        # Ctrl-C waits for the best epoch and its file: both are the new best, or neither.
-        with interrupts_deferred():
-            self._best = (value, self.epoch, self._evaluated_state())
-            save_training_checkpoint(self.best_checkpoint, self, averaged=True)
+            if self.best_checkpoint is not None:
+                save_training_checkpoint(self.best_checkpoint, self, averaged=True)
 
     def _should_stop(self):
         if self.early_stopping is None or self._best is None:

@@ -10,12 +10,14 @@ The rules:
 """
 import numpy as np
 
+from .._activations import CODES, SPECS, TABLE
+from .._validation import as_binary_labels, as_labels
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-# Activation codes shared with the compiled kernels (dense.pyx keeps the same numbering).
-ACTIVATIONS = {"identity": 0, "relu": 1, "leaky_relu": 2, "elu": 3, "sigmoid": 4, "tanh": 5}
+ACTIVATIONS = CODES
 # Relative cost of one element of each activation, for the single-thread threshold.
-ACTIVATION_COST = {0: 1, 1: 1, 2: 1, 3: 4, 4: 4, 5: 4}
+ACTIVATION_COST = {spec.code: spec.cost for spec in TABLE}
 
 
 def activation_code(kernel, activation, alpha):
@@ -25,10 +27,11 @@ def activation_code(kernel, activation, alpha):
         raise ValueError(f"{kernel}: unknown activation {activation!r}; expected one of "
                          f"{sorted(ACTIVATIONS)}") from None
     alpha = hyperparameters(kernel, alpha=alpha)["alpha"]
-    if code == 2 and not alpha >= 0.0:
-        raise ValueError(f"{kernel}: leaky_relu needs alpha >= 0, got {alpha}")
-    if code == 3 and not alpha > 0.0:
-        raise ValueError(f"{kernel}: elu needs alpha > 0, got {alpha}")
+    if SPECS[activation].alpha_min is not None:
+        bound, open_ = SPECS[activation].alpha_min
+        if not (alpha > bound if open_ else alpha >= bound):
+            raise ValueError(f"{kernel}: {activation} needs alpha {'>' if open_ else '>='} "
+                             f"{bound:g}, got {alpha}")
     return code, alpha
 
 
@@ -72,82 +75,6 @@ def as_vector(kernel, name, v, dtype, size):
     return v
 
 
-# Dropout's counter-based random stream. Element i of a call with key k is kept iff
-#     (mix64(k + i * GOLDEN64) >> 32) >= floor(p * 2**32)
-# with mix64 the splitmix64 finalizer, in wrapping uint64 arithmetic. dropout.pyx and
-# dropout_numpy.py compute exactly this, so masks are bit-identical across backends and thread
-# counts; the key is a hash of (seed, layer, step), so a mask is a pure function of
-# (seed, layer, step, i).
-MASK64 = (1 << 64) - 1
-GOLDEN64 = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, splitmix64's counter increment
-MIX64_M1 = 0xBF58476D1CE4E5B9
-MIX64_M2 = 0x94D049BB133111EB
-
-
-def mix64(z):
-    """The splitmix64 finalizer of a Python int, mod 2**64 (a bijection of 64-bit integers)."""
-    z &= MASK64
-    z = ((z ^ (z >> 30)) * MIX64_M1) & MASK64
-    z = ((z ^ (z >> 27)) * MIX64_M2) & MASK64
-    return z ^ (z >> 31)
-
-
-def dropout_key(seed, layer, step):
-    """The 64-bit key of one dropout call, a hash of non-negative integers (seed, layer, step).
-
-    seed is taken mod 2**64. The same arguments give the same key (and mask) on every backend.
-    """
-    key = 0
-    for name, part in (("seed", seed), ("layer", layer), ("step", step)):
-        if isinstance(part, bool) or not isinstance(part, (int, np.integer)) or part < 0:
-            raise ValueError(f"dropout_key: {name} must be a non-negative integer, got {part!r}")
-        key = mix64((key ^ (int(part) & MASK64)) + GOLDEN64)
-    return key
-
-
-def drop_probability(kernel, p):
-    """(p, threshold): the drop probability as a float in [0, 1) and floor(p * 2**32)."""
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise TypeError(f"{kernel}: p must be a number, got {p!r}") from None
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"{kernel}: p (the drop probability) must lie in [0, 1), got {p}")
-    return p, int(p * 4294967296.0)  # exact: scaling by a power of two, then floor
-
-
-def random_key(kernel, key):
-    """A dropout key (from dropout_key) as a Python int in [0, 2**64)."""
-    if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
-        raise TypeError(f"{kernel}: key must be an integer, got {type(key).__name__}")
-    if not 0 <= key <= MASK64:
-        raise ValueError(f"{kernel}: key must lie in [0, 2**64), got {key}")
-    return int(key)
-
-
-def as_mask(kernel, mask, shape):
-    """A dropout mask (bool or uint8, nonzero = kept) as a C-contiguous uint8 array of `shape`."""
-    mask = np.asarray(mask)
-    if mask.dtype not in (np.dtype(np.bool_), np.dtype(np.uint8)):
-        raise TypeError(f"{kernel}: mask must be a uint8 or bool array, got dtype {mask.dtype}")
-    if mask.shape != tuple(shape):
-        raise ValueError(f"{kernel}: mask must have shape {tuple(shape)}, got {mask.shape}")
-    return np.ascontiguousarray(mask).view(np.uint8)
-
-
-def batchnorm_options(kernel, n_samples, training, momentum, eps):
-    """Checked (momentum, eps) as floats; a batch of one is an error in training mode."""
-    momentum, eps = float(momentum), float(eps)
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"{kernel}: momentum must lie in [0, 1], got {momentum}")
-    if not 0.0 < eps < float("inf"):
-        raise ValueError(f"{kernel}: eps must be positive and finite, got {eps}")
-    if training and n_samples < 2:
-        raise ValueError(f"{kernel}: training mode needs more than one sample per feature to "
-                         f"compute batch statistics, got a batch of {n_samples}")
-    return momentum, eps
-
-
 def as_gradient(kernel, name, out, shape, dtype, accumulate):
     """An OUT gradient buffer that `accumulate` adds to: a missing one starts at zero."""
     if out is None and accumulate:
@@ -166,39 +93,6 @@ def as_piece_indices(kernel, argmax, pieces):
     return argmax
 
 
-def as_labels(kernel, y, n_samples, n_classes):
-    """Integer class indices in [0, n_classes), one per sample, as an int64 array."""
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != n_samples:
-        raise ValueError(f"{kernel}: labels must have shape ({n_samples},), got {y.shape}")
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or np.any(y != np.floor(y)):
-            raise ValueError(f"{kernel}: labels must be integer class indices, got non-integer "
-                             "values")
-    elif y.dtype.kind not in "iu":
-        raise TypeError(f"{kernel}: labels must be integer class indices, got dtype {y.dtype}")
-    if n_samples and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"{kernel}: labels must lie in [0, {n_classes}), got values in "
-                         f"[{y.min()}, {y.max()}]")
-    return np.ascontiguousarray(y, dtype=np.int64)
-
-
-def update_arrays(kernel, param, grad, states):
-    """Checks for an optimizer update: param and every state buffer are OUT arrays of param's
-    shape and dtype; grad is converted. Returns (dtype, param, grad)."""
-    dtype = float_dtype(kernel, "param", param)
-    param = as_output(kernel, "param", param, param.shape, dtype)
-    grad = as_input(kernel, "grad", grad, dtype, param.ndim)
-    if grad.shape != param.shape:
-        raise ValueError(f"{kernel}: grad must have shape {param.shape}, got {grad.shape}")
-    for name, state in states.items():
-        if state is None:
-            raise TypeError(f"{kernel}: {name} must be an array (optimizer state kept between "
-                            "steps), got None")
-        as_output(kernel, name, state, param.shape, dtype)
-    return dtype, param, grad
-
-
 def hyperparameters(kernel, **values):
     """Optimizer hyperparameters as Python floats; anything but a real number is a TypeError."""
     for name, value in values.items():
@@ -209,30 +103,6 @@ def hyperparameters(kernel, **values):
     if "step" in values and not values["step"] >= 1:
         raise ValueError(f"{kernel}: step counts updates from 1, got {values['step']!r}")
     return values
-
-
-def as_binary_labels(kernel, y, n_samples, negative):
-    """Binary labels, one per sample, as float64 targets in {negative, 1}.
-
-    Accepts {0, 1}; for negative=-1 also {-1, +1} (0 is then read as -1)."""
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1 or y.shape[0] != n_samples:
-        raise ValueError(f"{kernel}: labels must have shape ({n_samples},), got {y.shape}")
-    if y.dtype.kind not in "iufb":
-        raise TypeError(f"{kernel}: labels must be numbers, got dtype {y.dtype}")
-    y = y.astype(np.float64)
-    allowed = (0.0, 1.0) if negative == 0 else (-1.0, 0.0, 1.0)
-    if not np.all(np.isin(y, allowed)):
-        raise ValueError(f"{kernel}: labels must be in {{{', '.join(f'{a:g}' for a in allowed)}}}")
-    if negative != 0:
-        # -1 and 0 together: two conventions mixed, the 0s' meaning is a guess
-        if (y == -1.0).any() and (y == 0.0).any():
-            raise ValueError(f"{kernel}: labels mix -1 and 0; use {{-1, +1}} or {{0, 1}}, not "
-                             "both")
-        y = np.where(y > 0, 1.0, -1.0)
-    return np.ascontiguousarray(y)
 
 
 def as_binary_scores(kernel, scores):
@@ -255,7 +125,8 @@ def maxout_pieces(kernel, pieces, width):
     return width // pieces
 
 
-# ---- Each kernel's checks, written once: the compiled wrapper and its NumPy twin both begin by
+# ---- Each kernel's checks, written once (here for dense, loss and units; the others' in
+# _NAME_checks.py beside their kernel): the compiled wrapper and its NumPy twin both begin by
 # calling `KERNEL_args` (or, for kernels that share their checks, the shared function with the
 # kernel's name), which returns the converted arguments and the values derived from them that the
 # kernel needs. The one OUT buffer checked later, dX (only when need_dX), is checked in
@@ -377,126 +248,6 @@ def mse_args(scores, y, dscores):
     return scores, y, as_output(kernel, "dscores", dscores, scores.shape, dtype)
 
 
-# optim: the hyperparameters are checked as real numbers (the kernels go on using the values
-# passed), then param, grad and the state buffers the options need, by update_arrays. Each
-# returns (dtype, param, grad).
-
-def sgd_update_args(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay):
-    """sgd_update's checks; momentum_buffer is needed when momentum != 0."""
-    hyperparameters("sgd_update", lr=lr, momentum=momentum, dampening=dampening,
-                    weight_decay=weight_decay)
-    states = {"momentum_buffer": momentum_buffer} if momentum != 0 else {}
-    return update_arrays("sgd_update", param, grad, states)
-
-
-def adagrad_update_args(param, grad, state_sum, lr, lr_decay, weight_decay, eps, step):
-    """adagrad_update's checks."""
-    hyperparameters("adagrad_update", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                    eps=eps, step=step)
-    return update_arrays("adagrad_update", param, grad, {"state_sum": state_sum})
-
-
-def rmsprop_update_args(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps,
-                        weight_decay, momentum, centered):
-    """rmsprop_update's checks; grad_avg is needed when centered, momentum_buffer when
-    momentum > 0."""
-    hyperparameters("rmsprop_update", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                    momentum=momentum)
-    states = {"square_avg": square_avg}
-    if centered:
-        states["grad_avg"] = grad_avg
-    if momentum > 0:
-        states["momentum_buffer"] = momentum_buffer
-    return update_arrays("rmsprop_update", param, grad, states)
-
-
-def adam_update_args(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
-                     weight_decay, step, amsgrad):
-    """adam_update's checks; max_exp_avg_sq is needed when amsgrad."""
-    hyperparameters("adam_update", lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                    weight_decay=weight_decay, step=step)
-    for name, beta in (("beta1", beta1), ("beta2", beta2)):
-        if not 0 <= beta < 1:  # (an integer beta >= 1 made beta ** step run forever)
-            raise ValueError(f"adam_update: {name} must be in [0, 1), got {beta!r}")
-    states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
-    if amsgrad:
-        states["max_exp_avg_sq"] = max_exp_avg_sq
-    return update_arrays("adam_update", param, grad, states)
-
-
-# dropout
-
-def dropout_forward_args(X, p, key, out, mask):
-    """(X, out, mask, key, threshold, scale) of dropout_forward: X converted to its own float
-    dtype, the key as a Python int, the keep threshold floor(p * 2**32) and the scale
-    1 / (1 - p) of the kept units."""
-    kernel = "dropout_forward"
-    p, threshold = drop_probability(kernel, p)
-    key = random_key(kernel, key)
-    dtype = float_dtype(kernel, "X", X)
-    X = as_input(kernel, "X", X, dtype, 2)
-    out = as_output(kernel, "out", out, X.shape, dtype)
-    mask = as_output(kernel, "mask", mask, X.shape, np.dtype(np.uint8))
-    return X, out, mask, key, threshold, 1.0 / (1.0 - p)
-
-
-def dropout_backward_args(dA, mask, p, dX):
-    """(dA, mask, dX, scale) of dropout_backward: dA converted to its own float dtype, the mask
-    as uint8 and the scale 1 / (1 - p) of the kept units."""
-    kernel = "dropout_backward"
-    p, _ = drop_probability(kernel, p)
-    dtype = float_dtype(kernel, "dA", dA)
-    dA = as_input(kernel, "dA", dA, dtype, 2)
-    mask = as_mask(kernel, mask, dA.shape)
-    return dA, mask, as_output(kernel, "dX", dX, dA.shape, dtype), 1.0 / (1.0 - p)
-
-
-# batchnorm
-
-def batchnorm_forward_args(X, gamma, beta, running_mean, running_var, training, momentum, eps, out,
-                           mean, inv_std):
-    """(X, gamma, beta, running_mean, running_var, momentum, eps, out, mean, inv_std) of
-    batchnorm_forward, converted to gamma's dtype; the running statistics are OUT buffers in
-    training mode (updated in place) and IN vectors in inference mode."""
-    kernel = "batchnorm_forward"
-    dtype = float_dtype(kernel, "gamma", gamma)
-    X = as_input(kernel, "X", X, dtype, 2)
-    n, d = X.shape
-    momentum, eps = batchnorm_options(kernel, n, training, momentum, eps)
-    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
-    beta = as_vector(kernel, "beta", beta, dtype, d)
-    out = as_output(kernel, "out", out, (n, d), dtype)
-    mean = as_output(kernel, "mean", mean, (d,), dtype)
-    inv_std = as_output(kernel, "inv_std", inv_std, (d,), dtype)
-    if training:
-        running_mean = as_output(kernel, "running_mean", running_mean, (d,), dtype)
-        running_var = as_output(kernel, "running_var", running_var, (d,), dtype)
-    else:
-        running_mean = as_vector(kernel, "running_mean", running_mean, dtype, d)
-        running_var = as_vector(kernel, "running_var", running_var, dtype, d)
-    return X, gamma, beta, running_mean, running_var, momentum, eps, out, mean, inv_std
-
-
-def batchnorm_backward_args(dY, X, gamma, mean, inv_std, dX, dgamma, dbeta):
-    """(dY, X, gamma, mean, inv_std, dX, dgamma, dbeta) of batchnorm_backward, converted to
-    gamma's dtype; a missing dgamma or dbeta starts at zero."""
-    kernel = "batchnorm_backward"
-    dtype = float_dtype(kernel, "gamma", gamma)
-    X = as_input(kernel, "X", X, dtype, 2)
-    dY = as_input(kernel, "dY", dY, dtype, 2)
-    n, d = X.shape
-    if dY.shape != (n, d):
-        raise ValueError(f"{kernel}: dY must have shape {(n, d)}, got {dY.shape}")
-    gamma = as_vector(kernel, "gamma", gamma, dtype, d)
-    mean = as_vector(kernel, "mean", mean, dtype, d)
-    inv_std = as_vector(kernel, "inv_std", inv_std, dtype, d)
-    dX = as_output(kernel, "dX", dX, (n, d), dtype)
-    dgamma = np.zeros(d, dtype) if dgamma is None else as_output(kernel, "dgamma", dgamma, (d,),
-                                                                 dtype)
-    dbeta = np.zeros(d, dtype) if dbeta is None else as_output(kernel, "dbeta", dbeta, (d,), dtype)
-    return dY, X, gamma, mean, inv_std, dX, dgamma, dbeta
-
-
 # units
 
 def prelu_forward_args(X, a, out):
@@ -561,38 +312,3 @@ def maxout_backward_args(dA, X, W, argmax, pieces, dZ, dW, db, accumulate):
     dZ = as_output(kernel, "dZ", dZ, (n, width), dtype)
     dW = as_gradient(kernel, "dW", dW, (k, width), dtype, accumulate)
     return dA, X, W, argmax, dZ, dW, as_gradient(kernel, "db", db, (width,), dtype, accumulate)
-
-
-# augment
-
-def flip_crop_args(X, flips, dy, dx, image_shape, out):
-    """(X, flips, dy, dx, (C, H, W), out) of flip_crop: X in its own float dtype, flips as uint8,
-    the shifts as int64 vectors of the batch's length with |dy| <= H and |dx| <= W."""
-    kernel = "flip_crop"
-    dtype = float_dtype(kernel, "X", X)
-    X = as_input(kernel, "X", X, dtype, 2)
-    try:
-        C, H, W = (int(s) for s in image_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"{kernel}: image_shape must be (channels, height, width), got "
-                         f"{image_shape!r}") from None
-    if min(C, H, W) < 1 or X.shape[1] != C * H * W:
-        raise ValueError(f"{kernel}: X must be (N, {C} * {H} * {W}) for image_shape "
-                         f"{(C, H, W)}, got shape {X.shape}")
-    n = X.shape[0]
-    flips = np.asarray(flips)
-    if flips.dtype not in (np.dtype(np.bool_), np.dtype(np.uint8)) or flips.shape != (n,):
-        raise TypeError(f"{kernel}: flips must be a bool or uint8 vector of length {n}, got "
-                        f"dtype {flips.dtype} and shape {flips.shape}")
-    flips = np.ascontiguousarray(flips).view(np.uint8)
-    shifts = []
-    for name, shift, size in (("dy", dy, H), ("dx", dx, W)):
-        shift = np.asarray(shift)
-        if shift.dtype.kind not in "iu" or shift.shape != (n,):
-            raise TypeError(f"{kernel}: {name} must be an integer vector of length {n}, got "
-                            f"dtype {shift.dtype} and shape {shift.shape}")
-        if n and (shift.min() < -size or shift.max() > size):
-            raise ValueError(f"{kernel}: {name} must lie in [-{size}, {size}]")
-        shifts.append(np.ascontiguousarray(shift, dtype=np.int64))
-    out = as_output(kernel, "out", out, X.shape, dtype)
-    return X, flips, shifts[0], shifts[1], (C, H, W), out

@@ -7,14 +7,14 @@
 #   is then zeros, a run copied from the source row (memcpy, or a reversed loop when flipped)
 #   and zeros again. No padded copy of the batch is made.
 # - Serial: the work is a copy of the batch, memory-bound, and small next to a training step.
-# - Argument checks are the twin's (_checks.py), so both backends accept and reject alike.
+# - Argument checks are the twin's (_augment_checks.py), so both backends accept and reject alike.
 cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from ._checks import flip_crop_args
+from ._augment_checks import flip_crop_args
 
 cnp.import_array()
 

@@ -6,7 +6,7 @@ are (N,).
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._checks import flip_crop_args
+from ._augment_checks import flip_crop_args
 
 __all__ = ["flip_crop"]
 

@@ -14,14 +14,14 @@
 # - Threads split the rows above FNN_PARALLEL_MIN_WORK; no two threads write the same element.
 #   Column sums go into one float64 row of partial sums per thread, added up at the end (so the
 #   statistics may differ in the last bits between thread counts, like any parallel reduction).
-# - Argument checks are the twin's (_checks.py), so both backends accept and reject alike.
+# - Argument checks are the twin's (_batchnorm_checks.py), so both backends accept and reject alike.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free, malloc
 
-from ._checks import batchnorm_backward_args, batchnorm_forward_args
+from ._batchnorm_checks import batchnorm_backward_args, batchnorm_forward_args
 
 cnp.import_array()
 

@@ -6,7 +6,7 @@ variance, update running_var with the unbiased one, momentum weights the new bat
 """
 import numpy as np
 
-from ._checks import batchnorm_backward_args, batchnorm_forward_args
+from ._batchnorm_checks import batchnorm_backward_args, batchnorm_forward_args
 
 __all__ = ["batchnorm_forward", "batchnorm_backward"]
 

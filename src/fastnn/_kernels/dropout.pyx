@@ -3,7 +3,7 @@
 # Design:
 # - Random numbers come from a counter-based hash, not a generator with state: element i of a call
 #   is kept iff (mix64(key + i * GOLDEN64) >> 32) >= floor(p * 2**32), mix64 being the splitmix64
-#   finalizer (see _checks.py, which also derives the per-call key from (seed, layer, step)). Any
+#   finalizer (see fastnn/_hash.py, which also derives the per-call key from (seed, layer, step)). Any
 #   element's decision is computed on its own, so threads take any chunks of the flat range and the
 #   mask is the same for every thread count, and the same as the twin's, bit for bit.
 # - The forward pass makes the mask and applies it in one pass over the activations (out may be
@@ -11,13 +11,14 @@
 #   x * 0, the twin's (x * mask) * scale exactly, so the values are bit-identical too.
 # - The flat range is cut into fixed blocks, split across OpenMP threads above
 #   FNN_PARALLEL_MIN_WORK; each block is a plain loop that GCC/Clang vectorize.
-# - Argument checks are the twin's (_checks.py), so both backends accept and reject alike.
+# - Argument checks are the twin's (_dropout_checks.py), so both backends accept and reject alike.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint64_t
 
-from ._checks import dropout_backward_args, dropout_forward_args, dropout_key
+from .._hash import dropout_key
+from ._dropout_checks import dropout_backward_args, dropout_forward_args
 
 cnp.import_array()
 
@@ -28,7 +29,7 @@ cdef extern from "kernels.h" nogil:
 
 cdef extern from *:
     """
-    /* splitmix64's finalizer of key + i * 2**64/golden ratio (the constants of _checks.py). */
+    /* splitmix64's finalizer of key + i * 2**64/golden ratio (the constants of fastnn/_hash.py). */
     static inline uint64_t fnn_dropout_hash(uint64_t key, uint64_t i) {
         uint64_t z = key + i * 0x9E3779B97F4A7C15ULL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;

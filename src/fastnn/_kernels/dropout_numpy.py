@@ -6,8 +6,8 @@ here vectorized in wrapping uint64 arithmetic, so the masks equal the compiled k
 """
 import numpy as np
 
-from ._checks import (GOLDEN64, MIX64_M1, MIX64_M2, dropout_backward_args,
-                      dropout_forward_args)
+from .._hash import GOLDEN64, MIX64_M1, MIX64_M2
+from ._dropout_checks import dropout_backward_args, dropout_forward_args
 
 __all__ = ["dropout_forward", "dropout_backward"]
 

@@ -8,7 +8,7 @@
 # they are reloaded every element). Hyperparameters travel in one struct per optimizer; per-step
 # scalars (bias corrections, decayed learning rate, 1 - beta) are computed once, in float64.
 #
-# The argument checks are the twin's (_checks.py). Before running them, each update asks
+# The argument checks are the twin's (_optim_checks.py). Before running them, each update asks
 # _plain() whether its arguments are already what those checks would accept unchanged
 # (ndarrays of one float dtype and one shape, C-contiguous, the written ones writeable; plain
 # int or float hyperparameters): an optimizer calls these every step with the same arrays, and
@@ -21,7 +21,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
-from ._checks import (adagrad_update_args, adam_update_args, rmsprop_update_args,
+from ._optim_checks import (adagrad_update_args, adam_update_args, rmsprop_update_args,
                       sgd_update_args)
 
 cnp.import_array()

@@ -5,7 +5,7 @@ parameter's shape and dtype and are updated in place.
 """
 import numpy as np
 
-from ._checks import (adagrad_update_args, adam_update_args, rmsprop_update_args,
+from ._optim_checks import (adagrad_update_args, adam_update_args, rmsprop_update_args,
                       sgd_update_args)
 
 __all__ = ["sgd_update", "adagrad_update", "rmsprop_update", "adam_update"]

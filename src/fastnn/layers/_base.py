@@ -198,6 +198,28 @@ def all_finite(X):
 input_checked = contextvars.ContextVar("fastnn_input_checked", default=False)
 
 
+# The layer types the file format and the command line know, by class name: each built-in layer
+# registers itself with @register (a subclass does not inherit the registration, so a user's
+# subclass is not mistaken for the layer it extends).
+LAYERS = {}
+
+
+def positive_config(config, key, invalid):
+    """config[key] as a positive int, or the error invalid() makes (declared_arrays' helper)."""
+    value = config.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise invalid(key, value, "a positive integer")
+    return value
+
+
+def register(cls):
+    """Class decorator: record `cls` in LAYERS under its class name."""
+    if LAYERS.get(cls.__name__, cls) is not cls:
+        raise ValueError(f"a layer type named {cls.__name__!r} is registered already")
+    LAYERS[cls.__name__] = cls
+    return cls
+
+
 class Layer:
     """Base class: a layer without parameters that passes shapes through."""
 
@@ -216,6 +238,14 @@ class Layer:
 
     def bind(self, index, seed):
         pass
+
+    @classmethod
+    def declared_arrays(cls, config, invalid):
+        """([(name, shape)] of the parameters, [(name, shape)] of the buffers) that a layer of
+        this type with this config() holds, from the config alone: the file format checks a file's
+        arrays against it before reading them. `invalid(key, value, accepts)` makes the error for
+        a config value it cannot use."""
+        return [], []
 
     def config(self):
         raise NotImplementedError(f"{type(self).__name__} does not define config()")

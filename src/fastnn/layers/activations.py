@@ -5,17 +5,18 @@ import numbers
 import numpy as np
 
 from .. import _backend
+from .._activations import DEFAULT_ALPHA, SPECS
 from .._validation import _is_bool, check_float
-from ._base import Layer, Buffer, as_dtype, gradient_outputs, gradients_written, renewed
+from ._base import (LAYERS, Buffer, Layer, as_dtype, gradient_outputs, gradients_written,
+                    positive_config, register, renewed)
 
-DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 
 
 def _kinks(activation, A):
-    # elu's derivative jumps at 0 too (from alpha to 1) unless alpha = 1; treat it as a kink.
-    return None if A is None or activation not in ("relu", "leaky_relu", "elu") else A > 0
+    return None if A is None or not SPECS[activation].kinks else A > 0
 
 
+@register
 class Activation(Layer):
     """An elementwise activation as a layer of its own: A = act(X). Any shape (N, D) passes.
 
@@ -83,47 +84,58 @@ def _activation_alpha(where, activation, alpha):
         if alpha is not None and (_is_bool(alpha) or not isinstance(alpha, numbers.Real)
                                   or alpha != 0):
             raise ValueError(f"{where}: alpha {alpha!r} given, but the {activation} activation "
-                             "takes no alpha (only leaky_relu and elu do)")
+                             f"takes no alpha (only {' and '.join(DEFAULT_ALPHA)} do)")
         return 0.0
     if alpha is None:
         return float(DEFAULT_ALPHA[activation])
-    if activation == "leaky_relu":
-        return check_float(f"{where}: alpha (the negative slope)", alpha, 0.0)
-    return check_float(f"{where}: alpha", alpha, 0.0, low_open=True)
+    spec = SPECS[activation]
+    bound, open_ = spec.alpha_min
+    return check_float(f"{where}: {spec.alpha_name}", alpha, bound, low_open=open_)
 
 
+@register
 class Identity(Activation):
     activation = "identity"
 
 
+@register
 class ReLU(Activation):
     """max(0, x)."""
     activation = "relu"
 
 
+@register
 class LeakyReLU(Activation):
     """x for x > 0, alpha * x otherwise (alpha: the negative slope, default 0.01)."""
     activation = "leaky_relu"
 
 
+@register
 class ELU(Activation):
     """x for x > 0, alpha * (exp(x) - 1) otherwise (default alpha 1.0)."""
     activation = "elu"
 
 
+@register
 class Sigmoid(Activation):
     """1 / (1 + exp(-x))."""
     activation = "sigmoid"
 
 
+@register
 class Tanh(Activation):
     """tanh(x)."""
     activation = "tanh"
 
 
+@register
 class PReLU(Layer):
     """Parametric ReLU: x for x > 0, a_j * x otherwise, with a learnable slope a_j per feature
     (initialized to `init`, 0.25 as in PyTorch). Slopes are not weights: no weight decay."""
+
+    @classmethod
+    def declared_arrays(cls, config, invalid):
+        return [("a", (positive_config(config, "num_features", invalid),))], []
 
     def __init__(self, num_features, init=0.25, dtype="float32"):
         if (isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer))
@@ -172,3 +184,9 @@ class PReLU(Layer):
 
     def __repr__(self):
         return f"PReLU({self.in_features})"
+
+
+def activation_layers():
+    """{activation name: its layer class} of the registered activation layers."""
+    return {cls.activation: cls for cls in LAYERS.values()
+            if issubclass(cls, Activation) and cls is not Activation}

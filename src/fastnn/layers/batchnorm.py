@@ -3,11 +3,12 @@
 import numpy as np
 
 from .. import _backend
-from .._kernels._checks import batchnorm_options
 from .._validation import check_float
-from ._base import Buffer, Layer, as_dtype, gradient_outputs, gradients_written, renewed
+from ._base import (Buffer, Layer, as_dtype, gradient_outputs, gradients_written, positive_config,
+                    register, renewed)
 
 
+@register
 class BatchNorm(Layer):
     """Batch normalization of (N, D) activations, with torch.nn.BatchNorm1d's semantics.
 
@@ -23,6 +24,11 @@ class BatchNorm(Layer):
     estimate); constant features are fine (eps keeps 1/sqrt(var + eps) finite).
     """
 
+    @classmethod
+    def declared_arrays(cls, config, invalid):
+        d = positive_config(config, "num_features", invalid)
+        return [("gamma", (d,)), ("beta", (d,))], [("running_mean", (d,)), ("running_var", (d,))]
+
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype="float32"):
         if (isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer))
                 or num_features < 1):
@@ -30,7 +36,7 @@ class BatchNorm(Layer):
                              f"{num_features!r}")
         momentum = check_float("BatchNorm: momentum", momentum, 0.0, 1.0)
         eps = check_float("BatchNorm: eps", eps, 0.0, low_open=True)
-        self.momentum, self.eps = batchnorm_options("BatchNorm", 2, False, momentum, eps)
+        self.momentum, self.eps = _backend.batchnorm_options("BatchNorm", 2, False, momentum, eps)
         self.in_features = self.out_features = int(num_features)
         self.reset_parameters(dtype)
 

@@ -3,12 +3,14 @@
 import numpy as np
 
 from .. import _backend
-from .._kernels._checks import ACTIVATIONS
+from .._activations import CODES as ACTIVATIONS
 from ..init import check_init, default_init, initialize
-from ._base import Buffer, Layer, _init_config, as_dtype, gradient_outputs, gradients_written, renewed
+from ._base import (Buffer, Layer, as_dtype, gradient_outputs, gradients_written, _init_config,
+                    positive_config, register, renewed)
 from .activations import _activation_alpha, _kinks
 
 
+@register
 class Dense(Layer):
     """Fully-connected layer with a fused activation: A = act(X @ W + b).
 
@@ -21,6 +23,12 @@ class Dense(Layer):
     the activation inside this layer's fused kernel (`epilogue`); the activation layer then
     passes values through.
     """
+
+    @classmethod
+    def declared_arrays(cls, config, invalid):
+        n, m = positive_config(config, "in_features", invalid), positive_config(
+            config, "out_features", invalid)
+        return [("W", (n, m)), ("b", (m,))], []
 
     def __init__(self, in_features, out_features, activation="identity", init=None, alpha=None,
                  dtype="float32", seed=None):

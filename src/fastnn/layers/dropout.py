@@ -3,9 +3,9 @@
 import numpy as np
 
 from .. import _backend
-from .._kernels._checks import MASK64, dropout_key
+from .._hash import MASK64, dropout_key
 from .._validation import check_float
-from ._base import Buffer, Layer, as_dtype
+from ._base import Buffer, Layer, as_dtype, register
 
 
 def stream_seed(seed):
@@ -18,6 +18,7 @@ def stream_seed(seed):
     return int(seed) & MASK64
 
 
+@register
 class Dropout(Layer):
     """Inverted dropout: in training, each unit is zeroed with probability p and the kept ones are
     scaled by 1/(1 - p), so that inference is the identity (and costs nothing).

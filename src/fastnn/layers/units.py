@@ -4,9 +4,11 @@ import numpy as np
 
 from .. import _backend
 from ..init import check_init, initialize
-from ._base import Buffer, Layer, _init_config, as_dtype, gradient_outputs, gradients_written, renewed
+from ._base import (Buffer, Layer, as_dtype, gradient_outputs, gradients_written, _init_config,
+                    positive_config, register, renewed)
 
 
+@register
 class Maxout(Layer):
     """Maxout units: out_j = max over k pieces of (X @ W_k + b_k)_j (Goodfellow et al.).
 
@@ -14,6 +16,15 @@ class Maxout(Layer):
     j * pieces ... j * pieces + pieces - 1. Backward routes each unit's gradient to its winning
     piece. init as for Dense (default "xavier"; fan_in = in_features).
     """
+
+    @classmethod
+    def declared_arrays(cls, config, invalid):
+        n, m = positive_config(config, "in_features", invalid), positive_config(
+            config, "out_features", invalid)
+        pieces = config.get("pieces", 2)
+        if isinstance(pieces, bool) or not isinstance(pieces, int) or not 2 <= pieces <= 255:
+            raise invalid("pieces", pieces, "an integer in [2, 255]")
+        return [("W", (n, m * pieces)), ("b", (m * pieces,))], []
 
     def __init__(self, in_features, out_features, pieces=2, init="xavier", dtype="float32",
                  seed=None):

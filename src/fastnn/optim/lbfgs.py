@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 
 from ..layers import flat_view
-from . import Optimizer
+from .optimizers import Optimizer
 
 
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):

@@ -109,12 +109,10 @@ def _kink_state(layers, scores, y, loss_name):
     """Which side of every kink the current evaluation is on (compared before and after a step)."""
     state = [pattern for pattern in (layer.kink_pattern() for layer in layers)
              if pattern is not None]
-    if loss_name in ("multiclass_hinge", "svm"):
-        correct = scores[np.arange(scores.shape[0]), y][:, None]
-        state.append(scores - correct + 1 > 0)
-    elif loss_name == "binary_hinge":
-        t = np.where(np.asarray(y).reshape(-1) > 0, 1.0, -1.0)
-        state.append(1 - t * scores.reshape(-1) > 0)
+    from .losses import SPECS
+    spec = SPECS.get(loss_name)
+    if spec is not None and spec.margins is not None:
+        state.append(spec.margins(scores, y))
     return state
 
 
