@@ -16,6 +16,8 @@ import numbers
 
 import numpy as np
 
+from . import _backend
+
 __all__ = ["L2", "L1", "ElasticNet", "MaxNorm", "weights"]
 
 
@@ -60,19 +62,9 @@ class ElasticNet:
         return self._apply(weights(params), gradients=True)
 
     def _apply(self, params, gradients):
-        # One loop for the value and the gradient: in a training step this runs once per batch.
-        total, l1, l2 = 0.0, self.l1, self.l2
+        penalty, total = _backend.kernels.elastic_net, 0.0
         for p in params:
-            data = p.data
-            if l2:
-                w = data.reshape(-1)
-                total += 0.5 * l2 * float(np.dot(w, w))
-                if gradients:
-                    p.grad += p.dtype.type(l2) * data
-            if l1:
-                total += l1 * float(np.abs(data).sum(dtype=np.float64))
-                if gradients:
-                    p.grad += p.dtype.type(l1) * np.sign(data)
+            total += penalty(p.data, p.grad if gradients else None, l1=self.l1, l2=self.l2)
         return total
 
     def __repr__(self):

@@ -8,7 +8,8 @@ import importlib
 import os
 from types import SimpleNamespace
 
-KERNEL_MODULES = ("gemm", "dense", "loss", "optim", "dropout", "batchnorm", "units", "augment")
+KERNEL_MODULES = ("gemm", "dense", "loss", "optim", "penalty", "dropout", "batchnorm", "units",
+                  "augment")
 
 
 def _kernel_set(name, modules):
