@@ -21,6 +21,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
+from ._fastpath cimport like as _like, numbers as _numbers
 from ._optim_checks import (adagrad_update_args, adam_update_args, rmsprop_update_args,
                       sgd_update_args)
 
@@ -34,31 +35,6 @@ cdef extern from "kernels.h" nogil:
 
 cdef inline void* _data(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray> a)
-
-
-cdef inline bint _numbers(tuple values):
-    cdef object v
-    for v in values:
-        if not (PyFloat_CheckExact(v) or PyLong_CheckExact(v)):
-            return False
-    return True
-
-
-cdef bint _like(object a, cnp.ndarray param, bint written):
-    # Whether `a` is an ndarray of param's dtype and shape, C-contiguous (and writeable if
-    # written).
-    cdef cnp.ndarray b
-    cdef int i, ndim = cnp.PyArray_NDIM(param)
-    if not cnp.PyArray_Check(a):
-        return False
-    b = <cnp.ndarray> a
-    if (b.descr.type_num != param.descr.type_num or cnp.PyArray_NDIM(b) != ndim
-            or not cnp.PyArray_IS_C_CONTIGUOUS(b) or (written and not cnp.PyArray_ISWRITEABLE(b))):
-        return False
-    for i in range(ndim):
-        if cnp.PyArray_DIM(b, i) != cnp.PyArray_DIM(param, i):
-            return False
-    return True
 
 
 cdef bint _plain(object param, object grad, tuple states):
