@@ -104,13 +104,13 @@ def test_history_per_iteration_and_per_epoch():
     first_penalty = penalty.value(model)
     trainer = make_trainer(model, regularization=penalty, epochs=3)
     sizes = []
-    forward_backward = model.forward_backward
+    forward_backward = model._fit_forward_backward
 
-    def record(X, y, loss):  # the minibatch sizes the trainer uses
+    def record(X, y, loss, *fused):  # the minibatch sizes the trainer uses
         sizes.append(len(X))
-        return forward_backward(X, y, loss)
+        return forward_backward(X, y, loss, *fused)
 
-    model.forward_backward = record
+    model._fit_forward_backward = record
     history = trainer.fit(X, y, validation_data=(Xv, yv))
     assert trainer.history is history
     assert history.stop_reason == "completed"
@@ -209,16 +209,16 @@ def test_regression_has_no_accuracy():
 # -- reproducibility ------------------------------------------------------------------------------
 
 def recorded_batches(model):
-    """Patch model.forward_backward (the trainer's step before the update) to record the
+    """Patch model._fit_forward_backward (the trainer's step before the update) to record the
     training minibatches (as row indices of column 0)."""
     batches = []
-    forward_backward = model.forward_backward
+    forward_backward = model._fit_forward_backward
 
-    def record(X, y, loss):
+    def record(X, y, loss, *fused):
         batches.append(np.asarray(X)[:, 0].astype(int).tolist())
-        return forward_backward(X, y, loss)
+        return forward_backward(X, y, loss, *fused)
 
-    model.forward_backward = record
+    model._fit_forward_backward = record
     return batches
 
 

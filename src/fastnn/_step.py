@@ -54,8 +54,8 @@ def _held(layer, kind):
     while every one of them is still the same object: see CompiledStep.plan_for)."""
     if kind is Dense:
         W, b = layer.W, layer.b
-        return (W.data, W._grad, b.data, b._grad, layer._out._array, layer._dZ._array,
-                layer._dX._array, layer.epilogue, W.requires_grad, b.requires_grad)
+        return (W._data, W._grad, b._data, b._grad, layer._out._array, layer._dZ._array,
+                layer._dX._array, layer.epilogue, W._requires_grad, b._requires_grad)
     if kind is Activation:
         out = layer._out
         return (layer.fused, layer.activation, layer.alpha, out and out._array,
@@ -65,20 +65,24 @@ def _held(layer, kind):
         return (layer.p, out and out._array, out and layer._dX._array,
                 out and layer._masks._array)
     gamma, beta = layer.gamma, layer.beta
-    return (gamma.data, gamma._grad, beta.data, beta._grad, layer.running_mean,
+    return (gamma._data, gamma._grad, beta._data, beta._grad, layer.running_mean,
             layer.running_var, layer._mean, layer._inv_std, layer._out._array, layer._dX._array,
-            layer.momentum, layer.eps, gamma.requires_grad, beta.requires_grad)
+            layer.momentum, layer.eps, gamma._requires_grad, beta._requires_grad)
 
 
 class CompiledStep:
     """A model's plans, one per batch size (the last _KEEP used), each rebuilt when what it
     holds changes. An epoch whose last batch is shorter uses two plans, built once."""
 
-    __slots__ = ("plans", "plan", "current", "layers", "kinds", "parameters", "stale")
+    __slots__ = ("plans", "plan", "current", "layers", "kinds", "parameters", "stale",
+                 "penalizes")
 
     def __init__(self):
-        self.plans = {}  # (n, loss) -> (plan, held, left, parameters)
+        self.plans = {}  # (n, loss) -> (plan, held, left, parameters, penalizes)
         self.plan = self.current = self.layers = self.kinds = self.parameters = None
+        # Whether the current plan's penalty (Plan.run's l1, l2) covers every weight a
+        # fastnn.regularization penalty of the model would: each trainable Dense W.
+        self.penalizes = False
         self.stale = False  # an inference forward has replaced what the plan left in the layers
 
     def plan_for(self, model, n, loss):
@@ -101,9 +105,13 @@ class CompiledStep:
             self.plans.pop(key, None)
             plan, left = _build(model, n, loss, kinds)
             parameters = [p for p in model.parameters() if p.requires_grad]
+            weights = [p._data for p in parameters if p.is_weight]
+            penalized = [layer.W._data for layer, kind in zip(layers, kinds)
+                         if kind is Dense and layer.W._requires_grad]
+            penalizes = len(weights) == len(penalized) and all(map(is_, weights, penalized))
             # Building may have grown buffers that other plans hold: those fail their check and
             # are rebuilt when next used.
-            entry = (plan, self._held(model), left, parameters)
+            entry = (plan, self._held(model), left, parameters, penalizes)
             if len(self.plans) >= _KEEP:
                 self.plans.pop(next(iter(self.plans)))
             self.plans[key] = entry
@@ -114,7 +122,8 @@ class CompiledStep:
             for layer, attribute, value in entry[2]:
                 setattr(layer, attribute, value)
             self.stale = False
-        self.current, self.plan, self.parameters = key, entry[0], entry[3]
+        self.current, self.plan, self.parameters, self.penalizes = (key, entry[0], entry[3],
+                                                                    entry[4])
         return self.plan
 
     def _held(self, model):

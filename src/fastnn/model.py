@@ -250,24 +250,36 @@ class Sequential:
         if not self._training_call.acquire(False):
             self._refuse("forward_backward")
         try:
-            return self._forward_backward(X, y, loss)
+            return self._forward_backward(X, y, loss)[:2]
         finally:
             self._training_call.release()
 
-    def _forward_backward(self, X, y, loss):
+    def _forward_backward(self, X, y, loss, l1=0.0, l2=0.0, count=False):
+        """(loss value, scores, fused). With l1/l2 (checked strengths) or count, a compiled
+        plan that can also does the elastic-net penalty (value and gradient, as
+        regularization.ElasticNet(l1, l2)(model) would) and counts the rows classified right
+        (as metrics.correct would): fused is then (penalty, correct or None). It is None when
+        the step went layer by layer, or the plan cannot do what was asked: the caller does it."""
         loss = losses.get(loss)
         X = self.layers[0]._check_input(X, self.dtype, finite=False)
         n = X.shape[0]
-        plan = self._compiled.plan_for(self, n, loss) if self._dscores is not None else None
+        compiled = self._compiled
+        plan = compiled.plan_for(self, n, loss) if self._dscores is not None else None
         if plan is not None:
             if not plan.all_finite(X):
                 raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
             if not plan.labels_ok(y):
                 y = as_labels(loss.__name__, y, n, self.out_features)
-            loss_value = plan.run(X, y)
-            gradients_written(self._compiled.parameters)
-            self._output_shape = (n, self.out_features)
-            return loss_value, plan.scores
+            fuse = compiled.penalizes or not (l1 or l2)
+            if fuse:
+                loss_value = plan.run(X, y, l1, l2, count)
+            else:
+                loss_value = plan.run(X, y)
+            gradients_written(compiled.parameters)
+            scores = plan.scores
+            self._output_shape = scores.shape
+            fused = (plan.penalty, plan.correct if count else None) if fuse else None
+            return loss_value, scores, fused
         scores = self._forward(X, training=True)
         if loss in losses.TAKE_DSCORES and self._dscores is not None:
             loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(n))
@@ -275,7 +287,16 @@ class Sequential:
             loss_value, dscores = loss(scores, y)
         self.zero_grad()
         self._backward(dscores)
-        return float(loss_value), scores
+        return float(loss_value), scores, None
+
+    def _fit_forward_backward(self, X, y, loss, l1, l2, count):
+        """The Trainer's forward_backward: _forward_backward under the training-call guard."""
+        if not self._training_call.acquire(False):
+            self._refuse("forward_backward")
+        try:
+            return self._forward_backward(X, y, loss, l1, l2, count)
+        finally:
+            self._training_call.release()
 
     def _nonfinite(self, which):
         """The name of a parameter whose data (which=0) or gradient (which=1) holds NaN or inf,
@@ -317,7 +338,7 @@ class Sequential:
         if not self._training_call.acquire(False):
             self._refuse("train_step")
         try:
-            loss_value, _ = self._forward_backward(X, y, loss)
+            loss_value = self._forward_backward(X, y, loss)[0]
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"train_step: the loss is {loss_value}; the parameters "
                                          "were not updated (learning rate too high, or bad "

@@ -34,6 +34,7 @@ from .ensemble import Ensemble
 from .layers import BatchNorm
 from .metrics import BINARY, CLASSIFICATION, accuracy
 from .metrics import correct as metrics_correct
+from .regularization import L1, L2, ElasticNet
 
 __all__ = ["Trainer", "History", "EarlyStopping", "EMA", "Ensemble", "TrainingWarning",
            "accuracy"]
@@ -266,6 +267,12 @@ class Trainer:
             hook(self, epoch)
         on_step = self._hooks("on_step")
         total_loss, correct, seen = 0.0, 0.0, 0
+        # The model's compiled step can do an exact L1/L2/ElasticNet penalty and the accuracy
+        # count in its own passes (Sequential._forward_backward); anything else is done here.
+        regularization = self.regularization
+        own_penalty = type(regularization) in (L1, L2, ElasticNet)
+        l1, l2 = (regularization.l1, regularization.l2) if own_penalty else (0.0, 0.0)
+        count = self.loss_name in CLASSIFICATION
         model.train()
         try:
             for b, (start, stop) in enumerate(bounds):
@@ -275,8 +282,11 @@ class Trainer:
                     Xb = self._augmented(Xb)
                 loss_fn = self.loss_fn if sample_weight is None else \
                     _losses.weighted(self.loss_fn, sample_weight[batch])
-                loss, scores = model.forward_backward(Xb, yb, loss_fn)
-                reg = self.regularization(model) if self.regularization is not None else 0.0
+                loss, scores, fused = model._fit_forward_backward(Xb, yb, loss_fn, l1, l2, count)
+                if fused is not None and (own_penalty or regularization is None):
+                    reg = fused[0]
+                else:
+                    reg = regularization(model) if regularization is not None else 0.0
                 if not math.isfinite(loss + reg):
                     return (f"diverged: the loss became {loss + reg} at epoch {epoch}, "
                             f"iteration {b + 1}")
@@ -296,7 +306,9 @@ class Trainer:
                 history.loss.append(float(loss))
                 history.reg_loss.append(float(reg))
                 total_loss += float(loss) * len(batch)
-                if self.classifier:
+                if fused is not None and fused[1] is not None:
+                    correct += fused[1]
+                elif self.classifier:
                     correct += metrics_correct(self.loss_name, scores, yb)
                 seen += len(batch)
                 for hook in on_step:

@@ -17,12 +17,18 @@ cdef inline bint numbers(tuple values):
 cdef inline bint like(object a, cnp.ndarray ref, bint written):
     # Whether `a` is an ndarray of ref's dtype and shape, C-contiguous (and writeable if
     # written).
+    return like_typed(a, ref, ref.descr.type_num, written)
+
+
+cdef inline bint like_typed(object a, cnp.ndarray ref, int type_num, bint written):
+    # Whether `a` is an ndarray of dtype `type_num` and ref's shape, C-contiguous (and writeable
+    # if written).
     cdef cnp.ndarray b
     cdef int i, ndim = cnp.PyArray_NDIM(ref)
     if not cnp.PyArray_Check(a):
         return False
     b = <cnp.ndarray> a
-    if (b.descr.type_num != ref.descr.type_num or cnp.PyArray_NDIM(b) != ndim
+    if (b.descr.type_num != type_num or cnp.PyArray_NDIM(b) != ndim
             or not cnp.PyArray_IS_C_CONTIGUOUS(b) or (written and not cnp.PyArray_ISWRITEABLE(b))):
         return False
     for i in range(ndim):

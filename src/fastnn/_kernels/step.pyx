@@ -10,6 +10,7 @@
 #
 # GEMMs go through the GEMM module (gemm.pxd), as the dense kernels' do.
 cimport numpy as cnp
+from cython cimport floating
 from libc.stdint cimport uint64_t
 
 from .batchnorm cimport _run_backward as _batchnorm_backward
@@ -20,6 +21,7 @@ from .dropout cimport _run_backward as _dropout_backward
 from .dropout cimport _run_forward as _dropout_forward
 from .gemm cimport matmul_into
 from .loss cimport _multiclass_loss
+from .penalty cimport _run_elastic_net
 
 import numpy as np
 
@@ -37,6 +39,11 @@ cdef class Op:
 
     cdef int backward(self, cnp.ndarray grad_output) except -1:
         return 0
+
+    cdef double penalize(self, double l1, double l2) noexcept:
+        # The elastic-net penalty of this op's trainable weights, its gradient added to theirs
+        # (regularization.ElasticNet's arithmetic); 0 when it has none.
+        return 0.0
 
 
 cdef class DenseOp(Op):
@@ -63,6 +70,11 @@ cdef class DenseOp(Op):
         if self.grad_input is not None:
             matmul_into(self.dZ, False, self.W, True, self.grad_input, False)
         return 0
+
+    cdef double penalize(self, double l1, double l2) noexcept:
+        if self.dW is None:  # a frozen W carries no penalty
+            return 0.0
+        return _run_elastic_net(self.W, self.dW, l1, l2)
 
 
 cdef class ActivationOp(Op):
@@ -151,6 +163,9 @@ cdef class Plan:
     cdef bint softmax
     cdef str first_input_attribute
     cdef Py_ssize_t first_backward
+    cdef readonly double penalty
+    cdef readonly Py_ssize_t correct
+    cdef double[::1] values
 
     def __init__(self, ops, dscores, bint softmax, first_input_attribute,
                  Py_ssize_t first_backward=0):
@@ -161,6 +176,7 @@ cdef class Plan:
         self.ops, self.dscores, self.softmax = list(ops), dscores, softmax
         self.first_input_attribute = first_input_attribute
         self.first_backward = first_backward
+        self.values = np.zeros(len(self.ops))
 
     def all_finite(self, cnp.ndarray X):
         """Whether X (checked as for run) holds no NaN or inf: one pass that vectorizes (x - x
@@ -204,22 +220,72 @@ cdef class Plan:
         """The model's output buffer, which run() fills with the scores."""
         return (<Op> self.ops[len(self.ops) - 1]).output
 
-    def run(self, cnp.ndarray X, cnp.ndarray y):
+    def run(self, cnp.ndarray X, cnp.ndarray y, double l1=0.0, double l2=0.0,
+            bint count=False):
         """Forward with X (checked: C-contiguous (N, in) of the model's dtype), the loss
         against y (checked int64 labels), backward into the parameters' gradient arrays
-        (overwritten). Returns the loss."""
+        (overwritten). Returns the loss.
+
+        With l1 or l2 (checked: finite, >= 0), each trainable Dense weight also gets the
+        elastic-net penalty's gradient, added right after its own gradient GEMM while it is in
+        cache; `penalty` is then the penalty's value, summed over the weights in layer order as
+        fastnn.regularization.ElasticNet sums it. With count, `correct` is how many rows' scores
+        have their largest entry at the label (np.argmax's rule: the first NaN counts as the
+        largest), as fastnn.metrics.correct counts."""
         cdef Op op = <Op> self.ops[0]
         cdef Py_ssize_t i, last = len(self.ops) - 1  # (no negative indexing: wraparound is off)
+        cdef bint penalized = l1 != 0.0 or l2 != 0.0
+        cdef double penalty = 0.0
         op.input = X
         if self.first_input_attribute is not None:
             setattr(op.layer, self.first_input_attribute, X)
         for i in range(last + 1):
             (<Op> self.ops[i]).forward()
-        cdef double loss = _multiclass_loss((<Op> self.ops[last]).output, y, self.dscores,
-                                            self.softmax)
+        cdef cnp.ndarray scores = (<Op> self.ops[last]).output
+        cdef double loss = _multiclass_loss(scores, y, self.dscores, self.softmax)
+        self.correct = _count_correct(scores, y) if count else 0
         cdef cnp.ndarray grad = self.dscores
+        cdef double[::1] values = self.values  # per op, summed in layer order (ElasticNet's)
         for i in range(last, self.first_backward - 1, -1):
             op = <Op> self.ops[i]
             op.backward(grad)
+            if penalized:
+                values[i] = op.penalize(l1, l2)
             grad = op.grad_input
+        if penalized:
+            for i in range(self.first_backward, last + 1):
+                penalty += values[i]
+        self.penalty = penalty
         return loss
+
+
+cdef Py_ssize_t _count_correct(cnp.ndarray scores, cnp.ndarray y) noexcept:
+    # scores: C-contiguous (N, C) float32/float64; y: checked int64 labels.
+    cdef Py_ssize_t n = scores.shape[0], c = scores.shape[1]
+    cdef const cnp.int64_t* labels = <const cnp.int64_t*> cnp.PyArray_DATA(y)
+    cdef Py_ssize_t right
+    cdef bint single = scores.descr.type_num == cnp.NPY_FLOAT
+    with nogil:
+        if single:
+            right = _count[float](<const float*> cnp.PyArray_DATA(scores), labels, n, c)
+        else:
+            right = _count[double](<const double*> cnp.PyArray_DATA(scores), labels, n, c)
+    return right
+
+
+cdef Py_ssize_t _count(const floating* s, const cnp.int64_t* labels, Py_ssize_t n,
+                       Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i, j, best, right = 0
+    cdef floating top, v
+    for i in range(n):
+        best, top = 0, s[i * c]
+        if top == top:  # a NaN first entry is np.argmax's answer
+            for j in range(1, c):
+                v = s[i * c + j]
+                if v > top:
+                    best, top = j, v
+                elif v != v:
+                    best = j
+                    break
+        right += best == labels[i]
+    return right
