@@ -193,6 +193,20 @@ def test_bad_engine_names_are_refused_and_nothing_changes(bad):
     assert fnn.get_gemm_engine() == before
 
 
+def test_an_installed_onednn_wheel_is_loaded():
+    """With the `onednn` extra installed, oneDNN must load: a broken search for its library must
+    not pass as "not installed" and skip the tests above."""
+    from importlib import metadata
+    try:
+        metadata.version("onednn-cpu-gomp")
+    except metadata.PackageNotFoundError:
+        pytest.skip("onednn-cpu-gomp is not installed")
+    if _kernels.CYTHON is None or os.environ.get("FASTNN_ONEDNN_LIBRARY"):
+        pytest.skip("no compiled kernels, or oneDNN's library is given explicitly")
+    assert onednn.load(), onednn.load_error()
+    assert fnn.gemm_engine_info()["onednn_version"].startswith("3.")
+
+
 def test_without_onednn_the_error_names_the_extra():
     result = run_python(
         "import fastnn as fnn\n"

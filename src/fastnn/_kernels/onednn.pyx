@@ -80,7 +80,7 @@ cdef extern from "onednn_api.h" nogil:
     int pthread_mutex_unlock(pthread_mutex_t* mutex)
 
 __all__ = ["load", "loaded", "library_path", "load_error", "version", "implementation",
-           "enable", "disable", "enabled", "set_min_work", "cache_size"]
+           "enable", "disable", "enabled", "set_min_work", "cache_size", "scratchpad_bytes"]
 
 # The C API, filled by load().
 cdef fnn_engine_create_t engine_create = NULL
@@ -133,6 +133,7 @@ cdef enum:
     CAPACITY = 1024     # a power of two; a training run uses a few entries per layer
 cdef Entry* _table[CAPACITY]
 cdef int _count = 0
+cdef size_t _scratch_total = 0  # bytes of all entries' scratchpads
 cdef pthread_mutex_t _table_lock
 pthread_mutex_init(&_table_lock, NULL)
 
@@ -155,6 +156,8 @@ cdef void* _memory_desc(int64_t rows, int64_t cols, int64_t row_stride, int64_t 
 
 cdef void _build(Entry* e) noexcept nogil:
     # Fill e's value from its key; on any failure e.prim stays NULL (calls go to the BLAS).
+    # Runs under _table_lock.
+    global _scratch_total
     cdef bint trans_a = e.flags & 1, trans_b = e.flags & 2, accumulate = e.flags & 4
     cdef int dtype = FNN_DNNL_F64 if e.flags & 8 else FNN_DNNL_F32
     cdef void* md_a = _memory_desc(e.m, e.k, 1 if trans_a else e.lda, e.lda if trans_a else 1,
@@ -193,6 +196,7 @@ cdef void _build(Entry* e) noexcept nogil:
               memory_create(&e.mem_c, md_c, _engine, NULL) == 0)
         if ok and scratch_bytes > 0:
             e.scratch = malloc(scratch_bytes + 64)
+            _scratch_total += scratch_bytes + 64 if e.scratch != NULL else 0
             ok = e.scratch != NULL and memory_create(
                 &e.mem_scratch, md_scratch, _engine,
                 <void*> ((<uintptr_t> e.scratch + 63) & ~(<uintptr_t> 63))) == 0
@@ -460,6 +464,12 @@ def set_min_work(work):
 def cache_size():
     """How many call shapes have a cache entry (with or without a primitive)."""
     return _count
+
+
+def scratchpad_bytes():
+    """Bytes held by the cached primitives' scratchpads (oneDNN's working memory, one per
+    entry, kept for the process's life)."""
+    return _scratch_total
 
 
 def _gemm(A, B, C, bint trans_a=False, bint trans_b=False, bint accumulate=False):
