@@ -104,6 +104,38 @@ def test_float64_goes_to_the_blas_with_the_right_answer(rng):
         assert_close(out, product + start)
 
 
+def bf16_bits(x):
+    """float32 -> bfloat16 bits, rounded to nearest even (finite x)."""
+    bits = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def bf16_value(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+@needs_onednn
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_bfloat16_matmul_accumulates_in_float32_or_is_declined(trans_a, trans_b, accumulate,
+                                                               rng):
+    m, k, n = 37, 300, 19
+    a32, b32, _ = operands(rng, m, k, n, np.float32, trans_a, trans_b)
+    a, b = bf16_bits(a32), bf16_bits(b32)
+    start = rng.standard_normal((m, n)).astype(np.float32)
+    out = start.copy()
+    status = onednn._gemm(a, b, out, trans_a, trans_b, accumulate)
+    if onednn.implementation(m, n, k, "bfloat16", trans_a=trans_a, trans_b=trans_b,
+                             accumulate=accumulate) is None:
+        assert status == -1  # no bf16 matmul on this CPU: declined, C untouched
+        np.testing.assert_array_equal(out, start)
+        return
+    assert status == 0
+    A, B = bf16_value(a).astype(np.float64), bf16_value(b).astype(np.float64)
+    expected = (A.T if trans_a else A) @ (B.T if trans_b else B) + (start if accumulate else 0)
+    assert_close(out, expected.astype(np.float32), float(np.abs(expected).max()), rtol=1e-5)
+
+
 @needs_onednn
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_gemm_core_runs_on_onednn_and_reuses_its_primitives(dtype, rng):
@@ -177,6 +209,7 @@ def test_engine_switch_and_info():
     info = fnn.gemm_engine_info()
     assert info["engine"] == "onednn" and info["requested"] == "onednn"
     assert info["onednn_version"].startswith("3.") and info["onednn_error"] is None
+    assert info["onednn_isa"] and info["onednn_isa"] == onednn.isa()
     assert os.path.basename(info["onednn_library"]).startswith("libdnnl.so")
     assert isinstance(info["onednn_implementation"], str) and info["onednn_implementation"]
     fnn.set_gemm_engine("openblas")
@@ -238,11 +271,13 @@ def test_fastnn_gemm_onednn_and_an_avx2_ceiling():
         "a = rng.standard_normal((70, 50)).astype(np.float32)\n"
         "b = rng.standard_normal((50, 30)).astype(np.float32)\n"
         "ok = np.allclose(gemm.matmul(a, b), a.astype(float) @ b, rtol=1e-4, atol=1e-4)\n"
-        "print(fnn.get_gemm_engine(), ok, fnn.gemm_engine_info()['onednn_implementation'])",
+        "info = fnn.gemm_engine_info()\n"
+        "print(fnn.get_gemm_engine(), ok, info['onednn_isa'], info['onednn_implementation'])",
         FASTNN_GEMM="onednn", ONEDNN_MAX_CPU_ISA="AVX2")
     assert result.returncode == 0, result.stderr
-    engine, ok, implementation = result.stdout.split()
-    assert engine == "onednn" and ok == "True" and "avx512" not in implementation
+    engine, ok, isa, implementation = result.stdout.split()
+    assert engine == "onednn" and ok == "True" and isa == "avx2"
+    assert "avx512" not in implementation
 
 
 @pytest.mark.skipif(_kernels.CYTHON is None, reason="the compiled backend is not built")

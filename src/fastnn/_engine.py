@@ -87,9 +87,12 @@ def gemm_engine_info():
 
     engine: get_gemm_engine(); requested: the set_gemm_engine name ("auto" ...);
     onednn_version: e.g. "3.2.0", or None when oneDNN is not loaded; onednn_library: the path it
-    was loaded from; onednn_implementation: oneDNN's name for its float32 matmul of a 128 x 784
-    by 784 x 512 product on this CPU (e.g. "brg:avx512_core_amx", "gemm:jit:f32"), whether or
-    not it is the engine in use; onednn_error: why oneDNN did not load (None when it did).
+    was loaded from; onednn_isa: the instruction set oneDNN uses here ("avx2", "avx512_core",
+    "avx512_core_amx", ...; ONEDNN_MAX_CPU_ISA caps it); onednn_implementation: oneDNN's name for
+    its float32 matmul of a 128 x 784 by 784 x 512 product on this CPU (e.g. "brg:avx512_core",
+    "gemm:jit:f32"), whether or not it is the engine in use; onednn_bf16_implementation: the same
+    for bfloat16 operands with float32 accumulation, None where the CPU has no bf16 matmul;
+    onednn_error: why oneDNN did not load (None when it did).
     """
     onednn = _onednn()
     loaded = _onednn_loads()
@@ -98,7 +101,10 @@ def gemm_engine_info():
         "requested": _requested,
         "onednn_version": onednn.version() if loaded else None,
         "onednn_library": onednn.library_path() if loaded else None,
+        "onednn_isa": onednn.isa() if loaded else None,
         "onednn_implementation": onednn.implementation(*_REPRESENTATIVE_SHAPE) if loaded else None,
+        "onednn_bf16_implementation": (onednn.implementation(*_REPRESENTATIVE_SHAPE, "bfloat16")
+                                       if loaded else None),
         "onednn_error": None if loaded else (onednn.load_error() if onednn is not None else
                                              "the compiled kernels are not built"),
     }

@@ -5,7 +5,7 @@
 # - fastnn builds and imports without oneDNN: libdnnl.so.3 is loaded at run time (load(): dlopen,
 #   then dlsym of the few C API functions of onednn_api.h), never linked against.
 # - One matmul primitive per call shape: (trans_a, trans_b, m, n, k, lda, ldb, ldc, accumulate,
-#   dtype, OpenMP threads), created on first use (a few ms: oneDNN generates its kernels then)
+#   kind of operands, OpenMP threads), created on first use (a few ms: oneDNN generates its kernels then)
 #   and kept in a fixed hash table. Each entry owns its memory objects (re-pointed per call with
 #   set_data_handle), stream and scratchpad, so a call allocates nothing. accumulate (beta = 1)
 #   is oneDNN's sum post-op, which adds in the same pass as the product.
@@ -13,9 +13,12 @@
 #   taken with trylock, so a call whose entry another thread is running returns -1 and the BLAS
 #   runs it (no waiting, no shared memory objects).
 # - A call oneDNN cannot run returns -1 (the core falls back to the BLAS): a shape it has no
-#   implementation for (float64 matmul on CPU in oneDNN 3.2), remembered as such so that it is
-#   tried once; a full table; work below `_min_work` (see set_min_work).
-from libc.stdint cimport int64_t, uint64_t, uintptr_t
+#   implementation for (float64 matmul on CPU in oneDNN 3.2; bfloat16 on a CPU without AVX-512
+#   BF16 or AMX), remembered as such so that it is tried once; a full table; float work below
+#   `_min_work` (see set_min_work).
+# - Kinds of operands: float32, float64, and bfloat16 A and B (raw uint16 bits) with a float32 C
+#   (float32 accumulation): gemm_bf16, for callers that keep bf16 copies (onednn.pxd).
+from libc.stdint cimport int64_t, uint16_t, uint64_t, uintptr_t
 from libc.stdlib cimport malloc
 from libc.string cimport memset
 
@@ -38,7 +41,7 @@ cdef extern from "onednn_api.h" nogil:
         int major, minor, patch
         const char* hash
     enum:
-        FNN_DNNL_CPU, FNN_DNNL_DATA_TYPE_UNDEF, FNN_DNNL_F32, FNN_DNNL_F64,
+        FNN_DNNL_CPU, FNN_DNNL_DATA_TYPE_UNDEF, FNN_DNNL_F32, FNN_DNNL_F64, FNN_DNNL_BF16,
         FNN_DNNL_STREAM_DEFAULT_FLAGS, FNN_DNNL_QUERY_IMPL_INFO_STR,
         FNN_DNNL_QUERY_SCRATCHPAD_MD, FNN_DNNL_SCRATCHPAD_MODE_USER, FNN_DNNL_ARG_SRC,
         FNN_DNNL_ARG_DST, FNN_DNNL_ARG_WEIGHTS, FNN_DNNL_ARG_SCRATCHPAD, FNN_HAVE_DLOPEN,
@@ -68,6 +71,8 @@ cdef extern from "onednn_api.h" nogil:
     ctypedef fnn_dnnl_status_t (*fnn_memory_create_t)(void**, const void*, void*, void*)
     ctypedef fnn_dnnl_status_t (*fnn_memory_set_data_handle_t)(void*, void*)
     ctypedef const fnn_dnnl_version_t* (*fnn_version_t)()
+    ctypedef int (*fnn_get_effective_cpu_isa_t)()
+    ctypedef const char* (*fnn_cpu_isa2str_t)(int)
 
     void* dlopen(const char* path, int flags)
     void* dlsym(void* handle, const char* name)
@@ -79,7 +84,7 @@ cdef extern from "onednn_api.h" nogil:
     int pthread_mutex_trylock(pthread_mutex_t* mutex)
     int pthread_mutex_unlock(pthread_mutex_t* mutex)
 
-__all__ = ["load", "loaded", "library_path", "load_error", "version", "implementation",
+__all__ = ["load", "loaded", "library_path", "load_error", "version", "isa", "implementation",
            "enable", "disable", "enabled", "set_min_work", "cache_size", "scratchpad_bytes"]
 
 # The C API, filled by load().
@@ -105,6 +110,13 @@ cdef fnn_primitive_execute_t primitive_execute = NULL
 cdef fnn_memory_create_t memory_create = NULL
 cdef fnn_memory_set_data_handle_t memory_set_data_handle = NULL
 cdef fnn_version_t dnnl_version = NULL
+cdef fnn_get_effective_cpu_isa_t get_effective_cpu_isa = NULL  # optional: reports only
+cdef fnn_cpu_isa2str_t cpu_isa2str = NULL
+
+cdef enum:
+    KIND_F32 = 0
+    KIND_F64 = 1
+    KIND_BF16 = 2   # bfloat16 A and B, float32 C
 
 cdef void* _engine = NULL       # oneDNN's CPU engine, created by load()
 cdef bint _enabled = False
@@ -115,7 +127,7 @@ cdef int64_t _min_work = 0      # m * n * k below which a call goes to the BLAS
 cdef struct Entry:
     # key
     int64_t m, n, k, lda, ldb, ldc
-    int flags           # trans_a | trans_b << 1 | accumulate << 2 | float64 << 3
+    int flags           # trans_a | trans_b << 1 | accumulate << 2 | kind << 3
     int threads
     # value; prim is NULL when oneDNN has no implementation for this key
     void* pd
@@ -159,12 +171,15 @@ cdef void _build(Entry* e) noexcept nogil:
     # Runs under _table_lock.
     global _scratch_total
     cdef bint trans_a = e.flags & 1, trans_b = e.flags & 2, accumulate = e.flags & 4
-    cdef int dtype = FNN_DNNL_F64 if e.flags & 8 else FNN_DNNL_F32
+    cdef int kind = e.flags >> 3
+    cdef int dtype = FNN_DNNL_F64 if kind == KIND_F64 else FNN_DNNL_BF16 if kind == KIND_BF16 \
+        else FNN_DNNL_F32
     cdef void* md_a = _memory_desc(e.m, e.k, 1 if trans_a else e.lda, e.lda if trans_a else 1,
                                    dtype)
     cdef void* md_b = _memory_desc(e.k, e.n, 1 if trans_b else e.ldb, e.ldb if trans_b else 1,
                                    dtype)
-    cdef void* md_c = _memory_desc(e.m, e.n, e.ldc, 1, dtype)
+    cdef void* md_c = _memory_desc(e.m, e.n, e.ldc, 1,
+                                   FNN_DNNL_F32 if kind == KIND_BF16 else dtype)
     cdef void* attr = NULL
     cdef void* post_ops = NULL
     cdef void* pd = NULL
@@ -249,9 +264,9 @@ cdef Entry* _lookup(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, i
 
 cdef int _run(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
               const void* A, Py_ssize_t lda, const void* B, Py_ssize_t ldb, bint accumulate,
-              void* C, Py_ssize_t ldc, bint double) noexcept nogil:
+              void* C, Py_ssize_t ldc, int kind) noexcept nogil:
     cdef Entry* e = _lookup(m, n, k, lda, ldb, ldc,
-                            trans_a | trans_b << 1 | accumulate << 2 | double << 3)
+                            trans_a | trans_b << 1 | accumulate << 2 | kind << 3)
     cdef fnn_dnnl_exec_arg_t args[4]
     cdef int status
     if e == NULL or e.prim == NULL:
@@ -278,7 +293,7 @@ cdef int _sgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
                 float* C, Py_ssize_t ldc) noexcept nogil:
     if (beta != 0 and beta != 1) or <int64_t> m * n * k < _min_work:
         return -1
-    return _run(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta != 0, C, ldc, False)
+    return _run(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta != 0, C, ldc, KIND_F32)
 
 
 cdef int _dgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -286,7 +301,20 @@ cdef int _dgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
                 double* C, Py_ssize_t ldc) noexcept nogil:
     if (beta != 0 and beta != 1) or <int64_t> m * n * k < _min_work:
         return -1
-    return _run(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta != 0, C, ldc, True)
+    return _run(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta != 0, C, ldc, KIND_F64)
+
+
+cdef int gemm_bf16(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                   const uint16_t* A, Py_ssize_t lda, const uint16_t* B, Py_ssize_t ldb,
+                   float beta, float* C, Py_ssize_t ldc) noexcept nogil:
+    # C (m, n) float32 = op(A) @ op(B) + beta * C with bfloat16 A and B (their bits), row-major,
+    # accumulated in float32. Returns 0, or -1 when oneDNN is not loaded or cannot run it here
+    # (no bf16 matmul on this CPU): the caller then multiplies its own way.
+    if _engine == NULL or (beta != 0 and beta != 1):
+        return -1
+    if m == 0 or n == 0 or k == 0:
+        return -1
+    return _run(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta != 0, C, ldc, KIND_BF16)
 
 
 # ---- Loading the library
@@ -329,7 +357,7 @@ cdef object _open(str path):
         primitive_attr_set_post_ops, post_ops_create, post_ops_destroy, post_ops_append_sum, \
         matmul_primitive_desc_create, primitive_desc_query, primitive_desc_query_md, \
         primitive_desc_destroy, primitive_create, primitive_execute, memory_create, \
-        memory_set_data_handle, dnnl_version, _engine
+        memory_set_data_handle, dnnl_version, get_effective_cpu_isa, cpu_isa2str, _engine
     cdef bytes encoded = os.fsencode(path)
     cdef void* handle = dlopen(encoded, RTLD_NOW | RTLD_LOCAL)
     cdef void* found[22]
@@ -365,6 +393,8 @@ cdef object _open(str path):
     memory_create = <fnn_memory_create_t> found[19]
     memory_set_data_handle = <fnn_memory_set_data_handle_t> found[20]
     dnnl_version = <fnn_version_t> found[21]
+    get_effective_cpu_isa = <fnn_get_effective_cpu_isa_t> dlsym(handle, b"dnnl_get_effective_cpu_isa")
+    cpu_isa2str = <fnn_cpu_isa2str_t> dlsym(handle, b"dnnl_cpu_isa2str")
     if dnnl_version().major != 3:
         return f"{path} is oneDNN {version()}; fastnn needs oneDNN 3.x"
     if engine_create(&_engine, FNN_DNNL_CPU, 0) != 0:
@@ -415,20 +445,33 @@ def version():
     return f"{v.major}.{v.minor}.{v.patch}"
 
 
+_KINDS = {"float32": KIND_F32, "float64": KIND_F64, "bfloat16": KIND_BF16}
+
+
+def isa():
+    """The instruction set oneDNN dispatches to on this CPU (under ONEDNN_MAX_CPU_ISA), e.g.
+    "avx2", "avx512_core_amx"; None when oneDNN is not loaded."""
+    if get_effective_cpu_isa == NULL or cpu_isa2str == NULL:
+        return None
+    cdef const char* name = cpu_isa2str(get_effective_cpu_isa())
+    return None if name == NULL else name.decode().removeprefix("cpu_isa_")
+
+
 def implementation(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, dtype="float32", *,
                    trans_a=False, trans_b=False, accumulate=False):
     """The name of oneDNN's implementation of C (m, n) (+)= op(A) (m, k) @ op(B) (k, n) on
-    contiguous operands (e.g. "brg:avx2"), or None when oneDNN has none (or is not loaded)."""
+    contiguous operands (e.g. "brg:avx512_core", "gemm:jit:f32"), or None when oneDNN has none
+    (or is not loaded). dtype: "float32", "float64", or "bfloat16" (bf16 A and B, float32 C)."""
     if _engine == NULL:
         return None
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"implementation: dtype must be 'float32' or 'float64', got {dtype!r}")
+    if dtype not in _KINDS:
+        raise ValueError(f"implementation: dtype must be one of {tuple(_KINDS)}, got {dtype!r}")
     if m < 1 or n < 1 or k < 1:
         raise ValueError(f"implementation: m, n, k must be >= 1, got {(m, n, k)}")
     lda = m if trans_a else k
     ldb = k if trans_b else n
     cdef Entry* e = _lookup(m, n, k, lda, ldb, n, bool(trans_a) | bool(trans_b) << 1 |
-                            bool(accumulate) << 2 | (dtype == "float64") << 3)
+                            bool(accumulate) << 2 | <int> _KINDS[dtype] << 3)
     if e == NULL or e.prim == NULL or e.impl == NULL:
         return None
     return e.impl.decode()
@@ -473,17 +516,18 @@ def scratchpad_bytes():
 
 
 def _gemm(A, B, C, bint trans_a=False, bint trans_b=False, bint accumulate=False):
-    """Test hook: C (+)= op(A) @ op(B) on oneDNN alone, for 2-D arrays of one float dtype with
-    unit column stride and any row stride (lda, ldb, ldc). Returns 0, or -1 when oneDNN did not
-    run it (C is then unchanged)."""
+    """Test hook: C (+)= op(A) @ op(B) on oneDNN alone, for 2-D arrays with unit column stride
+    and any row stride (lda, ldb, ldc), all float32, all float64, or A and B uint16 (bfloat16
+    bits) with a float32 C. Returns 0, or -1 when oneDNN did not run it (C is then unchanged)."""
     import numpy as np
     if not load():
         raise RuntimeError(f"oneDNN is not loaded: {_load_error}")
     dtype = C.dtype
-    for name, x in (("A", A), ("B", B), ("C", C)):
-        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype != dtype or \
-                x.dtype not in (np.float32, np.float64) or x.strides[1] != x.itemsize:
-            raise ValueError(f"_gemm: {name} must be a 2-D float array of C's dtype with unit "
+    operand_dtype = np.uint16 if A.dtype == np.uint16 and dtype == np.float32 else dtype
+    for name, x, want in (("A", A, operand_dtype), ("B", B, operand_dtype), ("C", C, dtype)):
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype != want or \
+                dtype not in (np.float32, np.float64) or x.strides[1] != x.itemsize:
+            raise ValueError(f"_gemm: {name} must be a 2-D array of {np.dtype(want)} with unit "
                              "column stride")
     cdef Py_ssize_t m = C.shape[0], n = C.shape[1]
     cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
@@ -495,9 +539,10 @@ def _gemm(A, B, C, bint trans_a=False, bint trans_b=False, bint accumulate=False
     cdef Py_ssize_t lda = max(1, A.strides[0] // A.itemsize)
     cdef Py_ssize_t ldb = max(1, B.strides[0] // B.itemsize)
     cdef Py_ssize_t ldc = max(1, C.strides[0] // C.itemsize)
-    cdef bint double = dtype == np.float64
+    cdef int kind = KIND_F64 if dtype == np.float64 else \
+        KIND_BF16 if operand_dtype == np.uint16 else KIND_F32
     cdef int status
     with nogil:
         status = _run(trans_a, trans_b, m, n, k, <void*> pa, lda, <void*> pb, ldb, accumulate,
-                      <void*> pc, ldc, double)
+                      <void*> pc, ldc, kind)
     return status

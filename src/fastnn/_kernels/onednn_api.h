@@ -30,6 +30,7 @@ typedef struct {
 enum {
     FNN_DNNL_CPU = 1,                     /* dnnl_cpu (dnnl_engine_kind_t) */
     FNN_DNNL_DATA_TYPE_UNDEF = 0,         /* dnnl_data_type_t */
+    FNN_DNNL_BF16 = 2,
     FNN_DNNL_F32 = 3,
     FNN_DNNL_F64 = 7,
     FNN_DNNL_STREAM_DEFAULT_FLAGS = 1,    /* dnnl_stream_in_order */
@@ -75,6 +76,8 @@ typedef fnn_dnnl_status_t (*fnn_memory_create_t)(void **memory, const void *memo
                                                   void *engine, void *handle);
 typedef fnn_dnnl_status_t (*fnn_memory_set_data_handle_t)(void *memory, void *handle);
 typedef const fnn_dnnl_version_t *(*fnn_version_t)(void);
+typedef int (*fnn_get_effective_cpu_isa_t)(void);  /* dnnl_cpu_isa_t */
+typedef const char *(*fnn_cpu_isa2str_t)(int);   /* dnnl_debug.h */
 
 #ifdef _WIN32
 #define FNN_HAVE_DLOPEN 0
