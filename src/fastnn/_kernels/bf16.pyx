@@ -122,6 +122,11 @@ cdef void _to_bf16_f32(const float* x, uint16_t* out, Py_ssize_t size,
     _convert(BITS_F32, x, out, size, threaded)
 
 
+cdef void _from_bf16_f32(const uint16_t* b, float* out, Py_ssize_t size,
+                         bint threaded) noexcept nogil:
+    _convert(WIDEN_F32, b, out, size, threaded)
+
+
 cdef void _run_to_bfloat16(cnp.ndarray X, cnp.ndarray out) noexcept:
     # X C-contiguous float32/float64, out C-contiguous uint16 of X's size.
     cdef Pass kind = BITS_F32 if X.descr.type_num == cnp.NPY_FLOAT else BITS_F64
