@@ -24,7 +24,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 from ._base import EXPECTED_FAILED_CHECKS
 from ._classifier import MLPClassifier
-from ._load import ESTIMATORS, load
+# ESTIMATORS and the parameter tables are importable from here too (not in __all__).
+from ._load import ESTIMATORS, load  # noqa: F401
 from ._params import ACTIVATIONS, OPTIMIZERS, SCHEDULES  # noqa: F401
 from ._regressor import MLPRegressor
 

@@ -12,7 +12,7 @@ from ..trainer import Trainer
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",
                "tanh": "tanh", "relu": "relu", "leaky_relu": "leaky_relu", "elu": "elu"}
 ACTIVATION_LAYERS = {"identity": Identity, "sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU,
-                      "leaky_relu": LeakyReLU, "elu": ELU}
+                     "leaky_relu": LeakyReLU, "elu": ELU}
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
               "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
 SCHEDULES = (None, "constant", "cosine", "step", "exponential", "inverse-time")
@@ -206,9 +206,9 @@ def build_optimizer(est, model):
         return optim.SGD(params, lr=lr, momentum=float(est.momentum),
                          nesterov=bool(est.nesterov) and est.momentum > 0)
     if est.optimizer in ("adam", "adamw"):
-        return OPTIMIZERS[est.optimizer](params, lr=lr, betas=(float(est.beta_1),
-                                                                float(est.beta_2)),
-                                          eps=float(est.epsilon))
+        return OPTIMIZERS[est.optimizer](params, lr=lr,
+                                         betas=(float(est.beta_1), float(est.beta_2)),
+                                         eps=float(est.epsilon))
     return OPTIMIZERS[est.optimizer](params, lr=lr)
 
 
@@ -232,8 +232,7 @@ def build_trainer(est, model, optimizer, n_samples, epochs, seed, incremental):
     batch = min(200 if est.batch_size == "auto" else int(est.batch_size), n_samples)
     penalty = None
     if est.alpha or est.l1:
-        penalty = regularization.ElasticNet(l1=float(est.l1),
-                                            l2=float(est.alpha) / batch)
+        penalty = regularization.ElasticNet(l1=float(est.l1), l2=float(est.alpha) / batch)
     stopping = None
     if not incremental:
         if est.early_stopping:
