@@ -275,6 +275,7 @@ class Trainer:
         own_penalty = type(regularization) in (L1, L2, ElasticNet)
         l1, l2 = (regularization.l1, regularization.l2) if own_penalty else (0.0, 0.0)
         count = self.loss_name in CLASSIFICATION
+        finite = self.augment is None  # fit checked X (an augmented batch is checked again)
         # The minibatches are gathered into two buffers this epoch reuses (no array per step).
         take_rows = _backend.kernels.take_rows
         rows = max(stop - start for start, stop in bounds)
@@ -291,7 +292,8 @@ class Trainer:
                     Xb = self._augmented(Xb)
                 loss_fn = self.loss_fn if sample_weight is None else \
                     _losses.weighted(self.loss_fn, sample_weight[batch])
-                loss, scores, fused = model._fit_forward_backward(Xb, yb, loss_fn, l1, l2, count)
+                loss, scores, fused = model._fit_forward_backward(Xb, yb, loss_fn, l1, l2, count,
+                                                                  finite)
                 if fused is not None and (own_penalty or regularization is None):
                     reg = fused[0]
                 else:
