@@ -91,12 +91,13 @@ def main():
     from sklearn.exceptions import ConvergenceWarning
 
     from fastnn import data, search
+    from fastnn.search._trials import cpu_count
     from fastnn.cli import search_setup
 
     warnings.simplefilter("ignore", ConvergenceWarning)
     X, y = data.load_digits()
     estimator, space = search_setup(args.epochs)
-    print(f"CPU: {cpu_model()}, {search._cpu_count()} cores available; numpy {np.__version__}, "
+    print(f"CPU: {cpu_model()}, {cpu_count()} cores available; numpy {np.__version__}, "
           f"scikit-learn {sklearn.__version__}, joblib {joblib.__version__}, "
           f"dask {dask.__version__}")
     print(f"{args.trials} trials on the digits ({len(y)} samples, one 0.2 validation split), "

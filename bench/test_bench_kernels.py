@@ -180,3 +180,40 @@ def test_maxout_forward_backward(benchmark, backend, shape, activation):
         backend.maxout_backward(dA, X, W, argmax, pieces=pieces, dZ=dZ, dW=dW, db=db, dX=dX)
 
     benchmark(forward_backward)
+
+
+BF16_SIZES = [(401_408,), (10**6,), (10**7,)]  # (elements,): a 784x512 weight, 1e6, 1e7
+
+
+@pytest.mark.parametrize("shape, activation", cases("to_bfloat16", BF16_SIZES))
+def test_to_bfloat16(benchmark, backend, shape, activation):
+    """float32 -> bfloat16 bits (6 bytes moved per element), into a preallocated buffer."""
+    X, out = random(np.random.default_rng(9), shape), np.empty(shape, np.uint16)
+    benchmark(lambda: backend.to_bfloat16(X, out=out))
+
+
+@pytest.mark.parametrize("shape, activation", cases("round_bfloat16", BF16_SIZES))
+def test_round_bfloat16(benchmark, backend, shape, activation):
+    """float32 rounded to bfloat16 values (8 bytes moved per element), into a preallocated
+    buffer."""
+    X = random(np.random.default_rng(10), shape)
+    out = np.empty_like(X)
+    benchmark(lambda: backend.round_bfloat16(X, out=out))
+
+
+@pytest.mark.parametrize("shape, activation", cases("from_bfloat16", BF16_SIZES))
+def test_from_bfloat16(benchmark, backend, shape, activation):
+    """bfloat16 bits -> float32 (6 bytes moved per element), into a preallocated buffer."""
+    B = np.random.default_rng(11).integers(0, 2**16, shape, dtype=np.uint16)
+    out = np.empty(shape, DTYPE)
+    benchmark(lambda: backend.from_bfloat16(B, out=out))
+
+
+@pytest.mark.parametrize("shape, activation", cases("matmul_bf16", DENSE_SHAPES))
+def test_matmul_bf16(benchmark, backend, shape, activation):
+    """The emulated bfloat16 GEMM (batch, in) @ (in, out): both operands rounded, then the float32
+    GEMM; compare with the float32 GEMM inside dense fwd+bwd of the same shape."""
+    n, k, m = shape
+    rng = np.random.default_rng(12)
+    X, W, out = random(rng, (n, k)), random(rng, (k, m)), np.empty((n, m), DTYPE)
+    benchmark(lambda: backend.matmul_bf16(X, W, out=out))

@@ -197,7 +197,7 @@ def test_refuses_bad_arguments_naming_them(kernels):
 def test_the_backend_switches_the_pair():
     for name, kernels in (("cython", CYTHON), ("numpy", NUMPY)):
         with _backend.use_backend(name):
-            for kernel in ("to_bfloat16", "from_bfloat16", "round_bfloat16"):
+            for kernel in ("to_bfloat16", "from_bfloat16", "round_bfloat16", "matmul_bf16"):
                 assert getattr(_backend.kernels, kernel) is getattr(kernels, kernel)
 
 
@@ -219,6 +219,109 @@ def test_agrees_with_torch(dtype):
         # torch's NaN bits depend on its code path (0xFFFF, 0x7FC0); ours are a NaN too
         assert np.isnan(kernels.from_bfloat16(got[nan])).all()
         assert np.isnan(kernels.from_bfloat16(want[nan])).all()
+
+
+# ---- matmul_bf16: the emulated bfloat16 GEMM (operands rounded, float32 multiply)
+
+GEMM_SHAPES = [(1, 1, 1), (7, 33, 1), (1, 7, 33), (33, 300, 7), (64, 128, 96)]
+
+
+def _operands(rng, m, k, n, trans_a, trans_b):
+    A = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    B = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    return A, B
+
+
+def _op(X, trans):
+    return X.T if trans else X
+
+
+@pytest.mark.parametrize("m, k, n", GEMM_SHAPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_matmul_bf16_is_the_float32_product_of_rounded_operands(m, k, n, trans_a, trans_b,
+                                                                  accumulate):
+    rng = np.random.default_rng(m * 10000 + k * 100 + n)
+    A, B = _operands(rng, m, k, n, trans_a, trans_b)
+    start = rng.standard_normal((m, n)).astype(np.float32)
+    a, b = NUMPY.round_bfloat16(A), NUMPY.round_bfloat16(B)
+    want = _op(a, trans_a) @ _op(b, trans_b) + (start if accumulate else 0)
+    exact = _op(a, trans_a).astype(np.float64) @ _op(b, trans_b).astype(np.float64)
+    scale = np.abs(_op(a, trans_a)) @ np.abs(_op(b, trans_b)) + np.abs(start)
+    results = []
+    for kernels in PAIR:
+        out = start.copy() if accumulate else np.full((m, n), np.nan, np.float32)
+        A0, B0 = A.copy(), B.copy()
+        got = kernels.matmul_bf16(A, B, out=out, trans_a=trans_a, trans_b=trans_b,
+                                  accumulate=accumulate)
+        assert got is out and got.dtype == np.float32
+        _same_bits(A, A0)  # the operands are left alone
+        _same_bits(B, B0)
+        # float32 sums of exact products (bfloat16 * bfloat16 fits in float32) in some order
+        bound = 2 * k * 2.0**-24 * scale
+        assert np.all(np.abs(got - want) <= bound)
+        assert np.all(np.abs(got - (exact + (start if accumulate else 0))) <= bound)
+        results.append(got)
+    assert np.all(np.abs(results[0] - results[1]) <= 2 * k * 2.0**-24 * scale)
+
+
+def test_matmul_bf16_is_within_bfloat16_rounding_of_the_float32_product():
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((128, 512)).astype(np.float32)
+    B = rng.standard_normal((512, 64)).astype(np.float32)
+    f32 = A @ B
+    exact = A.astype(np.float64) @ B.astype(np.float64)
+    scale = np.abs(A).astype(np.float64) @ np.abs(B)
+    for kernels in PAIR:
+        got = kernels.matmul_bf16(A, B)
+        # each product a * b is off by at most (1 + 2**-8)**2 - 1 relative (both operands
+        # rounded to 8 significant bits), plus float32 summation of 512 terms
+        bound = (2.0**-7 + 2.0**-16 + 2 * 512 * 2.0**-24) * scale
+        assert np.all(np.abs(got - exact) <= bound)
+        assert np.all(np.abs(got - f32) <= bound)
+        # and it really is coarser than float32: the typical error is bfloat16's, ~100x
+        # float32's
+        err_bf16 = np.linalg.norm(got - exact) / np.linalg.norm(exact)
+        err_f32 = np.linalg.norm(f32 - exact) / np.linalg.norm(exact)
+        assert 2.0**-12 < err_bf16 < 2.0**-7
+        assert err_bf16 > 30 * err_f32
+
+
+@pytest.mark.parametrize("kernels", PAIR, ids=IDS)
+def test_matmul_bf16_converts_inputs_and_refuses_bad_arguments(kernels):
+    rng = np.random.default_rng(8)
+    A64 = rng.standard_normal((5, 6))
+    B = np.asfortranarray(rng.standard_normal((6, 4)).astype(np.float32))
+    strided = rng.standard_normal((5, 12)).astype(np.float32)[:, ::2]
+    want = (NUMPY.round_bfloat16(A64.astype(np.float32)) @ NUMPY.round_bfloat16(B))
+    class Subclass(np.ndarray):
+        pass
+
+    # float64 and strided A are copied (and the copies rounded in place); np.asarray of a
+    # subclass is a view of the caller's memory, which must not be rounded
+    for A in (A64, strided, strided.copy().view(Subclass)):
+        A0 = np.array(A, copy=True)
+        got = kernels.matmul_bf16(A, B)
+        assert got.dtype == np.float32 and got.shape == (5, 4) and type(got) is np.ndarray
+        np.testing.assert_array_equal(np.asarray(A), A0)
+        if A is A64:
+            assert np.all(np.abs(got - want) <= 12 * 2.0**-24 * (np.abs(want) + 1))
+    ints = kernels.matmul_bf16(np.arange(6).reshape(2, 3), np.ones((3, 2), np.int64))
+    np.testing.assert_array_equal(ints, [[3, 3], [12, 12]])
+    A = np.ones((3, 4), np.float32)
+    with pytest.raises(TypeError, match="matmul_bf16: out must have dtype float32"):
+        kernels.matmul_bf16(A, A, out=np.empty((3, 3)), trans_b=True)
+    with pytest.raises(ValueError, match="matmul_bf16: op\\(A\\) is \\(3, 4\\)"):
+        kernels.matmul_bf16(A, A)
+    with pytest.raises(ValueError, match="matmul_bf16: accumulate=True needs out"):
+        kernels.matmul_bf16(A, A, trans_b=True, accumulate=True)
+    with pytest.raises(TypeError, match="matmul_bf16: trans_a must be True or False"):
+        kernels.matmul_bf16(A, A, trans_a=1)
+    with pytest.raises(ValueError, match="matmul_bf16: A must be 2-D"):
+        kernels.matmul_bf16(np.ones(3), A)
+    with pytest.raises(TypeError, match="matmul_bf16: B must hold real numbers"):
+        kernels.matmul_bf16(A, np.ones((4, 2), complex))
 
 
 @settings(max_examples=40, deadline=None)

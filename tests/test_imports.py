@@ -101,7 +101,10 @@ def test_no_import_cycle():
 def test_no_module_above_the_backend_imports_kernel_internals():
     """Only _backend (the switch point) and the kernels themselves reach into fastnn._kernels."""
     # _step builds the compiled step's plan from fastnn._kernels.step, the kernel it drives.
-    allowed = {"fastnn._backend": None, "fastnn._step": {"fastnn._kernels", "fastnn._kernels.step"}}
+    # _engine switches the compiled GEMM core between the BLAS and oneDNN.
+    allowed = {"fastnn._backend": None, "fastnn._step": {"fastnn._kernels", "fastnn._kernels.step"},
+               "fastnn._engine": {"fastnn._kernels", "fastnn._kernels.gemm",
+                                  "fastnn._kernels.onednn"}}
     offenders = {}
     for name, targets in import_graph().items():
         if name.startswith("fastnn._kernels") or (name in allowed and allowed[name] is None):

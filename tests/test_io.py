@@ -275,6 +275,34 @@ def test_resume_equals_the_uninterrupted_run(name, dtype, tmp_path):
             np.testing.assert_array_equal(saved["state"][i][key], value, strict=True)
 
 
+
+@pytest.mark.parametrize("chosen", ["reversed", "subset"])
+def test_optimizer_state_round_trips_whatever_its_parameter_order(chosen, tmp_path):
+    """The optimizer numbers its parameters in its own order (state_dict), the file by their place
+    in model.parameters(): an optimizer over the parameters reversed, or over some of them, comes
+    back with the same state on the same parameters and goes on exactly as the original."""
+    model = small_model(seed=3)
+    params = model.parameters()
+    optimizer = fnn.optim.Adam(params[::-1] if chosen == "reversed" else params[2:], lr=1e-2,
+                               amsgrad=True)
+    train(model, optimizer, 3)
+    fnn.save_checkpoint(tmp_path / "run.npz", model, optimizer)
+    model2, optimizer2, _ = fnn.load_checkpoint(tmp_path / "run.npz")
+    place = {id(p): i for i, p in enumerate(params)}
+    place2 = {id(p): i for i, p in enumerate(model2.parameters())}
+    assert [place2[id(p)] for p in optimizer2.param_groups[0]["params"]] == \
+        [place[id(p)] for p in optimizer.param_groups[0]["params"]]
+    saved, mine = optimizer2.state_dict(), optimizer.state_dict()
+    assert saved["param_groups"] == mine["param_groups"]
+    assert saved["state"].keys() == mine["state"].keys()
+    for i, state in mine["state"].items():
+        assert saved["state"][i].keys() == state.keys()
+        for key, value in state.items():
+            np.testing.assert_array_equal(saved["state"][i][key], value, strict=True)
+    train(model, optimizer, 2, start=3)
+    train(model2, optimizer2, 2, start=3)
+    assert_same_state(model2, model)
+
 def test_resume_with_a_schedule_and_a_generator_in_extra(tmp_path):
     """The pattern the Trainer uses: scheduler state and the shuffling generator's state in
     `extra`, arrays in `extra` too."""

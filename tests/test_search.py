@@ -81,6 +81,19 @@ def test_distributions_are_seeded_and_work_with_randomstate():
     assert 1e-3 <= d.rvs(random_state=np.random.RandomState(0)) <= 1.0
 
 
+
+@pytest.mark.backend_independent
+def test_distributions_and_results_pickle_under_the_public_module():
+    import pickle
+    result = search.SearchResult([], {"a": uniform(0, 1)}, None, False, 0.0)
+    for made in (log_uniform(1e-3, 1.0), uniform(0, 1), int_uniform(1, 9, log=True),
+                 choice([(8,), (16,)]), result):
+        cls = type(made)
+        assert cls.__module__ == "fastnn.search" and getattr(search, cls.__qualname__) is cls
+        data = pickle.dumps(made)
+        assert b"fastnn.search._" not in data and type(pickle.loads(data)) is cls
+    assert pickle.loads(pickle.dumps(choice([1, 2]))) == choice([1, 2])
+
 @pytest.mark.backend_independent
 @pytest.mark.parametrize("make, error", [
     (lambda: log_uniform(0, 1), ValueError), (lambda: log_uniform(2, 1), ValueError),

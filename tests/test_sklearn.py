@@ -223,6 +223,17 @@ def test_pickle_goes_through_fastnn_state():
     assert unfitted.alpha == 0.5 and not hasattr(unfitted, "model_")
 
 
+
+@pytest.mark.backend_independent
+def test_pickles_name_the_public_module():
+    """A pickle records fastnn.sklearn.MLPClassifier, not the private module that defines it:
+    pickles made before the module became a package load, as will today's after a reshuffle."""
+    for cls in (MLPClassifier, MLPRegressor):
+        assert cls.__module__ == "fastnn.sklearn"
+        assert getattr(fastnn.sklearn, cls.__qualname__) is cls
+        data = pickle.dumps(cls(alpha=0.5))
+        assert b"fastnn.sklearn._" not in data and type(pickle.loads(data)) is cls
+
 def test_save_and_load_pickle_free(tmp_path):
     X, y = blobs()
     labels = np.array(["x", "y", "z"])[y]

@@ -3,9 +3,10 @@
 Compiled Cython kernels with a pure-NumPy twin of each (the "numpy" backend, for debugging:
 FASTNN_BACKEND=numpy or fastnn.set_backend("numpy")).
 """
-from . import (_backend, augment, data, init, losses, optim, preprocessing, regularization,
-               sanity)
+from . import (_backend, _engine, augment, data, init, losses, optim, preprocessing,
+               regularization, sanity)
 from . import search  # NumPy only at import; random_search imports scikit-learn when called
+from ._engine import gemm_engine_info, get_gemm_engine, set_gemm_engine
 from ._backend import (compiled_available, get_backend, get_num_threads, openmp_enabled,
                        set_backend, set_num_threads, use_backend)
 from . import gradient_check  # the module: numerical_gradient, relative_error, GradcheckResult
@@ -27,6 +28,7 @@ __all__ = [
     "get_num_threads", "gradcheck", "init", "losses", "openmp_enabled", "optim", "preprocessing",
     "regularization", "set_backend", "set_num_threads", "use_backend", "save", "load",
     "save_checkpoint", "load_checkpoint", "Checkpoint", "search", "augment",
+    "set_gemm_engine", "get_gemm_engine", "gemm_engine_info",
 ]
 
 
@@ -41,6 +43,7 @@ def _running_the_cli():
 
 try:
     _backend._configure_from_environment()
+    _engine._configure_from_environment()
 except ImportError as error:
     # A library import fails with the ImportError; the command says it in one line instead.
     if _running_the_cli():

@@ -69,7 +69,8 @@ def _default_num_threads():
 def set_num_threads(n):
     """Threads the compiled kernels may use above their size threshold (default: cores available).
 
-    BLAS threads for the matrix multiplies are NumPy's BLAS's own (OPENBLAS_NUM_THREADS etc.).
+    BLAS threads for the matrix multiplies are NumPy's BLAS's own (OPENBLAS_NUM_THREADS etc.);
+    on the oneDNN GEMM engine (set_gemm_engine) the matrix multiplies use these threads too.
     """
     global _num_threads
     n = check_int("set_num_threads: n (the number of threads)", n, low=1)

@@ -80,21 +80,24 @@ def _optimizer_entries(optimizer, model, arrays):
         raise TypeError(f"fastnn.save: cannot save a {name}; the format knows the optimizers "
                         f"{sorted(OPTIMIZERS)}")
     index = {id(p): i for i, p in enumerate(model.parameters())}
-    groups = []
-    for g in optimizer.param_groups:
-        missing = [p.name for p in g["params"] if id(p) not in index]
-        if missing:
-            raise ValueError(f"fastnn.save: the optimizer updates parameters that are not the "
-                             f"model's ({missing}); build it from model.parameters()")
-        hyper = {k: v for k, v in g.items() if k != "params"}
-        groups.append({**_to_json(hyper, None, f"{name} param group"),
-                       "params": [index[id(p)] for p in g["params"]]})
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    missing = [p.name for p in params if id(p) not in index]
+    if missing:
+        raise ValueError(f"fastnn.save: the optimizer updates parameters that are not the "
+                         f"model's ({missing}); build it from model.parameters()")
+    if not {id(p) for p in optimizer.state} <= {id(p) for p in params}:
+        raise ValueError("fastnn.save: the optimizer holds state for a parameter that is not "
+                         "the model's")
+    # state_dict numbers the parameters in the optimizer's group order; the file numbers them by
+    # their place in model.parameters(), so that it loads into a model alone.
+    saved = optimizer.state_dict()
+    to_model = [index[id(p)] for p in params]
+    groups = [{**_to_json({k: v for k, v in g.items() if k != "params"}, None,
+                          f"{name} param group"),
+               "params": [to_model[i] for i in g["params"]]} for g in saved["param_groups"]]
     state = {}
-    for p, s in optimizer.state.items():
-        if id(p) not in index:
-            raise ValueError("fastnn.save: the optimizer holds state for a parameter that is not "
-                             "the model's")
-        j = index[id(p)]
+    for i, s in saved["state"].items():
+        j = to_model[i]
         entry = {}
         for key, value in s.items():
             if isinstance(value, np.ndarray):

@@ -138,6 +138,9 @@ ARGUMENTS = {
                          lambda v: None if v in ("numpy", "cython") else False),
     "use_backend.name": (lambda v: fnn.use_backend(v).__enter__(), "backend",
                          lambda v: None if v in ("numpy", "cython") else False),
+    "set_gemm_engine.name": (lambda v: fnn.set_gemm_engine(v), "set_gemm_engine",
+                             lambda v: (True if v in ("openblas", "auto") else
+                                        None if v == "onednn" else False)),
     "Sequential.dtype": (lambda v: fnn.Sequential(fnn.Dense(2, 2), dtype=v), "dtype",
                          lambda v: None),
     "Sequential.seed": (lambda v: fnn.Sequential(fnn.Dense(2, 2), seed=v), "seed",
@@ -168,12 +171,14 @@ ARGUMENTS = {
 def test_arguments(which, value):
     make, name, valid = ARGUMENTS[which]
     backend, threads = fnn.get_backend(), fnn.get_num_threads()
+    engine = fnn.gemm_engine_info()["requested"]
     try:
         with np.errstate(all="ignore"):
             try_call(make, name, valid(value), value)
     finally:
         fnn.set_backend(backend)
         fnn.set_num_threads(threads)
+        fnn.set_gemm_engine(engine)
 
 
 def test_the_backend_switch_is_left_as_it_was():
@@ -346,7 +351,7 @@ COVERED = {
        for n in ("log_uniform", "uniform", "int_uniform", "choice")},
     **{f"fastnn.init.{n}": "test_arguments" for n in ("check_init", "constant", "default_init")},
     "fastnn.set_num_threads": "test_arguments", "fastnn.set_backend": "test_arguments",
-    "fastnn.use_backend": "test_arguments",
+    "fastnn.use_backend": "test_arguments", "fastnn.set_gemm_engine": "test_arguments",
 }
 
 EXCLUDED = {
@@ -377,6 +382,7 @@ EXCLUDED = {
     "fastnn.data.load_digits": "no arguments",
     "fastnn.compiled_available": "no arguments", "fastnn.get_backend": "no arguments",
     "fastnn.get_num_threads": "no arguments", "fastnn.openmp_enabled": "no arguments",
+    "fastnn.get_gemm_engine": "no arguments", "fastnn.gemm_engine_info": "no arguments",
     "fastnn.init.initialize": "internal: what layers call with checked arguments",
     "fastnn.init.deferred": "a context manager without arguments",
     "fastnn.sanity.check_overfit_small_subset": "runs a Trainer (fuzzed) over the given data",

@@ -8,6 +8,7 @@ reinterpretation or wrap-around.
 import numpy as np
 
 from ._checks import FLOAT_DTYPES, as_output, float_dtype
+from ._gemm_checks import matmul_args
 
 BF16 = np.dtype(np.uint16)
 
@@ -50,3 +51,10 @@ def from_bfloat16_args(B, out, dtype):
         raise TypeError(f"{kernel}: dtype must be float32 or float64, got {dtype!r}")
     B = bf16_input(kernel, B)
     return B, as_output(kernel, "out", out, B.shape, resolved)
+
+
+def matmul_bf16_args(A, B, out, trans_a, trans_b, accumulate):
+    """(A, B, out) of matmul_bf16: matmul's checks, with A and B (any real dtype) converted to
+    float32 and out float32."""
+    return matmul_args(A, B, out, trans_a, trans_b, accumulate, kernel="matmul_bf16",
+                       dtype=np.dtype(np.float32))

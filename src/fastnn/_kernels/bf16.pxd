@@ -22,5 +22,7 @@ cdef inline float _round_bf16_f32(float x) noexcept nogil:
 
 cdef void _to_bf16_f32(const float* x, uint16_t* out, Py_ssize_t size,
                        bint threaded) noexcept nogil
+cdef void _from_bf16_f32(const uint16_t* b, float* out, Py_ssize_t size,
+                         bint threaded) noexcept nogil
 cdef void _run_to_bfloat16(cnp.ndarray X, cnp.ndarray out) noexcept
 cdef void _run_round_bfloat16(cnp.ndarray X, cnp.ndarray out) noexcept

@@ -9,6 +9,8 @@
 # - float64 input is rounded to float32 first (so twice), as PyTorch's conversion does.
 # - One pass of integer ops per element, which GCC/Clang vectorize; the flat range is cut into
 #   BLOCK-sized pieces that go to OpenMP threads above FNN_PARALLEL_MIN_WORK.
+# - matmul_bf16 emulates a bfloat16 GEMM with float32 accumulation (for CPUs or engines without
+#   one): both operands rounded here, the float32 multiply by gemm.pyx, like every multiply.
 # - Argument checks are the twin's (_bf16_checks.py). Before running them, each entry asks
 #   whether its arguments already pass them unchanged (an ndarray of the right dtype,
 #   C-contiguous, out None or right already): a training step converts the same buffers every
@@ -19,12 +21,14 @@ from cython.parallel cimport prange
 from libc.stdint cimport uint16_t
 
 from ._fastpath cimport like_typed
+from .gemm cimport matmul_into
 
-from ._bf16_checks import from_bfloat16_args, round_bfloat16_args, to_bfloat16_args
+from ._bf16_checks import (from_bfloat16_args, matmul_bf16_args, round_bfloat16_args,
+                           to_bfloat16_args)
 
 cnp.import_array()
 
-__all__ = ["to_bfloat16", "from_bfloat16", "round_bfloat16"]
+__all__ = ["to_bfloat16", "from_bfloat16", "round_bfloat16", "matmul_bf16"]
 
 cdef extern from "kernels.h" nogil:
     const long FNN_PARALLEL_MIN_WORK
@@ -118,6 +122,11 @@ cdef void _to_bf16_f32(const float* x, uint16_t* out, Py_ssize_t size,
     _convert(BITS_F32, x, out, size, threaded)
 
 
+cdef void _from_bf16_f32(const uint16_t* b, float* out, Py_ssize_t size,
+                         bint threaded) noexcept nogil:
+    _convert(WIDEN_F32, b, out, size, threaded)
+
+
 cdef void _run_to_bfloat16(cnp.ndarray X, cnp.ndarray out) noexcept:
     # X C-contiguous float32/float64, out C-contiguous uint16 of X's size.
     cdef Pass kind = BITS_F32 if X.descr.type_num == cnp.NPY_FLOAT else BITS_F64
@@ -207,4 +216,27 @@ def round_bfloat16(X, *, out=None):
     else:
         X, out = round_bfloat16_args(X, out)
     _run_round_bfloat16(X, out)
+    return out
+
+
+cdef cnp.ndarray _rounded(cnp.ndarray X, object given):
+    # X (checked float32) rounded to bfloat16 values: in place when the checks made X a copy of
+    # the caller's array `given` (not merely a view of it), else into a new array.
+    cdef bint copy = X is not given and cnp.PyArray_CHKFLAGS(X, cnp.NPY_ARRAY_OWNDATA)
+    cdef cnp.ndarray out = X if copy else _empty_like(X, cnp.NPY_FLOAT)
+    _run_round_bfloat16(X, out)
+    return out
+
+
+def matmul_bf16(A, B, *, out=None, trans_a=False, trans_b=False, accumulate=False):
+    """out (+)= op(A) @ op(B) with A and B rounded to bfloat16 and the products summed in
+    float32: what a bfloat16 GEMM with float32 accumulation computes, emulated by a float32
+    GEMM of the rounded operands. Returns out.
+
+    A and B are 2-D real arrays (converted to float32 first); op, out and accumulate are as in
+    matmul; out is float32.
+    """
+    a, b, out = matmul_bf16_args(A, B, out, trans_a, trans_b, accumulate)
+    matmul_into(_rounded(a, A), bool(trans_a), _rounded(b, B), bool(trans_b), out,
+                bool(accumulate))
     return out

@@ -2,9 +2,11 @@
 nearest even; see bf16.h for the rules (NaN, inf, overflow, denormals) both follow."""
 import numpy as np
 
-from ._bf16_checks import from_bfloat16_args, round_bfloat16_args, to_bfloat16_args
+from ._bf16_checks import (from_bfloat16_args, matmul_bf16_args, round_bfloat16_args,
+                           to_bfloat16_args)
+from .gemm_numpy import matmul_into
 
-__all__ = ["to_bfloat16", "from_bfloat16", "round_bfloat16"]
+__all__ = ["to_bfloat16", "from_bfloat16", "round_bfloat16", "matmul_bf16"]
 
 
 def _bits(X, out):
@@ -48,3 +50,23 @@ def round_bfloat16(X, *, out=None):
     multiply with it emulates a bfloat16 GEMM with float32 accumulation. out may be X itself."""
     X, out = round_bfloat16_args(X, out)
     return _widen(_bits(X, np.empty(X.shape, np.uint16)), out)
+
+
+def _rounded(X, given):
+    """X (checked float32) rounded to bfloat16 values: in place when the checks made X a copy of
+    the caller's array `given` (not merely a view of it), else into a new array."""
+    copy = X is not given and X.flags.owndata
+    return _widen(_bits(X, np.empty(X.shape, np.uint16)), X if copy else np.empty_like(X))
+
+
+def matmul_bf16(A, B, *, out=None, trans_a=False, trans_b=False, accumulate=False):
+    """out (+)= op(A) @ op(B) with A and B rounded to bfloat16 and the products summed in
+    float32: what a bfloat16 GEMM with float32 accumulation computes, emulated by a float32
+    GEMM of the rounded operands. Returns out.
+
+    A and B are 2-D real arrays (converted to float32 first); op, out and accumulate are as in
+    matmul; out is float32.
+    """
+    a, b, out = matmul_bf16_args(A, B, out, trans_a, trans_b, accumulate)
+    matmul_into(_rounded(a, A), trans_a, _rounded(b, B), trans_b, out, accumulate)
+    return out

@@ -67,12 +67,19 @@ cdef int gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t
             for i in range(m):
                 memset(C + i * ldc, 0, n * sizeof(floating))
         return 0
+    cdef sgemm_engine_t sgemm_engine
+    cdef dgemm_engine_t dgemm_engine
     if _engine == ENGINE_EXTERNAL:
+        # read once and checked: another thread may unregister the engine meanwhile
         if floating is float:
-            if _external_sgemm(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta, C, ldc) == 0:
+            sgemm_engine = _external_sgemm
+            if sgemm_engine != NULL and \
+                    sgemm_engine(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta, C, ldc) == 0:
                 return 0
         else:
-            if _external_dgemm(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta, C, ldc) == 0:
+            dgemm_engine = _external_dgemm
+            if dgemm_engine != NULL and \
+                    dgemm_engine(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta, C, ldc) == 0:
                 return 0
         if _blas_engine == ENGINE_NONE:
             return -1
