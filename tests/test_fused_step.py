@@ -108,8 +108,8 @@ def test_a_trainers_run_is_the_same_with_the_fused_passes(penalty, backend):
                               progress=False)
         if runs:  # the reference: the count done by metrics.correct, as without a compiled step
             step = model._fit_forward_backward
-            model._fit_forward_backward = lambda X, y, loss, l1, l2, count: step(X, y, loss, l1,
-                                                                                 l2, False)
+            model._fit_forward_backward = lambda X, y, loss, l1, l2, count, *rest: step(
+                X, y, loss, l1, l2, False, *rest)
         history = trainer.fit(X, y)
         runs.append((history, model.state_dict()))
     (first, first_state), (second, second_state) = runs

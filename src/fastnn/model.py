@@ -254,19 +254,22 @@ class Sequential:
         finally:
             self._training_call.release()
 
-    def _forward_backward(self, X, y, loss, l1=0.0, l2=0.0, count=False):
+    def _forward_backward(self, X, y, loss, l1=0.0, l2=0.0, count=False, finite=False):
         """(loss value, scores, fused). With l1/l2 (checked strengths) or count, a compiled
         plan that can also does the elastic-net penalty (value and gradient, as
         regularization.ElasticNet(l1, l2)(model) would) and counts the rows classified right
         (as metrics.correct would): fused is then (penalty, correct or None). It is None when
-        the step went layer by layer, or the plan cannot do what was asked: the caller does it."""
+        the step went layer by layer, or the plan cannot do what was asked: the caller does it.
+        finite=True: X is known to hold no NaN or inf when it is of the model's dtype (rows of
+        data the caller checked), so the plan does not look again."""
         loss = losses.get(loss)
+        X_given = X
         X = self.layers[0]._check_input(X, self.dtype, finite=False)
         n = X.shape[0]
         compiled = self._compiled
         plan = compiled.plan_for(self, n, loss) if self._dscores is not None else None
         if plan is not None:
-            if not plan.all_finite(X):
+            if not (finite and X is X_given) and not plan.all_finite(X):
                 raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
             if not plan.labels_ok(y):
                 y = as_labels(loss.__name__, y, n, self.out_features)
@@ -289,12 +292,12 @@ class Sequential:
         self._backward(dscores)
         return float(loss_value), scores, None
 
-    def _fit_forward_backward(self, X, y, loss, l1, l2, count):
+    def _fit_forward_backward(self, X, y, loss, l1, l2, count, finite=False):
         """The Trainer's forward_backward: _forward_backward under the training-call guard."""
         if not self._training_call.acquire(False):
             self._refuse("forward_backward")
         try:
-            return self._forward_backward(X, y, loss, l1, l2, count)
+            return self._forward_backward(X, y, loss, l1, l2, count, finite)
         finally:
             self._training_call.release()
 

@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from . import _backend
 from . import losses as _losses
 from ._trainer_checks import check_collaborators, check_data, check_thresholds
 from ._validation import _is_bool, check_bool, check_float, check_int
@@ -70,7 +71,8 @@ class Trainer:
     shuffle: reshuffle the samples every epoch (False: minibatches in the data's order).
     augment: None, or a callable applied to each training minibatch's inputs (not the labels,
     not validation data), e.g. fastnn.augment.RandomFlipCrop(image_shape=(3, 32, 32)); its
-    draws are saved in checkpoints when it has get_state()/set_state().
+    draws are saved in checkpoints when it has get_state()/set_state(). It gets the batch in a
+    buffer the next batch overwrites: return a new array, or change that one in place.
     progress: one line per epoch (loss, accuracies, learning rate, time), and a tqdm bar over
     the epoch's minibatches when tqdm (the `progress` extra) is installed; False for quiet.
     callbacks: objects with optional on_epoch_begin(trainer, epoch), on_step(trainer,
@@ -273,16 +275,25 @@ class Trainer:
         own_penalty = type(regularization) in (L1, L2, ElasticNet)
         l1, l2 = (regularization.l1, regularization.l2) if own_penalty else (0.0, 0.0)
         count = self.loss_name in CLASSIFICATION
+        finite = self.augment is None  # fit checked X (an augmented batch is checked again)
+        # The minibatches are gathered into two buffers this epoch reuses (no array per step).
+        take_rows = _backend.kernels.take_rows
+        rows = max(stop - start for start, stop in bounds)
+        X_rows = np.empty((rows,) + X.shape[1:], X.dtype)
+        y_rows = np.empty((rows,) + y.shape[1:], y.dtype) \
+            if y.dtype.kind in "fiub" and y.ndim <= 2 else None
         model.train()
         try:
             for b, (start, stop) in enumerate(bounds):
                 batch = order[start:stop]
-                Xb, yb = X[batch], y[batch]
+                Xb = take_rows(X, batch, out=X_rows[:stop - start])
+                yb = y[batch] if y_rows is None else take_rows(y, batch, out=y_rows[:stop - start])
                 if self.augment is not None:
                     Xb = self._augmented(Xb)
                 loss_fn = self.loss_fn if sample_weight is None else \
                     _losses.weighted(self.loss_fn, sample_weight[batch])
-                loss, scores, fused = model._fit_forward_backward(Xb, yb, loss_fn, l1, l2, count)
+                loss, scores, fused = model._fit_forward_backward(Xb, yb, loss_fn, l1, l2, count,
+                                                                  finite)
                 if fused is not None and (own_penalty or regularization is None):
                     reg = fused[0]
                 else:
@@ -402,7 +413,8 @@ class Trainer:
             save_training_checkpoint(self.checkpoint, self)
 
     def _augmented(self, Xb):
-        """The augmented batch; a RandomFlipCrop writes it into Xb (a fresh copy of the rows)."""
+        """The augmented batch; a RandomFlipCrop writes it into Xb (the epoch's batch buffer,
+        which the next batch overwrites)."""
         if isinstance(self.augment, RandomFlipCrop) and Xb.dtype in (np.float32, np.float64):
             return self.augment(Xb, out=Xb)
         return self.augment(Xb)

@@ -9,7 +9,7 @@ import os
 from types import SimpleNamespace
 
 KERNEL_MODULES = ("gemm", "dense", "loss", "optim", "penalty", "dropout", "batchnorm", "units",
-                  "augment", "bf16")
+                  "augment", "bf16", "gather")
 
 
 def _kernel_set(name, modules):

@@ -72,24 +72,31 @@ cdef enum:
 
 cdef Sums _chunk(const floating* w, floating* g, Py_ssize_t n, floating l1c, floating l2c,
                  bint with_l1, bint with_l2) noexcept nogil:
+    # One simple loop per sum and per gradient term, each of which vectorizes (the lanes are
+    # independent float64 partial sums).
     cdef double sq[LANES]
     cdef double ab[LANES]
     cdef double v
     cdef Py_ssize_t i, j, body = n - n % LANES
-    cdef floating x, d
+    cdef floating x
     cdef Sums sums
     for j in range(LANES):
         sq[j] = 0
         ab[j] = 0
-    for i in range(body // LANES):
-        for j in range(LANES):
-            v = w[i * LANES + j]
-            sq[j] += v * v
-            ab[j] += fabs(v)
-    for i in range(body, n):
-        v = w[i]
-        sq[0] += v * v
-        ab[0] += fabs(v)
+    if with_l2:
+        for i in range(body // LANES):
+            for j in range(LANES):
+                v = w[i * LANES + j]
+                sq[j] += v * v
+        for i in range(body, n):
+            v = w[i]
+            sq[0] += v * v
+    if with_l1:
+        for i in range(body // LANES):
+            for j in range(LANES):
+                ab[j] += fabs(<double> w[i * LANES + j])
+        for i in range(body, n):
+            ab[0] += fabs(<double> w[i])
     sums.squares = sums.absolutes = 0
     for j in range(LANES):
         sums.squares += sq[j]
@@ -112,10 +119,19 @@ cdef double _elastic_net(const floating* w, floating* g, Py_ssize_t n, double l1
     cdef double squares = 0, absolutes = 0
     cdef bint with_l1 = l1 != 0, with_l2 = l2 != 0
     cdef Sums part
-    for c in prange(chunks, schedule="static", use_threads_if=threaded):
-        at = c * CHUNK
-        part = _chunk(w + at, NULL if g == NULL else g + at, min(CHUNK, n - at), <floating> l1,
-                      <floating> l2, with_l1, with_l2)
-        squares += part.squares
-        absolutes += part.absolutes
+    # (a prange that runs serially still enters an OpenMP region: the serial loop stays apart)
+    if threaded:
+        for c in prange(chunks, schedule="static"):
+            at = c * CHUNK
+            part = _chunk(w + at, NULL if g == NULL else g + at, min(CHUNK, n - at),
+                          <floating> l1, <floating> l2, with_l1, with_l2)
+            squares += part.squares
+            absolutes += part.absolutes
+    else:
+        for c in range(chunks):
+            at = c * CHUNK
+            part = _chunk(w + at, NULL if g == NULL else g + at, min(CHUNK, n - at),
+                          <floating> l1, <floating> l2, with_l1, with_l2)
+            squares += part.squares
+            absolutes += part.absolutes
     return (0.5 * l2 * squares if with_l2 else 0.0) + (l1 * absolutes if with_l1 else 0.0)

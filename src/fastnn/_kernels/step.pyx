@@ -275,16 +275,23 @@ cdef Py_ssize_t _count_correct(cnp.ndarray scores, cnp.ndarray y) noexcept:
 
 cdef Py_ssize_t _count(const floating* s, const cnp.int64_t* labels, Py_ssize_t n,
                        Py_ssize_t c) noexcept nogil:
+    # Branch-free selects (random scores mispredict a branch half the time); a row with a NaN
+    # is redone with np.argmax's rule, the first NaN wins.
     cdef Py_ssize_t i, j, best, right = 0
     cdef floating top, v
+    cdef bint nan, higher
     for i in range(n):
         best, top = 0, s[i * c]
-        if top == top:  # a NaN first entry is np.argmax's answer
-            for j in range(1, c):
-                v = s[i * c + j]
-                if v > top:
-                    best, top = j, v
-                elif v != v:
+        nan = top != top
+        for j in range(1, c):
+            v = s[i * c + j]
+            higher = v > top
+            best = j if higher else best
+            top = v if higher else top
+            nan = nan | (v != v)
+        if nan:
+            for j in range(c):
+                if s[i * c + j] != s[i * c + j]:
                     best = j
                     break
         right += best == labels[i]
