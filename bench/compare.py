@@ -1,14 +1,19 @@
-"""Whole training steps of an MLP, end to end: fastnn (compiled "cython" and its "numpy" twin)
-against the GEMM floor and PyTorch on CPU.
+"""Whole training steps of an MLP, end to end: fastnn (compiled "cython" on each GEMM engine, and
+its "numpy" twin) against the GEMM floor, the step's roofline and PyTorch (float32, and autocast
+to bfloat16) on CPU.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py [--shapes tiny,medium]
-        [--configs sgd,adam] [--threads N] [--quick] [--no-torch] [--json PATH]
+        [--configs sgd,adam] [--engines openblas,onednn] [--compute-dtypes float32,bfloat16]
+        [--threads N] [--quick] [--no-torch] [--json PATH] [--markdown PATH]
 
 (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, set on some machines, make NumPy's OpenBLAS run slower
 kernels: unset them in the command, never inside a script.) A step is forward, softmax
-cross-entropy, backward and update of a float32 ReLU MLP; the shapes, configs and contenders are
-in compare_contenders.py, the timing and memory passes in compare_harness.py, the tables in
-compare_report.py. Prints Markdown; --json writes every raw figure. Asserts nothing about speed.
+cross-entropy, backward and update of a ReLU MLP with float32 parameters; the shapes, configs and
+contenders are in compare_contenders.py, the timing and memory passes in compare_harness.py, the
+roofline in compare_roofline.py, the tables in compare_report.py. An engine that does not load
+is skipped with the reason printed; so is fastnn in bfloat16 (it has no compute_dtype yet: the
+bfloat16 compute dtype times PyTorch's autocast alone). Prints Markdown (--markdown also writes it
+to a file); --json writes every raw figure. Asserts nothing about speed.
 """
 import argparse
 import datetime
@@ -17,13 +22,13 @@ import os
 import sys
 import time
 
-from compare_contenders import CONFIGS, SHAPES
-from compare_harness import run_shape, source_version, worker
+from compare_contenders import COMPUTE_DTYPES, CONFIGS, ENGINES, SHAPES
+from compare_harness import TORCH_PARTS, run_shape, source_version, worker
 from compare_report import report
 
 
 def names(text, known, what):
-    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    chosen = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
     unknown = [name for name in chosen if name not in known]
     if unknown or not chosen:
         raise SystemExit(f"unknown {what} {unknown}; expected some of {list(known)}")
@@ -31,20 +36,30 @@ def names(text, known, what):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--shapes", default=",".join(SHAPES), help="e.g. tiny,medium")
     parser.add_argument("--configs", default=",".join(CONFIGS),
                         help=f"some of {','.join(CONFIGS)}")
+    parser.add_argument("--engines", default="openblas,onednn",
+                        help=f"fastnn GEMM engines (fnn.set_gemm_engine), some of "
+                        f"{','.join(ENGINES)}, each in a process of its own")
+    parser.add_argument("--compute-dtypes", default=",".join(COMPUTE_DTYPES),
+                        help=f"some of {','.join(COMPUTE_DTYPES)}: float32 times fastnn and "
+                        "PyTorch, bfloat16 PyTorch's autocast (fastnn has no compute_dtype yet)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke test)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     parser.add_argument("--json", help="write all raw results to this file")
+    parser.add_argument("--markdown", help="also write the printed report to this file")
     parser.add_argument("--worker", metavar="SHAPE", help=argparse.SUPPRESS)
-    parser.add_argument("--part", choices=("fastnn", "torch"), default="fastnn",
+    parser.add_argument("--part", choices=("fastnn", *TORCH_PARTS), default="fastnn",
                         help=argparse.SUPPRESS)
+    parser.add_argument("--with-numpy", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.shapes = names(args.shapes, SHAPES, "shapes")
     args.configs = names(args.configs, CONFIGS, "configs")
+    args.engines = names(args.engines, ENGINES, "engines")
+    args.compute_dtypes = names(args.compute_dtypes, COMPUTE_DTYPES, "compute dtypes")
     if args.threads < 1:
         parser.error("--threads must be at least 1")
     return args
@@ -53,7 +68,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
-        result = worker(args.worker, args.part, args.configs, args.threads, args.quick)
+        result = worker(args.worker, args.part, args.configs, args.threads, args.quick,
+                        args.engines[0], args.with_numpy)
         print(json.dumps(result))
         return
     started = time.perf_counter()
@@ -61,7 +77,11 @@ def main(argv=None):
     source = source_version()
     results = [run_shape(shape, args) for shape in args.shapes]
     seconds = time.perf_counter() - started
-    print(report(results, date, source, seconds, args.threads))
+    text = report(results, date, source, seconds, args.threads)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(date=date, command=sys.argv, source=source, seconds=seconds,

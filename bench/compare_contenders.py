@@ -1,7 +1,7 @@
 """The workload and its contenders for bench/compare.py: the MLP shapes and configs, the network
 described once (architecture(), from which fastnn's model, PyTorch's and the memory count are
-built), and one step function per contender: the GEMM floor, fastnn (on either backend) and
-PyTorch."""
+built), and one step function per contender: the GEMM floor, the same GEMMs on fastnn's GEMM
+engine, fastnn (on either backend) and PyTorch (float32, or autocast to bfloat16)."""
 import itertools
 
 import numpy as np
@@ -17,7 +17,9 @@ CONFIGS = {  # name: (optimizer, BatchNorm + Dropout on every hidden layer)
     "sgd+bn+dropout": ("sgd", True),
     "adam+bn+dropout": ("adam", True),
 }
-CONTENDERS = ("floor", "cython", "numpy", "torch")
+ENGINES = ("openblas", "onednn", "auto")  # fnn.set_gemm_engine's names
+# float32: fastnn and torch; bfloat16: torch's autocast only (fastnn has no compute_dtype yet).
+COMPUTE_DTYPES = ("float32", "bfloat16")
 SGD = dict(lr=0.01, momentum=0.9)
 ADAM = dict(lr=1e-3)
 DROPOUT_P = 0.5
@@ -101,9 +103,10 @@ class GemmFloor:
 
     Every operand is a separate array of small values (0.01 * randn; the first layer's input is
     the batch), and no output is ever an input, so values stay far from overflow and denormals
-    however many steps run."""
+    however many steps run. matmul: numpy_matmul (the floor) or engine_matmul()."""
 
-    def __init__(self, batch, sizes, batches):
+    def __init__(self, batch, sizes, batches, matmul=None):
+        self.matmul = matmul or numpy_matmul
         rng = np.random.default_rng(SEED + 1)
 
         def small(*shape):
@@ -118,14 +121,37 @@ class GemmFloor:
                 dX=None if i == 0 else np.empty((batch, a), np.float32)))
 
     def step(self):
-        X0 = next(self.batches)
+        X0, matmul = next(self.batches), self.matmul
         for layer in self.layers:  # forward
-            np.matmul(X0 if layer["X"] is None else layer["X"], layer["W"], out=layer["Z"])
+            matmul(X0 if layer["X"] is None else layer["X"], False, layer["W"], False, layer["Z"])
         for layer in reversed(self.layers):  # backward
             X = X0 if layer["X"] is None else layer["X"]
-            np.matmul(X.T, layer["dZ"], out=layer["dW"])
+            matmul(X, True, layer["dZ"], False, layer["dW"])
             if layer["dX"] is not None:
-                np.matmul(layer["dZ"], layer["W"].T, out=layer["dX"])
+                matmul(layer["dZ"], False, layer["W"], True, layer["dX"])
+
+
+def numpy_matmul(A, trans_a, B, trans_b, out):
+    """out = op(A) @ op(B) by np.matmul (NumPy's BLAS): the floor's multiply."""
+    np.matmul(A.T if trans_a else A, B.T if trans_b else B, out=out)
+
+
+def engine_matmul():
+    """matmul(A, trans_a, B, trans_b, out): out = op(A) @ op(B) by fastnn's compiled GEMM module
+    on whatever fnn.set_gemm_engine chose, the multiplies of fastnn's step without the rest of it
+    (through the module's Python entry, whose argument checks the step does not pay)."""
+    from fastnn._kernels import gemm
+    call = gemm.matmul
+
+    def matmul(A, trans_a, B, trans_b, out):
+        call(A, B, out=out, trans_a=trans_a, trans_b=trans_b)
+    return matmul
+
+
+def gemm_flops(batch, sizes):
+    """Floating-point operations of a step's GEMMs (2 m k n each, as GemmFloor runs them)."""
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    return sum(2 * batch * a * b * (3 if i else 2) for i, (a, b) in enumerate(layers))
 
 
 # fastnn.
@@ -153,6 +179,7 @@ def fastnn_optimizer(model, optimizer):
 
 
 def fastnn_step_api(model):
+    """How a step is run on `model` (a Sequential or the class)."""
     return "train_step" if hasattr(model, "train_step") else "forward/zero_grad/backward/step"
 
 
@@ -179,8 +206,10 @@ def fastnn_stepper(model, opt, batches, losses):
 
 # PyTorch.
 
-def torch_stepper(torch, spec, optimizer, init_model, batches, losses):
-    """The same network in PyTorch, starting from init_model's (fastnn) weights."""
+def torch_stepper(torch, spec, optimizer, init_model, batches, losses, autocast=False):
+    """The same network in PyTorch, starting from init_model's (fastnn) weights; with autocast,
+    forward and loss run under torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's own mixed
+    precision (float32 weights and update, bfloat16 matrix multiplies)."""
     F = torch.nn.functional
     modules = []
     dense = (l for l in init_model.layers if l.__class__.__name__ == "Dense")
@@ -210,7 +239,11 @@ def torch_stepper(torch, spec, optimizer, init_model, batches, losses):
     def step():
         X, y = next(data)
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(X), y)
+        if autocast:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = F.cross_entropy(model(X), y)
+        else:
+            loss = F.cross_entropy(model(X), y)
         loss.backward()
         opt.step()
         losses.append(loss.item())

@@ -1,6 +1,11 @@
 """The timing harness of bench/compare.py: each shape runs in worker processes of its own (this
-script with --worker SHAPE --part fastnn, then --part torch), the contenders of a part take turns
-in interleaved rounds, and a separate tracemalloc pass measures fastnn's memory.
+script with --worker SHAPE: --part fastnn once per GEMM engine, then --part torch and
+torch-bf16), the contenders of a part take turns in interleaved rounds, and a separate tracemalloc
+pass measures fastnn's memory.
+
+Why each GEMM engine has its process: the engine is chosen once, before the first step, as a user
+would (oneDNN's GNU OpenMP threads and OpenBLAS's own pool would otherwise take turns spinning on
+the same cores), and each run records what its engine dispatched to.
 
 Why PyTorch runs alone in its process: fastnn and PyTorch load the same libgomp, which reads its
 wait policy once, at load, and fastnn sets OMP_WAIT_POLICY=PASSIVE (torch's threads would sleep
@@ -12,6 +17,7 @@ contenders take turns in rounds, so that noise from the machine falls on all of 
 round each runs BLOCK consecutive steps timed one by one; the first of a block is not recorded
 (it pays for the caches and thread pools the others just used). Reported: median and quartiles.
 """
+import collections
 import gc
 import importlib.util
 import json
@@ -19,13 +25,15 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from compare_contenders import (BATCHES, CONFIGS, CONTENDERS, SHAPES, GemmFloor, architecture,
+from compare_contenders import (BATCHES, CONFIGS, SHAPES, GemmFloor, architecture, engine_matmul,
                                 fastnn_model, fastnn_optimizer, fastnn_step_api, fastnn_stepper,
-                                make_batches, needed_bytes, torch_stepper)
+                                gemm_flops, make_batches, needed_bytes, torch_stepper)
+from compare_roofline import LARGE_COPY_BYTES, copy_bandwidth, cpu_isa, roofline, step_traffic
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "compare.py"
@@ -84,7 +92,7 @@ def measure_memory(spec, optimizer, batches, steps):
     retained_per_step (allocated during the steps and not freed), transient_per_step (the peak
     during the steps above the memory before them), and the peaks of the whole run and of
     training against needed_bytes(). Peaks are of the traced memory as a whole, which holds the
-    batch from the start."""
+    batch from the start. (oneDNN's own buffers are not Python's: not seen.)"""
     import fastnn as fnn
     fnn.set_backend("cython")
     gc.collect()
@@ -131,11 +139,41 @@ def apply_threads(n):
     return f"BLAS limited to {n} threads with threadpoolctl"
 
 
-def worker(shape, part, configs, threads, quick):
-    """Time one shape: part "fastnn" (floor, cython, numpy, and the memory pass) or part "torch"
-    (floor, torch); returns a JSON-able dict."""
+TORCH_PARTS = {"torch": False, "torch-bf16": True}  # part: autocast to bfloat16
+
+
+def engine_info():
+    """fnn.gemm_engine_info() as JSON-able values: the engine and what oneDNN dispatches to."""
+    import fastnn as fnn
+    return json.loads(json.dumps(fnn.gemm_engine_info(), default=str))
+
+
+def fastnn_contenders(spec, optimizer, batch, sizes, batches, engine, with_numpy, losses, notes):
+    """{name: (activate, step)}: the floor (np.matmul), the same GEMMs on fastnn's engine alone
+    ("gemm/ENGINE"), fastnn's compiled step ("cython/ENGINE") and, with_numpy, its NumPy twin."""
+    import fastnn as fnn
+    contenders = {"floor": (lambda: None, GemmFloor(batch, sizes, batches).step),
+                  f"gemm/{engine}": (lambda: None,
+                                     GemmFloor(batch, sizes, batches, engine_matmul()).step)}
+    for backend in ("cython", "numpy") if with_numpy else ("cython",):
+        name = f"cython/{engine}" if backend == "cython" else "numpy"
+        with warnings.catch_warnings(record=True) as caught, fnn.use_backend(backend):
+            warnings.simplefilter("always")
+            model = fastnn_model(spec)
+            step = fastnn_stepper(model, fastnn_optimizer(model, optimizer), batches,
+                                  losses[name])
+            step()  # a warning may come with the first step
+        notes += [f"{name}: {w.category.__name__}: {w.message}" for w in caught]
+        contenders[name] = (lambda backend=backend: fnn.set_backend(backend), step)
+    return contenders
+
+
+def worker(shape, part, configs, threads, quick, engine="openblas", with_numpy=True):
+    """Time one shape: part "fastnn" on GEMM engine `engine` (floor, the engine's GEMMs alone,
+    fastnn's step, with_numpy its twin, the copy bandwidth, the roofline and the memory pass) or
+    a torch part ("torch", "torch-bf16"); returns a JSON-able dict."""
     torch = None
-    if part == "torch":
+    if part in TORCH_PARTS:
         # Before fastnn loads libgomp with its passive wait policy (see the top of this file).
         try:
             import torch
@@ -144,11 +182,17 @@ def worker(shape, part, configs, threads, quick):
     import fastnn as fnn
 
     def log(message):  # progress, on stderr: stdout carries the JSON result
-        print(f"[{shape} {part}] {message}", file=sys.stderr, flush=True)
+        print(f"[{shape} {part}{'' if torch else ' ' + engine}] {message}", file=sys.stderr,
+              flush=True)
 
     if not fnn.compiled_available():
         raise SystemExit(f"the compiled fastnn kernels are not available "
                          f"({fnn._kernels.COMPILED_ERROR}); nothing to compare")
+    if torch is None:
+        try:
+            fnn.set_gemm_engine(engine)
+        except (ImportError, ValueError) as error:  # its message says why (and what to install)
+            return dict(shape=shape, engine=engine, engine_unavailable=str(error))
     batch, sizes = SHAPES[shape]
     blas_note = apply_threads(threads)
     conftest = load_bench_conftest()
@@ -157,34 +201,35 @@ def worker(shape, part, configs, threads, quick):
     env["blas_threads_note"] = blas_note
     env["fastnn_version"] = fnn.__version__
     env["python"] = sys.version.split()[0]
+    env["cpu_isa"] = cpu_isa()
     if torch is not None:
         torch.set_num_threads(threads)
         env["torch"] = torch.__version__
         env["torch_threads"] = torch.get_num_threads()
         env["torch_mkl"] = torch.backends.mkl.is_available()
+        env["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    else:
+        env["gemm_engine"] = engine_info()
+        env["copy_bandwidth_large"] = copy_bandwidth(LARGE_COPY_BYTES, threads)
     batches = make_batches(batch, sizes)
     steps = (QUICK_STEPS if quick else STEPS)[shape]
     memory_steps = (QUICK_MEMORY_STEPS if quick else MEMORY_STEPS)[shape]
     result = dict(shape=shape, batch=batch, sizes=list(sizes), threads=threads, steps=steps,
                   block=BLOCK, warmup_steps=WARMUP_STEPS, batches=BATCHES, environment=env,
+                  engine=None if torch else engine, gemm_flops=gemm_flops(batch, sizes),
                   configs={})
     for config in configs:
         optimizer, regularized = CONFIGS[config]
         spec = architecture(sizes, regularized)
-        losses = {name: [] for name in CONTENDERS}
-        step_api = None
+        losses = collections.defaultdict(list)
+        notes = []
         if torch is not None:  # alone: see the top of this file
-            contenders = {"torch": (lambda: None, torch_stepper(
-                torch, spec, optimizer, fastnn_model(spec), batches, losses["torch"]))}
+            contenders = {part: (lambda: None, torch_stepper(
+                torch, spec, optimizer, fastnn_model(spec), batches, losses[part],
+                autocast=TORCH_PARTS[part]))}
         else:
-            contenders = {"floor": (lambda: None, GemmFloor(batch, sizes, batches).step)}
-            for backend in ("cython", "numpy"):
-                with fnn.use_backend(backend):
-                    model = fastnn_model(spec)
-                    step_api = fastnn_step_api(model)
-                    step = fastnn_stepper(model, fastnn_optimizer(model, optimizer), batches,
-                                          losses[backend])
-                contenders[backend] = (lambda backend=backend: fnn.set_backend(backend), step)
+            contenders = fastnn_contenders(spec, optimizer, batch, sizes, batches, engine,
+                                           with_numpy, losses, notes)
         log(f"{config}: warm-up")
         for name, (activate, step) in contenders.items():
             activate()
@@ -194,17 +239,24 @@ def worker(shape, part, configs, threads, quick):
         start = conftest.cpu_snapshot()
         times = time_rounds(contenders, steps)
         load = conftest.other_load(start, conftest.cpu_snapshot())
-        memory = None
+        entry = dict(optimizer=optimizer, regularized=regularized,
+                     times={name: summarize(values) for name, values in times.items()},
+                     losses={name: dict(first=values[0], last=values[-1],
+                                        finite=bool(np.isfinite(values).all()))
+                             for name, values in losses.items() if values},
+                     other_load=load, notes=notes)
         if torch is None:
+            needed = needed_bytes(spec, batch, optimizer)
+            bandwidth = max(env["copy_bandwidth_large"],
+                            copy_bandwidth(needed["total"] // 2, threads))
+            gemm = entry["times"][f"gemm/{engine}"]["median"]
+            traffic = step_traffic(spec, batch, optimizer)
+            entry["fastnn_step_api"] = fastnn_step_api(fnn.Sequential)
+            entry["roofline"] = dict(gemm_seconds=gemm, traffic=traffic, bandwidth=bandwidth,
+                                     seconds=roofline(gemm, traffic, bandwidth))
             log(f"{config}: memory, {memory_steps} traced steps")
-            memory = measure_memory(spec, optimizer, batches, memory_steps)
-        result["configs"][config] = dict(
-            optimizer=optimizer, regularized=regularized, fastnn_step_api=step_api,
-            times={name: summarize(values) for name, values in times.items()},
-            losses={name: dict(first=values[0], last=values[-1],
-                               finite=bool(np.isfinite(values).all()))
-                    for name, values in losses.items() if values},
-            other_load=load, memory=memory)
+            entry["memory"] = measure_memory(spec, optimizer, batches, memory_steps)
+        result["configs"][config] = entry
     return result
 
 
@@ -221,9 +273,10 @@ def source_version():
         return None
 
 
-def run_worker(shape, part, args):
+def run_worker(shape, part, args, engine="openblas", with_numpy=False):
     command = [sys.executable, str(SCRIPT), "--worker", shape, "--part", part,
-               "--threads", str(args.threads), "--configs", ",".join(args.configs)]
+               "--threads", str(args.threads), "--configs", ",".join(args.configs),
+               "--engines", engine] + (["--with-numpy"] if with_numpy else [])
     command += ["--quick"] if args.quick else []
     started = time.perf_counter()
     process = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # stderr: progress
@@ -236,26 +289,71 @@ def run_worker(shape, part, args):
     return result
 
 
+FASTNN_BF16_NOTE = "fastnn bfloat16: not available: fastnn has no compute_dtype yet"
+PER_ENGINE = ("roofline", "memory", "other_load", "notes")  # of each engine's run, per config
+
+
 def run_shape(shape, args):
-    """The fastnn part of a shape, then (unless --no-torch) the torch part in a process of its
-    own, merged: each config's times gain "torch"."""
-    result = run_worker(shape, "fastnn", args)
-    if args.no_torch or "error" in result:
+    """The fastnn part of a shape once per engine (the NumPy twin with the first), then, unless
+    --no-torch, each torch part ("torch" for float32, "torch-bf16" for bfloat16 among the compute
+    dtypes), every one in a process of its own, merged: each config's times hold "floor" and
+    "numpy" (the first engine's run), "gemm/ENGINE" and "cython/ENGINE" per engine, "torch",
+    "torch-bf16"; its "engines" hold each engine's own floor, roofline, memory, load and notes."""
+    runs, skipped = [], []
+    for engine in args.engines:
+        run = run_worker(shape, "fastnn", args, engine, with_numpy=not runs)
+        if "engine_unavailable" in run:
+            skipped.append(f"engine {engine}: {run['engine_unavailable']}")
+        else:
+            runs.append(run)
+    if "bfloat16" in args.compute_dtypes:
+        skipped.append(FASTNN_BF16_NOTE)
+    if not runs:
+        batch, sizes = SHAPES[shape]
+        return dict(shape=shape, batch=batch, sizes=list(sizes), skipped=skipped,
+                    error="no GEMM engine could run: " + "; ".join(skipped))
+    result = {key: value for key, value in runs[0].items() if key not in ("configs", "engine")}
+    result["skipped"] = skipped
+    if any("error" in run for run in runs):
+        result["error"] = "; ".join(run["error"] for run in runs if "error" in run)
         return result
-    other = run_worker(shape, "torch", args)
+    result.update(engines=[run["engine"] for run in runs],
+                  seconds=sum(run["seconds"] for run in runs), configs={})
     env = result["environment"]
-    if "torch_unavailable" in other:
-        env["torch"] = f"not importable: {other['torch_unavailable']}"
-    elif "error" in other:
-        env["torch"] = other["error"]
-    else:
+    env["gemm_engines"] = {run["engine"]: run["environment"]["gemm_engine"] for run in runs}
+    env["copy_bandwidth_large"] = max(run["environment"]["copy_bandwidth_large"]
+                                      for run in runs)
+    del env["gemm_engine"]
+    for config in args.configs:
+        entry = {key: runs[0]["configs"][config][key]
+                 for key in ("optimizer", "regularized", "fastnn_step_api")}
+        entry.update(times={}, losses={}, engines={})
+        for run in runs:
+            theirs = run["configs"][config]
+            entry["times"].update(theirs["times"])
+            entry["times"]["floor"] = runs[0]["configs"][config]["times"]["floor"]
+            entry["losses"].update(theirs["losses"])
+            entry["engines"][run["engine"]] = dict(
+                floor=theirs["times"]["floor"], **{key: theirs[key] for key in PER_ENGINE})
+        result["configs"][config] = entry
+    if args.no_torch:
+        return result
+    for part, autocast in TORCH_PARTS.items():
+        if ("bfloat16" if autocast else "float32") not in args.compute_dtypes:
+            continue
+        other = run_worker(shape, part, args)
+        result["seconds"] += other.get("seconds", 0)
+        if "torch_unavailable" in other:
+            env["torch"] = f"not importable: {other['torch_unavailable']}"
+            return result
+        if "error" in other:
+            env.setdefault("torch_errors", {})[part] = other["error"]
+            continue
         env.update({key: other["environment"][key]
-                    for key in ("torch", "torch_threads", "torch_mkl")})
+                    for key in ("torch", "torch_threads", "torch_mkl", "torch_cpu_capability")})
         for config, entry in result["configs"].items():
             theirs = other["configs"][config]
-            entry["times"]["torch"] = theirs["times"]["torch"]
-            entry["losses"].update({k: v for k, v in theirs["losses"].items() if k == "torch"})
-            entry["other_load_torch_run"] = theirs["other_load"]
-    result["seconds"] += other.get("seconds", 0)
+            entry["times"][part] = theirs["times"][part]
+            entry["losses"].update({k: v for k, v in theirs["losses"].items() if k == part})
+            entry.setdefault("other_load_torch_runs", {})[part] = theirs["other_load"]
     return result
-
