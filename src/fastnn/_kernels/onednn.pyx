@@ -121,6 +121,7 @@ cdef enum:
 cdef void* _engine = NULL       # oneDNN's CPU engine, created by load()
 cdef bint _enabled = False
 cdef int64_t _min_work = 0      # m * n * k below which a call goes to the BLAS
+cdef bint _has_f64 = False      # whether this oneDNN has a float64 matmul (probed by load())
 
 # ---- The primitive cache
 
@@ -299,7 +300,7 @@ cdef int _sgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
 cdef int _dgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                 const double* A, Py_ssize_t lda, const double* B, Py_ssize_t ldb, double beta,
                 double* C, Py_ssize_t ldc) noexcept nogil:
-    if (beta != 0 and beta != 1) or <int64_t> m * n * k < _min_work:
+    if not _has_f64 or (beta != 0 and beta != 1) or <int64_t> m * n * k < _min_work:
         return -1
     return _run(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta != 0, C, ldc, KIND_F64)
 
@@ -405,7 +406,7 @@ cdef object _open(str path):
 
 def load():
     """Load oneDNN (libdnnl.so.3) once; returns whether it is loaded. load_error() says why not."""
-    global _tried, _library_path, _load_error
+    global _tried, _library_path, _load_error, _has_f64
     if _tried:
         return _engine != NULL
     _tried = True
@@ -417,6 +418,8 @@ def load():
         error = _open(path)
         if error is None:
             _library_path, _load_error = path, None
+            # oneDNN 3.2 has no float64 matmul on CPU: then float64 calls skip the cache
+            _has_f64 = implementation(8, 8, 8, "float64") is not None
             return True
         errors.append(error)
     _load_error = "; ".join(errors)
