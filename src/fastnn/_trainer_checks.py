@@ -1,9 +1,12 @@
 """Trainer's arguments and data, checked before any epoch: bad input must not stop a run
 halfway, leaving a half-trained model. Messages name the argument and what it accepts."""
+import numbers
+
 import numpy as np
 
-from ._validation import as_binary_labels, as_labels, check_float
-from .losses import SPECS
+from ._validation import _is_bool, as_binary_labels, as_labels, check_bool, check_float, check_int
+from .callbacks import EarlyStopping
+from .losses import SPECS, check_sample_weight
 from .metrics import BINARY, CLASSIFICATION
 
 
@@ -74,3 +77,53 @@ def check_data(trainer, X, y, what):
     elif y.dtype.kind in "fiub" and not np.isfinite(y).all():
         raise ValueError(f"Trainer: {what} has NaN or inf targets")
     return X, y
+
+
+def check_options(early_stopping, ema, seed, shuffle):
+    """Trainer's early_stopping (None, an EarlyStopping or an int patience, which fit turns into
+    an EarlyStopping), ema (a decay; None, False or 0 for none), seed and shuffle."""
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        if _is_bool(early_stopping) or not isinstance(early_stopping, numbers.Integral):
+            raise TypeError("Trainer: early_stopping must be None, an EarlyStopping or an "
+                            f"integer patience >= 1, got {early_stopping!r}")
+        early_stopping = check_int("Trainer: early_stopping (patience)", early_stopping, low=1)
+    if ema is not None and ema is not False and ema != 0:
+        ema = check_float("Trainer: ema (decay)", ema, 0.0, 1.0, low_open=True, high_open=True)
+    if seed is not None:
+        seed = check_int("Trainer: seed", seed, low=0)
+    return early_stopping, ema, seed, check_bool("Trainer: shuffle", shuffle)
+
+
+def check_fit(trainer, X, y, validation_data, sample_weight):
+    """fit's arguments, checked and converted (check_data) before the first epoch; returns them
+    and the early stopping the run uses (an int patience becomes an EarlyStopping on val_loss
+    with validation data, on train_loss without)."""
+    if y is None:
+        raise TypeError("Trainer.fit: y (the targets) must be an array with one entry per "
+                        "sample, got None")
+    if validation_data is not None and (not isinstance(validation_data, (tuple, list)) or
+                                        len(validation_data) != 2):
+        raise TypeError("Trainer.fit: validation_data must be None or a pair (X, y), got "
+                        f"{type(validation_data).__name__}")
+    X, y = check_data(trainer, X, y, "training data")
+    if sample_weight is not None:
+        sample_weight = check_sample_weight("Trainer", sample_weight, X.shape[0])
+    if validation_data is not None:
+        validation_data = check_data(trainer, *validation_data, "validation_data")
+    features = getattr(trainer.augment, "features", None)
+    if features is not None and features != X.shape[1]:
+        raise ValueError(f"Trainer: augment {trainer.augment!r} takes {features} features per "
+                         f"sample, the training data has {X.shape[1]}")
+    early_stopping = trainer.early_stopping
+    if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
+        monitor = "val_loss" if validation_data is not None else "train_loss"
+        early_stopping = EarlyStopping(monitor, patience=early_stopping)
+    if early_stopping is not None and validation_data is None and \
+            early_stopping.monitor.startswith("val"):
+        raise ValueError(f"Trainer: early stopping monitors {early_stopping.monitor}, "
+                         "but fit got no validation_data")
+    if not trainer._batches(X.shape[0]):
+        raise ValueError(f"Trainer: {X.shape[0]} training samples make no minibatch that "
+                         f"can train (batch_size={trainer.batch_size}, drop_last="
+                         f"{trainer.drop_last}, BatchNorm needs 2 samples)")
+    return X, y, validation_data, sample_weight, early_stopping

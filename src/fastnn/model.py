@@ -1,16 +1,17 @@
 """Sequential: a model that is a list of layers."""
 import math
 import threading
-from collections import namedtuple
 
 import numpy as np
 
 from . import losses
+from ._model_state import flatten_parameters, load_state, state_arrays
 from ._step import CompiledStep
+from ._summary import summary as _summary
 from ._validation import as_labels, check_int
 from .init import default_init
 from .layers import (Activation, Buffer, Dense, Layer, all_finite, as_dtype, first_trainable,
-                     flat_view, gradients_written, input_checked)
+                     gradients_written, input_checked)
 
 
 def softmax(scores):
@@ -19,9 +20,6 @@ def softmax(scores):
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=1, keepdims=True)
     return shifted
-
-
-LoadResult = namedtuple("LoadResult", "missing_keys unexpected_keys mismatched_keys")
 
 
 class Sequential:
@@ -74,7 +72,8 @@ class Sequential:
         stream_seed = int(seed) if integer_seed else int(rng.integers(2**63))
         for i, layer in enumerate(self.layers):
             layer.bind(i, stream_seed)
-        self._flatten_parameters()
+        # one flat data and one flat gradient array, which the optimizer updates in one call
+        self._flat = flatten_parameters(self.parameters(), self.dtype)
         self._output_shape = None
         # (a model of parameter-free layers has no fixed width: its losses allocate dscores)
         self._dscores = Buffer(self.out_features, self.dtype) if self.out_features else None
@@ -94,31 +93,6 @@ class Sequential:
                     after.fused = True
                     if before.init_is_default:
                         before.init = default_init(after.activation)
-
-    def _flatten_parameters(self):
-        """Move every parameter's data and gradient into one flat array each, in parameters()
-        order, leaving each Parameter a view of its part. An optimizer then updates the whole
-        model in one kernel call (see fastnn.optim.Optimizer.step)."""
-        params = self.parameters()
-        self._flat = None
-        if not params:
-            return
-        data, grad = flat_view([p._data for p in params]), flat_view([p._grad for p in params])
-        if data is not None and grad is not None and data.base.size == data.size and \
-                data.dtype == self.dtype:
-            self._flat = data, grad
-            return  # already so (the layers of another Sequential): optimizers keep their views
-        total = sum(p.size for p in params)
-        for p in params:  # fresh, all zero: dropped first, so that the model is never held twice
-            p._grad = None
-        data, grad = np.empty(total, self.dtype), np.zeros(total, self.dtype)
-        offset = 0
-        for p in params:
-            part = slice(offset, offset + p.size)
-            data[part] = p.data.ravel()
-            p._data, p._grad = data[part].reshape(p.shape), grad[part].reshape(p.shape)
-            offset += p.size
-        self._flat = data, grad
 
     @property
     def in_features(self):
@@ -379,11 +353,7 @@ class Sequential:
 
     def _state_arrays(self):
         """Every parameter array and buffer (running statistics), keyed "<layer index>.<name>"."""
-        state = {}
-        for i, layer in enumerate(self.layers):
-            state.update((f"{i}.{p.name}", p.data) for p in layer.parameters())
-            state.update((f"{i}.{name}", array) for name, array in layer.buffers().items())
-        return state
+        return state_arrays(self.layers)
 
     def state_dict(self):
         """Copies of every parameter array and buffer, keyed "<layer index>.<name>"."""
@@ -400,28 +370,7 @@ class Sequential:
         (PyTorch raises on those even with strict=False; here they are skipped and reported).
         Keys are "<layer index>.<name>", so layers are matched by position.
         """
-        if not isinstance(strict, (bool, np.bool_)):
-            raise TypeError(f"load_state_dict: strict must be True or False, got {strict!r}")
-        if not hasattr(state, "keys"):
-            raise TypeError(f"load_state_dict: state must be a dict of arrays (from "
-                            f"state_dict()), got {type(state).__name__}")
-        expected = self._state_arrays()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        values = {key: np.asarray(state[key]) for key in expected if key in state}
-        mismatched = sorted(key for key, value in values.items()
-                            if value.shape != expected[key].shape)
-        if strict and (missing or unexpected):
-            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys "
-                             f"{unexpected}")
-        if strict and mismatched:
-            key = mismatched[0]
-            raise ValueError(f"load_state_dict: {key} has shape {values[key].shape}, the model "
-                             f"expects {expected[key].shape}")
-        for key, value in values.items():
-            if key not in mismatched:
-                expected[key][...] = value
-        return LoadResult(missing, unexpected, mismatched)
+        return load_state(self._state_arrays(), state, strict)
 
     def save(self, path):
         """Write the model to `path` as a fastnn .npz file (fastnn.save); read it back with
@@ -437,32 +386,7 @@ class Sequential:
         (including BatchNorm's and PReLU's) and the N of "N-layer network" (layers with weights;
         the input layer is not counted).
         """
-        rows, totals = [], dict(layers=0, neurons=0, weights=0, biases=0, parameters=0)
-        features = self.in_features
-        for i, layer in enumerate(self.layers):
-            params = layer.parameters()
-            n_weights = sum(p.size for p in params if p.is_weight)
-            n_biases = sum(p.size for p in params if p.name == "b")
-            n_params = sum(p.size for p in params)
-            features = layer.out_features or features
-            if n_weights:
-                totals["layers"] += 1
-                totals["neurons"] += features
-            totals["weights"] += n_weights
-            totals["biases"] += n_biases
-            totals["parameters"] += n_params
-            rows.append((f"{i}: {layer!r}", f"(N, {'D' if features is None else features})", n_weights, n_biases, n_params))
-        header = ("layer", "output", "weights", "biases", "parameters")
-        widths = [max(len(str(r[c])) for r in rows + [header]) for c in range(5)]
-        line = "  ".join(f"{{:<{widths[0]}}}" if c == 0 else f"{{:>{widths[c]}}}"
-                         for c in range(5))
-        print_fn(line.format(*header))
-        for row in rows:
-            print_fn(line.format(*row))
-        print_fn(f"{totals['layers']}-layer network: {totals['neurons']} neurons, "
-                 f"{totals['weights']} weights, {totals['biases']} biases, "
-                 f"{totals['parameters']} learnable parameters")
-        return totals
+        return _summary(self, print_fn)
 
     def __repr__(self):
         inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))

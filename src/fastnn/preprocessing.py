@@ -15,6 +15,7 @@ import numbers
 
 import numpy as np
 
+from . import _backend
 from ._validation import check_bool, check_choice, check_float, check_int
 
 
@@ -146,7 +147,7 @@ class PCA(_Transformer):
                          f"{k!r}")
 
     def transform(self, X):
-        Z = (self._checked(X, "transform") - self.mean_) @ self.components_
+        Z = _matmul(self._checked(X, "transform") - self.mean_, self.components_)
         if self.whiten:
             Z /= np.sqrt(self.explained_variance_ + self.eps)
         return Z
@@ -160,7 +161,7 @@ class PCA(_Transformer):
                              f"{self.components_.shape[1]} components, got {Z.shape[1]}")
         if self.whiten:
             Z = Z * np.sqrt(self.explained_variance_ + self.eps)
-        return Z @ self.components_.T + self.mean_
+        return _matmul(Z, self.components_, trans_b=True) + self.mean_
 
     def _checked(self, X, method):
         if self.components_ is None:
@@ -180,20 +181,26 @@ class ZCAWhitening(PCA):
         super().__init__(n_components=None, whiten=True, eps=eps)
 
     def transform(self, X):
-        return super().transform(X) @ self.components_.T
+        return _matmul(super().transform(X), self.components_, trans_b=True)
 
     def inverse_transform(self, X):
         if self.components_ is None:
             raise RuntimeError("ZCAWhitening: call fit before inverse_transform")
-        return super().inverse_transform(_as_2d("ZCAWhitening.inverse_transform", X) @
-                                         self.components_)
+        return super().inverse_transform(_matmul(_as_2d("ZCAWhitening.inverse_transform", X),
+                                                 self.components_))
+
+
+def _matmul(A, B, trans_a=False, trans_b=False):
+    # Every matrix multiply goes through the GEMM module (in A's float dtype).
+    return _backend.kernels.matmul(A, B, trans_a=trans_a, trans_b=trans_b)
 
 
 def _covariance_eigh(X):
     """Mean, and eigenvalues (descending) and eigenvectors (columns) of the covariance X^T X / N."""
     mean = X.mean(axis=0)
     centred = X - mean
-    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / X.shape[0])
+    covariance = _matmul(centred, centred, trans_a=True) / X.shape[0]
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     order = np.argsort(eigenvalues)[::-1]
     return mean, np.clip(eigenvalues[order], 0, None), eigenvectors[:, order]
 

@@ -16,8 +16,6 @@ cleanly with the best parameters and the history so far; any other exception res
 parameters of the last completed epoch, records itself in history.stop_reason and propagates.
 """
 import math
-from contextlib import nullcontext
-import numbers
 import sys
 import time
 import warnings
@@ -26,11 +24,12 @@ import numpy as np
 
 from . import _backend
 from . import losses as _losses
-from ._trainer_checks import check_collaborators, check_data, check_thresholds
-from ._validation import _is_bool, check_bool, check_float, check_int
+from ._best_epoch import monitored, track_best
+from ._trainer_checks import check_collaborators, check_fit, check_options, check_thresholds
+from ._validation import check_bool, check_int
 from .augment import RandomFlipCrop
-from .callbacks import (EMA, EarlyStopping, History, Monitor, Progress, TrainingWarning,
-                        interrupts_deferred, resume, save_training_checkpoint)
+from .callbacks import (EMA, EarlyStopping, History, Monitor, Progress, TrainingWarning, resume,
+                        save_training_checkpoint)
 from .ensemble import Ensemble
 from .layers import BatchNorm
 from .metrics import BINARY, CLASSIFICATION, accuracy
@@ -92,18 +91,7 @@ class Trainer:
         batch_size = check_int("Trainer: batch_size", batch_size, low=1)
         epochs = check_int("Trainer: epochs", epochs, low=0)
         check_collaborators(model, optimizer, schedule, regularization, constraint)
-        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
-            if _is_bool(early_stopping) or not isinstance(early_stopping, numbers.Integral):
-                raise TypeError("Trainer: early_stopping must be None, an EarlyStopping or an "
-                                f"integer patience >= 1, got {early_stopping!r}")
-            early_stopping = check_int("Trainer: early_stopping (patience)", early_stopping,
-                                       low=1)
-        if ema is not None and ema is not False and ema != 0:
-            ema = check_float("Trainer: ema (decay)", ema, 0.0, 1.0, low_open=True,
-                              high_open=True)
-        if seed is not None:
-            seed = check_int("Trainer: seed", seed, low=0)
-        shuffle = check_bool("Trainer: shuffle", shuffle)
+        early_stopping, ema, seed, shuffle = check_options(early_stopping, ema, seed, shuffle)
         self.model, self.optimizer = model, optimizer
         self.loss_fn = _losses.get(loss)
         self.loss_name = loss if isinstance(loss, str) else loss.__name__
@@ -119,10 +107,8 @@ class Trainer:
         self._monitor, self._progress = Monitor(), Progress()
         self.update_ratio_range, self.dead_threshold, self.gap_threshold = check_thresholds(
             update_ratio_range, dead_threshold, gap_threshold)
-        if not isinstance(drop_last, (bool, np.bool_)):
-            raise TypeError(f"Trainer: drop_last must be True or False, got {drop_last!r}")
-        self.drop_last = bool(drop_last)
-        self.shuffle = bool(shuffle)
+        self.drop_last = check_bool("Trainer: drop_last", drop_last)
+        self.shuffle = shuffle
         if augment is not None and not callable(augment):
             raise TypeError(f"Trainer: augment must be None or a callable on a batch (e.g. "
                             f"fastnn.augment.RandomFlipCrop), got {type(augment).__name__}")
@@ -172,33 +158,8 @@ class Trainer:
         """Train for the remaining epochs; returns the History (also `trainer.history`).
         sample_weight (N,), >= 0: each sample's loss is weighted by it (fastnn.losses.weighted);
         validation is unweighted."""
-        if y is None:
-            raise TypeError("Trainer.fit: y (the targets) must be an array with one entry per "
-                            "sample, got None")
-        if validation_data is not None and (not isinstance(validation_data, (tuple, list)) or
-                                            len(validation_data) != 2):
-            raise TypeError("Trainer.fit: validation_data must be None or a pair (X, y), got "
-                            f"{type(validation_data).__name__}")
-        X, y = check_data(self, X, y, "training data")
-        if sample_weight is not None:
-            sample_weight = _losses.check_sample_weight("Trainer", sample_weight, X.shape[0])
-        if validation_data is not None:
-            validation_data = check_data(self, *validation_data, "validation_data")
-        features = getattr(self.augment, "features", None)
-        if features is not None and features != X.shape[1]:
-            raise ValueError(f"Trainer: augment {self.augment!r} takes {features} features per "
-                             f"sample, the training data has {X.shape[1]}")
-        if isinstance(self.early_stopping, int) and not isinstance(self.early_stopping, bool):
-            monitor = "val_loss" if validation_data is not None else "train_loss"
-            self.early_stopping = EarlyStopping(monitor, patience=self.early_stopping)
-        if self.early_stopping is not None and validation_data is None and \
-                self.early_stopping.monitor.startswith("val"):
-            raise ValueError(f"Trainer: early stopping monitors {self.early_stopping.monitor}, "
-                             "but fit got no validation_data")
-        if not self._batches(X.shape[0]):
-            raise ValueError(f"Trainer: {X.shape[0]} training samples make no minibatch that "
-                             f"can train (batch_size={self.batch_size}, drop_last="
-                             f"{self.drop_last}, BatchNorm needs 2 samples)")
+        X, y, validation_data, sample_weight, self.early_stopping = check_fit(
+            self, X, y, validation_data, sample_weight)
         history = self.history
         started = time.perf_counter()
         last_good = self._snapshot()
@@ -248,7 +209,7 @@ class Trainer:
         history.best_epoch = self._best[1] if self._best else None
         if self._best is not None and history.stop_reason in ("early stopping", "interrupted"):
             self._say(f"restored the parameters of epoch {self._best[1]} (best "
-                      f"{self._monitor_name()} {self._best[0]:.4f})")
+                      f"{monitored(self)} {self._best[0]:.4f})")
         return history
 
     def _hooks(self, method):
@@ -351,7 +312,7 @@ class Trainer:
         if self.schedule is not None:
             self.schedule.step()
         history.time.append(time.perf_counter() - started)
-        self._track_best()
+        track_best(self)
         self._save_checkpoints()
         for hook in self._hooks("on_epoch"):
             hook(self, epoch, history)
@@ -377,31 +338,7 @@ class Trainer:
         """A layer as model.summary() lists it: "layer 2: Dense(256, 10)"."""
         return f"layer {i}: {self.model.layers[i]!r}"
 
-    # -- best epoch, early stopping, checkpoints -----------------------------------------------
-
-    def _monitor_name(self):
-        if self.early_stopping is not None:
-            return self.early_stopping.monitor
-        return "val_loss" if self.history.val_loss and self.history.val_loss[-1] is not None \
-            else "train_loss"
-
-    def _track_best(self):
-        name = self._monitor_name()
-        value = getattr(self.history, name)[-1]
-        if value is None:
-            return
-        maximize = name.endswith("accuracy")
-        delta = self.early_stopping.min_delta if self.early_stopping is not None else 0.0
-        better = self._best is None or (value > self._best[0] + delta if maximize
-                                        else value < self._best[0] - delta)
-        if not better:
-            return
-        # With a best checkpoint, Ctrl-C waits for the best epoch and its file: both are the new
-        # best, or neither.
-        with interrupts_deferred() if self.best_checkpoint is not None else nullcontext():
-            self._best = (value, self.epoch, self._evaluated_state())
-            if self.best_checkpoint is not None:
-                save_training_checkpoint(self.best_checkpoint, self, averaged=True)
+    # -- early stopping (on the best epoch: fastnn._best_epoch), checkpoints -------------------
 
     def _should_stop(self):
         if self.early_stopping is None or self._best is None:

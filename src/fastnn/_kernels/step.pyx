@@ -2,11 +2,11 @@
 #
 # Why: in a small network a step's arithmetic takes microseconds, and calling a dozen kernels
 # from Python (each checking its arguments, each np.matmul dispatching through NumPy) costs
-# several times that. A Plan is built once per batch size from the model's layers (fastnn/_step.py)
-# and holds, per layer, the arrays its forward and backward use: the layer's own parameters,
-# buffers and gradients, already checked. Running it calls, per layer, the same C-level entry
-# points as that layer's kernels (dense.pxd, dropout.pxd, batchnorm.pxd, loss.pxd), so there is
-# one implementation of each computation; only the loop over layers moved from Python to here.
+# several times that. A Plan is built once per batch size (fastnn/_step.py) from the ops the
+# model's layers make of their own parameters, buffers and gradients (each layer's _step_op),
+# already checked. Running it calls, per layer, the same C-level entry points as that layer's
+# kernels (dense.pxd, dropout.pxd, batchnorm.pxd, loss.pxd), so there is one implementation of
+# each computation; only the loop over layers moved from Python to here.
 #
 # GEMMs go through the GEMM module (gemm.pxd), as the dense kernels' do.
 cimport numpy as cnp
@@ -34,6 +34,16 @@ cdef class Op:
     cdef public cnp.ndarray input, output, grad_input
     cdef public object layer
 
+    cdef int set_input(self, cnp.ndarray X) except -1:
+        # The first op's input is each run's batch; an op whose layer keeps its input (for its
+        # own backward, kink_pattern) hands it on.
+        self.input = X
+        return 0
+
+    def penalized(self):
+        """The weight arrays penalize() covers."""
+        return []
+
     cdef int forward(self) except -1:
         return 0
 
@@ -55,6 +65,13 @@ cdef class DenseOp(Op):
         self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
         self.W, self.b, self.dW, self.db, self.dZ = W, b, dW, db, dZ
         self.code, self.alpha = code, alpha
+
+    cdef int set_input(self, cnp.ndarray X) except -1:
+        self.input = self.layer._X = X
+        return 0
+
+    def penalized(self):
+        return [] if self.dW is None else [self.W]
 
     cdef int forward(self) except -1:
         matmul_into(self.input, False, self.W, False, self.output, False)
@@ -140,6 +157,10 @@ cdef class BatchNormOp(Op):
                                                                      dX)
         self.momentum, self.eps = momentum, eps
 
+    cdef int set_input(self, cnp.ndarray X) except -1:
+        self.input = self.layer._X = X
+        return 0
+
     cdef int forward(self) except -1:
         _batchnorm_forward(self.input, self.gamma, self.beta, self.running_mean,
                            self.running_var, self.output, self.mean, self.inv_std, True,
@@ -161,20 +182,17 @@ cdef class Plan:
     cdef list ops
     cdef cnp.ndarray dscores
     cdef bint softmax
-    cdef str first_input_attribute
     cdef Py_ssize_t first_backward
     cdef readonly double penalty
     cdef readonly Py_ssize_t correct
     cdef double[::1] values
 
-    def __init__(self, ops, dscores, bint softmax, first_input_attribute,
-                 Py_ssize_t first_backward=0):
+    def __init__(self, ops, dscores, bint softmax, Py_ssize_t first_backward=0):
         if not ops:
             raise ValueError("Plan: no ops")
         if not 0 <= first_backward <= len(ops):
             raise ValueError("Plan: first_backward must lie in [0, len(ops)]")
         self.ops, self.dscores, self.softmax = list(ops), dscores, softmax
-        self.first_input_attribute = first_input_attribute
         self.first_backward = first_backward
         self.values = np.zeros(len(self.ops))
 
@@ -236,9 +254,7 @@ cdef class Plan:
         cdef Py_ssize_t i, last = len(self.ops) - 1  # (no negative indexing: wraparound is off)
         cdef bint penalized = l1 != 0.0 or l2 != 0.0
         cdef double penalty = 0.0
-        op.input = X
-        if self.first_input_attribute is not None:
-            setattr(op.layer, self.first_input_attribute, X)
+        op.set_input(X)
         for i in range(last + 1):
             (<Op> self.ops[i]).forward()
         cdef cnp.ndarray scores = (<Op> self.ops[last]).output

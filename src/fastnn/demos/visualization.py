@@ -1,6 +1,7 @@
 """Visualizing what a network learned: t-SNE of its features, saliency maps."""
 import numpy as np
 
+from .. import _backend
 from ..layers import Dense
 from ..model import Sequential
 from ..optim import SGD
@@ -23,7 +24,8 @@ def knn_accuracy(points, labels, k=5):
     """Leave-one-out k-nearest-neighbour accuracy: how often a point's k nearest other points
     vote for its own class."""
     squared = np.sum(points ** 2, axis=1)
-    distances = squared[:, None] + squared[None, :] - 2 * points @ points.T
+    gram = _backend.kernels.matmul(points, points, trans_b=True)
+    distances = squared[:, None] + squared[None, :] - 2 * gram
     np.fill_diagonal(distances, np.inf)
     nearest = np.argpartition(distances, k, axis=1)[:, :k]
     votes = np.apply_along_axis(np.bincount, 1, labels[nearest], minlength=labels.max() + 1)

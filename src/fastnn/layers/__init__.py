@@ -17,6 +17,10 @@ The protocol (Sequential relies on nothing else):
     get_extra_state() / set_extra_state(state)
                                       JSON-able non-array state that resuming a run needs
                                          (Dropout's seed, index and step); {} for most layers
+    _step_held() / _step_op(step, n, features, previous, need_dX)
+                                      optional: the layer's op in the compiled training step
+                                         (see fastnn._step); without them a model that holds
+                                         the layer trains layer by layer
 Buffers are grown to the largest batch seen and reused through row views, so a training loop
 allocates nothing per step once it has seen its batch size. That is for training-mode forwards
 and backward only: an inference-mode forward (training=False) writes fresh arrays, so that

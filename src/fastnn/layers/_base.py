@@ -284,6 +284,13 @@ class Layer:
     def _label(self):
         return self.name or repr(self)
 
+    def _leave(self, **attributes):
+        """Set the saved state a compiled-step op stands for (see _step_op below) and return it,
+        for the model to put back when it switches to this op's plan again."""
+        for name, value in attributes.items():
+            setattr(self, name, value)
+        return attributes
+
     def kink_pattern(self):
         """Which side of its kinks (relu's 0, maxout's winning piece) the last forward was on, or
         None for a smooth layer. gradcheck compares it before and after a perturbation."""

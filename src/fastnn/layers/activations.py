@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from .. import _backend
-from .._activations import DEFAULT_ALPHA, SPECS
+from .._activations import CODES, DEFAULT_ALPHA, SPECS
 from .._validation import _is_bool, check_float
 from ._base import (LAYERS, Buffer, Layer, as_dtype, gradient_outputs, gradients_written,
                     positive_config, register, renewed)
@@ -68,6 +68,22 @@ class Activation(Layer):
             dA, self._A, activation=self.activation, alpha=self.alpha,
             dZ=self._dX.rows(dA.shape[0]))
         return dX
+
+    def _step_held(self):
+        """See Dense._step_held."""
+        out = self._out
+        return (self.fused, self.activation, self.alpha, out and out._array,
+                out and self._dX._array)
+
+    def _step_op(self, step, n, features, previous, need_dX):
+        """See Dense._step_op; fused into the Dense before it, there is no op."""
+        if self.fused:
+            return None, previous, self._leave(_A=previous)
+        self._size_buffers(features)
+        out = self._out.rows(n)
+        op = step.ActivationOp(self, previous, out, self._dX.rows(n) if need_dX else None,
+                               CODES[self.activation], float(self.alpha))
+        return op, out, self._leave(_A=out)
 
     def kink_pattern(self):
         return None if self.fused else _kinks(self.activation, self._A)

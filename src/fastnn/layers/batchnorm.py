@@ -96,5 +96,24 @@ class BatchNorm(Layer):
         gradients_written(params)
         return dX if need_dX else None
 
+    def _step_held(self):
+        """See Dense._step_held."""
+        gamma, beta = self.gamma, self.beta
+        return (gamma._data, gamma._grad, beta._data, beta._grad, self.running_mean,
+                self.running_var, self._mean, self._inv_std, self._out._array, self._dX._array,
+                self.momentum, self.eps, gamma._requires_grad, beta._requires_grad)
+
+    def _step_op(self, step, n, features, previous, need_dX):
+        """See Dense._step_op. NotImplemented for a batch of one, which forward refuses."""
+        if n < 2:
+            return NotImplemented
+        out, dX = self._out.rows(n), self._dX.rows(n)  # (backward writes dX even when unused)
+        op = step.BatchNormOp(self, previous, out, dX if need_dX else None, self.gamma.data,
+                              self.beta.data, self.running_mean, self.running_var, self._mean,
+                              self._inv_std, self.gamma._grad, self.beta._grad, dX,
+                              float(self.momentum), float(self.eps))
+        return op, out, self._leave(_X=previous, _training=True,
+                                    _stats=(self._mean, self._inv_std))
+
     def __repr__(self):
         return f"BatchNorm({self.in_features})"

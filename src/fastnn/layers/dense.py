@@ -94,6 +94,27 @@ class Dense(Layer):
         gradients_written(params)
         return dX
 
+    def _step_held(self):
+        """What this layer's op in a compiled step is made of (fastnn._step: the op stays valid
+        while each is the same object)."""
+        W, b = self.W, self.b
+        return (W._data, W._grad, b._data, b._grad, self._out._array, self._dZ._array,
+                self._dX._array, self.epilogue, W._requires_grad, b._requires_grad)
+
+    def _step_op(self, step, n, features, previous, need_dX):
+        """(the op of fastnn._kernels.step that does this layer's forward and backward on batches
+        of n rows from `previous`, the op's output, the saved state it leaves here): forward
+        and backward's arithmetic on forward and backward's arrays. previous is the output of
+        the op before, None for the batch itself (given to the op at each run)."""
+        activation, alpha = self.epilogue
+        W, b = self.W, self.b
+        out = self._out.rows(n)
+        op = step.DenseOp(self, previous, out, self._dX.rows(n) if need_dX else None, W.data,
+                          b.data, W._grad if W.requires_grad else None,
+                          b._grad if b.requires_grad else None, self._dZ.rows(n),
+                          ACTIVATIONS[activation], float(alpha))
+        return op, out, self._leave(_X=previous, _A=out)
+
     def kink_pattern(self):
         return _kinks(self.epilogue[0], self._A)
 

@@ -94,5 +94,22 @@ class Dropout(Layer):
         return _backend.kernels.dropout_backward(dA, self._mask, p=self.p,
                                                  dX=self._dX.rows(dA.shape[0]))
 
+    def _step_held(self):
+        """See Dense._step_held."""
+        out = self._out
+        return (self.p, out and out._array, out and self._dX._array,
+                out and self._masks._array)
+
+    def _step_op(self, step, n, features, previous, need_dX):
+        """See Dense._step_op; with p = 0 there is no op (the input passes through)."""
+        if self.p == 0.0:
+            return None, previous, self._leave(_shape=(n, features), _mask=None)
+        self._size_buffers(features)
+        p, threshold = _backend.drop_probability("Dropout", self.p)
+        out, mask = self._out.rows(n), self._masks.rows(n)
+        op = step.DropoutOp(self, previous, out, self._dX.rows(n) if need_dX else None, mask,
+                            threshold, 1.0 / (1.0 - p))
+        return op, out, self._leave(_shape=(n, features), _mask=mask)
+
     def __repr__(self):
         return f"Dropout(p={self.p:g})"
