@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastnn
-from fastnn import _kernels
+from fastnn import _activations, _kernels
 
 from _support import RTOL, assert_close
 
@@ -29,9 +29,10 @@ pytestmark = [
 ]
 
 DTYPES = (np.float32, np.float64)
-# (activation, alpha) pairs; alpha only matters for leaky_relu and elu.
-ACTIVATIONS = [("identity", 0.0), ("relu", 0.0), ("leaky_relu", 0.1), ("elu", 1.3),
-               ("sigmoid", 0.0), ("tanh", 0.0)]
+# (activation, alpha): every row of the activation table, with alphas other than the defaults.
+TEST_ALPHA = {"leaky_relu": 0.1, "elu": 1.3}
+ACTIVATIONS = [(spec.name, TEST_ALPHA.get(spec.name, spec.alpha or 0.0))
+               for spec in _activations.TABLE]
 ACT_IDS = [a for a, _ in ACTIVATIONS]
 
 BIAS_SHAPES = [(1, 1), (1, 7), (1, 33), (1, 1000), (3, 1), (3, 7), (3, 33), (3, 1000), (17, 33),
