@@ -269,3 +269,16 @@ def test_import_fastnn_does_not_import_sklearn():
     code = "import sys, fastnn; assert 'sklearn' not in sys.modules, 'sklearn imported'"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_activations_come_from_the_table_and_the_layer_registry(monkeypatch):
+    from fastnn import _activations
+    from fastnn.sklearn import _params
+    assert set(_params.ACTIVATIONS) == set(_activations.CODES) | {"logistic"}
+    assert set(_params.ACTIVATION_LAYERS) == set(_activations.CODES)
+    # A table row without a layer class of its own still works fused, not after a BatchNorm.
+    monkeypatch.delitem(_params.ACTIVATION_LAYERS, "elu")
+    X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
+    MLPClassifier(activation="elu", max_iter=1, hidden_layer_sizes=(4,)).fit(X, y)
+    with pytest.raises(ValueError, match="activation must be one with a layer of its own"):
+        MLPClassifier(activation="elu", batch_norm=True, max_iter=1).fit(X, y)

@@ -4,15 +4,16 @@ import numpy as np
 
 from .. import _backend, optim, regularization
 from ..callbacks import EarlyStopping
-from ..layers import BatchNorm, Dense, Dropout, ELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .._activations import CODES
+from ..layers import LAYERS, Activation, BatchNorm, Dense, Dropout
 from ..model import Sequential
 from ..optim import lr_scheduler
 from ..trainer import Trainer
 
-ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",
-               "tanh": "tanh", "relu": "relu", "leaky_relu": "leaky_relu", "elu": "elu"}
-ACTIVATION_LAYERS = {"identity": Identity, "sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU,
-                     "leaky_relu": LeakyReLU, "elu": ELU}
+# From the activation table and the layer registry: scikit-learn's "logistic" is fastnn's sigmoid.
+ACTIVATIONS = {"logistic": "sigmoid", **{name: name for name in CODES}}
+ACTIVATION_LAYERS = {cls.activation: cls for cls in LAYERS.values()
+                     if issubclass(cls, Activation) and "activation" in vars(cls)}
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
               "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
 SCHEDULES = (None, "constant", "cosine", "step", "exponential", "inverse-time")
@@ -135,6 +136,9 @@ def check_params(est):
         raise bad("hidden_layer_sizes", "a tuple of positive integers")
     if est.activation not in ACTIVATIONS:
         raise bad("activation", f"one of {sorted(ACTIVATIONS)}")
+    if est.batch_norm and ACTIVATIONS[est.activation] not in ACTIVATION_LAYERS:
+        raise bad("activation", "one with a layer of its own when batch_norm is True: one of "
+                  f"{sorted(a for a, f in ACTIVATIONS.items() if f in ACTIVATION_LAYERS)}")
     if est.optimizer not in OPTIMIZERS:
         raise bad("optimizer", f"one of {sorted(OPTIMIZERS)}")
     for param in ("alpha", "l1", "tol", "momentum", "epsilon"):
