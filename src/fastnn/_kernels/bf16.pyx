@@ -17,6 +17,7 @@
 #   time, and the checks cost more than converting a small layer's weights.
 cimport numpy as cnp
 import numpy as np
+from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport uint16_t
 
@@ -39,43 +40,23 @@ cdef enum:
 
 # ---- the loops: one per (source, destination) pair, each a plain loop over [start, stop)
 
-cdef inline void _bits_f32(const float* x, uint16_t* out, Py_ssize_t start,
-                           Py_ssize_t stop) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(start, stop):
-        out[i] = fnn_bf16_bits(x[i])
-
-
-cdef inline void _bits_f64(const double* x, uint16_t* out, Py_ssize_t start,
-                           Py_ssize_t stop) noexcept nogil:
+cdef inline void _bits(const floating* x, uint16_t* out, Py_ssize_t start,
+                       Py_ssize_t stop) noexcept nogil:
+    # (float64 goes through float32, as tensor.to(torch.bfloat16) does)
     cdef Py_ssize_t i
     for i in range(start, stop):
         out[i] = fnn_bf16_bits(<float> x[i])
 
 
-cdef inline void _round_f32(const float* x, float* out, Py_ssize_t start,
-                            Py_ssize_t stop) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(start, stop):
-        out[i] = fnn_bf16_round(x[i])
-
-
-cdef inline void _round_f64(const double* x, double* out, Py_ssize_t start,
-                            Py_ssize_t stop) noexcept nogil:
+cdef inline void _round(const floating* x, floating* out, Py_ssize_t start,
+                        Py_ssize_t stop) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(start, stop):
         out[i] = fnn_bf16_round(<float> x[i])
 
 
-cdef inline void _widen_f32(const uint16_t* b, float* out, Py_ssize_t start,
-                            Py_ssize_t stop) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(start, stop):
-        out[i] = fnn_bf16_to_float(b[i])
-
-
-cdef inline void _widen_f64(const uint16_t* b, double* out, Py_ssize_t start,
-                            Py_ssize_t stop) noexcept nogil:
+cdef inline void _widen(const uint16_t* b, floating* out, Py_ssize_t start,
+                        Py_ssize_t stop) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(start, stop):
         out[i] = fnn_bf16_to_float(b[i])
@@ -88,17 +69,17 @@ cdef enum Pass:
 cdef inline void _block(Pass kind, const void* src, void* dst, Py_ssize_t start,
                         Py_ssize_t stop) noexcept nogil:
     if kind == BITS_F32:
-        _bits_f32(<const float*> src, <uint16_t*> dst, start, stop)
+        _bits(<const float*> src, <uint16_t*> dst, start, stop)
     elif kind == BITS_F64:
-        _bits_f64(<const double*> src, <uint16_t*> dst, start, stop)
+        _bits(<const double*> src, <uint16_t*> dst, start, stop)
     elif kind == ROUND_F32:
-        _round_f32(<const float*> src, <float*> dst, start, stop)
+        _round(<const float*> src, <float*> dst, start, stop)
     elif kind == ROUND_F64:
-        _round_f64(<const double*> src, <double*> dst, start, stop)
+        _round(<const double*> src, <double*> dst, start, stop)
     elif kind == WIDEN_F32:
-        _widen_f32(<const uint16_t*> src, <float*> dst, start, stop)
+        _widen[float](<const uint16_t*> src, <float*> dst, start, stop)
     else:
-        _widen_f64(<const uint16_t*> src, <double*> dst, start, stop)
+        _widen[double](<const uint16_t*> src, <double*> dst, start, stop)
 
 
 cdef void _convert(Pass kind, const void* src, void* dst, Py_ssize_t size,
