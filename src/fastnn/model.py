@@ -221,12 +221,7 @@ class Sequential:
         compiled call (fastnn._step): the same kernels on the same arrays, without a Python call
         per layer. Other models and losses, and the NumPy backend, go layer by layer.
         """
-        if not self._training_call.acquire(False):
-            self._refuse("forward_backward")
-        try:
-            return self._forward_backward(X, y, loss)[:2]
-        finally:
-            self._training_call.release()
+        return self._fit_forward_backward(X, y, loss, 0.0, 0.0, False)[:2]
 
     def _forward_backward(self, X, y, loss, l1=0.0, l2=0.0, count=False, finite=False):
         """(loss value, scores, fused). With l1/l2 (checked strengths) or count, a compiled
@@ -267,7 +262,8 @@ class Sequential:
         return float(loss_value), scores, None
 
     def _fit_forward_backward(self, X, y, loss, l1, l2, count, finite=False):
-        """The Trainer's forward_backward: _forward_backward under the training-call guard."""
+        """_forward_backward under the training-call guard (forward_backward, and the Trainer's
+        step with its penalty strengths and count)."""
         if not self._training_call.acquire(False):
             self._refuse("forward_backward")
         try:
