@@ -288,17 +288,17 @@ def test_batchnorm_activation_dropout_steps_are_bit_for_bit_the_layers(dtype, n,
 @pytest.mark.backend_independent
 def test_the_steps_dropout_key_is_the_masks_key():
     """DropoutOp computes the dropout key in C (uint64 arithmetic); it must be
-    _checks.dropout_key's for any seed, layer index and step, and refuse what that refuses."""
-    from fastnn._kernels import step
+    fastnn._hash.dropout_key's for any seed, layer index and step, and refuse what that refuses."""
     from fastnn._hash import dropout_key
+    from fastnn._kernels import dropout
     rng = np.random.default_rng(0)
     cases = [(0, 0, 0), (2**64 - 1, 2**64 - 1, 2**64 - 1), (2**64 + 5, 1, 2), (2**200, 3, 4),
              (np.uint64(7), 1, 2), (np.int32(3), np.int64(2), 9)]
     cases += [tuple(int(v) for v in rng.integers(0, 2**63, 3, dtype=np.int64)) for _ in range(50)]
     for case in cases:
-        assert step.dropout_key_of(*case) == dropout_key(*case), case
+        assert dropout.dropout_key_of(*case) == dropout_key(*case), case
     for bad in [(-1, 0, 0), (True, 0, 0), (0, 0, 1.5), (0, None, 0)]:
         with pytest.raises(ValueError):
             dropout_key(*bad)
         with pytest.raises(ValueError):
-            step.dropout_key_of(*bad)
+            dropout.dropout_key_of(*bad)

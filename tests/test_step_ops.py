@@ -131,3 +131,17 @@ def test_a_new_layer_type_with_a_step_op_joins_the_plan(backend, rng):
                                 fnn.Dense(9, 5)], rng)
     assert (model._compiled.plan is not None) == compiled_step_expected(backend)
     assert model.layers[0].seen == (8, 7) and model.layers[2].seen == (8, 9)
+
+
+@pytest.mark.skipif(fnn._kernels.CYTHON is None, reason="the compiled backend is not built")
+@pytest.mark.backend_independent
+def test_each_op_class_lives_beside_its_layers_kernels():
+    """The ops layers are handed (fastnn._kernels.STEP_OPS) are op.Op's subclasses, each from
+    its layer's kernel module; the step module defines none."""
+    from fastnn._kernels import op, step
+    ops = vars(fnn._kernels.STEP_OPS)
+    assert {name: cls.__module__ for name, cls in ops.items()} == {
+        "DenseOp": "fastnn._kernels.dense", "ActivationOp": "fastnn._kernels.dense",
+        "DropoutOp": "fastnn._kernels.dropout", "BatchNormOp": "fastnn._kernels.batchnorm"}
+    assert all(issubclass(cls, op.Op) for cls in ops.values())
+    assert not [v for v in vars(step).values() if isinstance(v, type) and issubclass(v, op.Op)]

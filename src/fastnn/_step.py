@@ -9,14 +9,18 @@ two methods (Dense, the activation layers, Dropout and BatchNorm have them):
     _step_op(step, n, features, previous, need_dX)
                                        -> (op or None, its output, the saved state it leaves)
 
-_step_op makes the op of `step` (fastnn._kernels.step) that does the layer's forward and
-backward on a batch of n rows of `features` columns from `previous` (the op before's output,
-None for the batch), with the layer's own parameters, gradients and buffers and the same C-level
-kernels as its forward and backward, GEMMs included (fastnn._kernels.gemm). It sets in the layer
-what its own passes would leave there (outputs, masks, batch statistics) and returns it. It
-returns op None when the layer passes its input through, NotImplemented when it cannot be
-compiled for this batch. A class that overrides forward or backward of the class that defines
-_step_op is not compiled (its op would not be what it does); nor is a layer without one.
+`step` is the namespace of the compiled step's op classes (fastnn._kernels.STEP_OPS): each is a
+subclass of fastnn._kernels.op.Op defined in its layer's kernel module (step.DenseOp in
+_kernels/dense.pyx, step.DropoutOp in _kernels/dropout.pyx, ...), so a new layer type adds its
+op beside its kernels and nothing here or in step.pyx changes. _step_op makes the op that does
+the layer's forward and backward on a batch of n rows of `features` columns from `previous` (the
+op before's output, None for the batch), with the layer's own parameters, gradients and buffers
+and the same C-level kernels as its forward and backward, GEMMs included
+(fastnn._kernels.gemm). It sets in the layer what its own passes would leave there (outputs,
+masks, batch statistics) and returns it. It returns op None when the layer passes its input
+through, NotImplemented when it cannot be compiled for this batch. A class that overrides
+forward or backward of the class that defines _step_op is not compiled (its op would not be
+what it does); nor is a layer without one.
 So the numbers are those of the layer-by-layer step, and after a step every layer holds what its
 own forward and backward would have left.
 
@@ -31,7 +35,7 @@ rebuilding it.
 """
 from operator import is_
 
-from . import _backend, losses
+from . import _backend, _kernels, losses
 from .layers import first_trainable
 
 _LOSSES = {losses.softmax_cross_entropy: True, losses.multiclass_hinge: False}
@@ -138,7 +142,7 @@ def _build(model, n, loss):
     for index, layer in enumerate(model.layers):
         if first_backward is None and index >= trainable:
             first_backward = len(ops)
-        made = layer._step_op(step, n, features, previous, index > trainable)
+        made = layer._step_op(_kernels.STEP_OPS, n, features, previous, index > trainable)
         if made is NotImplemented:
             return None, [], []
         op, previous, attributes = made

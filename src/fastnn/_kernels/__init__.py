@@ -3,6 +3,8 @@
 Each compiled module `NAME.pyx` has a NumPy twin `NAME_numpy.py` beside it. `NUMPY` and `CYTHON`
 gather them into one namespace per backend; fastnn._backend picks the active one. Conventions:
 positional IN arrays first, then keyword-only options and OUT buffers (`out=None` allocates).
+`STEP_OPS` gathers the compiled training step's op classes (op.Op's subclasses, each defined
+beside its layer's kernels), which fastnn._step hands to the layers.
 """
 import importlib
 import os
@@ -18,6 +20,14 @@ def _kernel_set(name, modules):
         for kernel in module.__all__:
             setattr(kernels, kernel, getattr(module, kernel))
     return kernels
+
+
+def _step_ops(modules):
+    from .op import Op
+    return SimpleNamespace(**{name: value for module in modules
+                              for name, value in vars(module).items()
+                              if isinstance(value, type) and issubclass(value, Op)
+                              and value.__module__ == module.__name__})
 
 
 def _load(suffix):
@@ -54,10 +64,12 @@ def _load_compiled():
 NUMPY = _kernel_set("numpy", _load("_numpy"))
 
 try:
-    CYTHON = _kernel_set("cython", _load_compiled())
+    _compiled = _load_compiled()
+    CYTHON = _kernel_set("cython", _compiled)
+    STEP_OPS = _step_ops(_compiled)
     from . import parallel
 except ImportError as error:
-    CYTHON = None
+    CYTHON = STEP_OPS = None
     parallel = None
     COMPILED_ERROR = f"{type(error).__name__}: {error}"
 else:

@@ -21,6 +21,8 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free, malloc
 
+from .op cimport Op
+
 from ._batchnorm_checks import batchnorm_backward_args, batchnorm_forward_args
 
 cnp.import_array()
@@ -353,3 +355,33 @@ cdef _run_backward(cnp.ndarray dY, cnp.ndarray X, cnp.ndarray gamma, cnp.ndarray
                                                  accumulate, threaded)
     if status != 0:
         raise MemoryError("batchnorm_backward: could not allocate the per-feature work arrays")
+
+
+# The BatchNorm layer's op in the compiled training step (op.pxd, step.pyx): these kernels'
+# entry points on the layer's own, already checked arrays.
+cdef class BatchNormOp(Op):
+    cdef cnp.ndarray gamma, beta, running_mean, running_var, mean, inv_std, dgamma, dbeta, dX
+    cdef double momentum, eps
+
+    def __init__(self, layer, input, output, grad_input, gamma, beta, running_mean, running_var,
+                 mean, inv_std, dgamma, dbeta, dX, double momentum, double eps):
+        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
+        self.gamma, self.beta, self.running_mean, self.running_var = (gamma, beta, running_mean,
+                                                                      running_var)
+        self.mean, self.inv_std, self.dgamma, self.dbeta, self.dX = (mean, inv_std, dgamma, dbeta,
+                                                                     dX)
+        self.momentum, self.eps = momentum, eps
+
+    cdef int set_input(self, cnp.ndarray X) except -1:
+        self.input = self.layer._X = X
+        return 0
+
+    cdef int forward(self) except -1:
+        _run_forward(self.input, self.gamma, self.beta, self.running_mean, self.running_var,
+                     self.output, self.mean, self.inv_std, True, self.momentum, self.eps)
+        return 0
+
+    cdef int backward(self, cnp.ndarray grad_output) except -1:
+        _run_backward(grad_output, self.input, self.gamma, self.mean, self.inv_std, self.dX,
+                      self.dgamma, self.dbeta, True, False)
+        return 0

@@ -18,6 +18,8 @@ from libc.math cimport tanh
 from libc.stdlib cimport calloc, free
 
 from .gemm cimport matmul_into, weight_gradients
+from .op cimport Op
+from .penalty cimport _run_elastic_net
 
 import numpy as np
 
@@ -275,3 +277,64 @@ def dense_backward(dA, X, W, A, *, activation="identity", alpha=0.0, dZ=None, dW
                                                                dW, db, accumulate)
     _run_bias_act_backward(dA, A, dZ, db, code, alpha, accumulate)
     return weight_gradients("dense_backward", X, W, dZ, dW, db, dX, need_dX, accumulate)
+
+
+# The Dense and activation layers' ops in the compiled training step (op.pxd, step.pyx): these
+# kernels' entry points on the layers' own, already checked arrays.
+cdef class DenseOp(Op):
+    cdef cnp.ndarray W, b, dW, db, dZ
+    cdef int code
+    cdef double alpha
+
+    def __init__(self, layer, input, output, grad_input, W, b, dW, db, dZ, int code, double alpha):
+        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
+        self.W, self.b, self.dW, self.db, self.dZ = W, b, dW, db, dZ
+        self.code, self.alpha = code, alpha
+
+    cdef int set_input(self, cnp.ndarray X) except -1:
+        self.input = self.layer._X = X
+        return 0
+
+    def penalized(self):
+        return [] if self.dW is None else [self.W]
+
+    cdef int forward(self) except -1:
+        matmul_into(self.input, False, self.W, False, self.output, False)
+        _run_bias_act_forward(self.output, self.b, self.output, self.code, self.alpha)
+        return 0
+
+    cdef int backward(self, cnp.ndarray grad_output) except -1:
+        # A frozen W or b (fastnn.Parameter.requires_grad) comes as None: no gradient for it.
+        _run_bias_act_backward(grad_output, self.output, self.dZ, self.db, self.code, self.alpha,
+                               False)
+        if self.dW is not None:
+            matmul_into(self.input, True, self.dZ, False, self.dW, False)
+        if self.grad_input is not None:
+            matmul_into(self.dZ, False, self.W, True, self.grad_input, False)
+        return 0
+
+    cdef double penalize(self, double l1, double l2) noexcept:
+        if self.dW is None:  # a frozen W carries no penalty
+            return 0.0
+        return _run_elastic_net(self.W, self.dW, l1, l2)
+
+
+cdef class ActivationOp(Op):
+    cdef cnp.ndarray zeros
+    cdef int code
+    cdef double alpha
+
+    def __init__(self, layer, input, output, grad_input, int code, double alpha):
+        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
+        self.zeros = np.zeros(output.shape[1], dtype=output.dtype)
+        self.code, self.alpha = code, alpha
+
+    cdef int forward(self) except -1:
+        _run_bias_act_forward(self.input, self.zeros, self.output, self.code, self.alpha)
+        return 0
+
+    cdef int backward(self, cnp.ndarray grad_output) except -1:
+        if self.grad_input is not None:
+            _run_bias_act_backward(grad_output, self.output, self.grad_input, None, self.code,
+                                   self.alpha, False)
+        return 0

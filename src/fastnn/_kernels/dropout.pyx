@@ -17,6 +17,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint64_t
 
+from .op cimport Op
+
 from .._hash import dropout_key
 from ._dropout_checks import dropout_backward_args, dropout_forward_args
 
@@ -167,3 +169,34 @@ cdef _run_backward(cnp.ndarray dA, cnp.ndarray mask, cnp.ndarray dX, double scal
             _dropout_backward[float](<float*> da, m, <float*> dx, size, <float> scale, threaded)
         else:
             _dropout_backward[double](<double*> da, m, <double*> dx, size, scale, threaded)
+
+
+# The Dropout layer's op in the compiled training step (op.pxd, step.pyx): these kernels' entry
+# points on the layer's own, already checked arrays.
+def dropout_key_of(seed, index, step):
+    """The key DropoutOp draws its mask with (for tests: it must be fastnn._hash.dropout_key's)."""
+    return _dropout_key(seed, index, step)
+
+
+cdef class DropoutOp(Op):
+    # `layer` has the stream's seed, index and step (fastnn.Dropout); each forward draws the mask
+    # of (seed, index, step) and advances step, as Dropout.forward does.
+    cdef cnp.ndarray mask
+    cdef uint64_t threshold
+    cdef double scale
+
+    def __init__(self, layer, input, output, grad_input, mask, uint64_t threshold, double scale):
+        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
+        self.mask, self.threshold, self.scale = mask, threshold, scale
+
+    cdef int forward(self) except -1:
+        layer = self.layer
+        cdef uint64_t key = _dropout_key(layer.seed, layer.index, layer.step)
+        layer.step += 1
+        _run_forward(self.input, self.output, self.mask, key, self.threshold, self.scale)
+        return 0
+
+    cdef int backward(self, cnp.ndarray grad_output) except -1:
+        if self.grad_input is not None:
+            _run_backward(grad_output, self.mask, self.grad_input, self.scale)
+        return 0

@@ -3,7 +3,7 @@
 #
 # Design (scikit-learn's _cython_blas pattern):
 # - `gemm` is the core: a row-major C = op(A) @ op(B) + beta * C over raw pointers, fused over
-#   float/double, `noexcept nogil`, cimported by the kernel files (dense, units, step). The
+#   float/double, `noexcept nogil`, cimported by the kernel files (dense, units, bf16). The
 #   row-major to column-major swap happens in one place, inside the BLAS's CBLAS interface.
 # - The BLAS is NumPy's own: its CBLAS sgemm/dgemm, found with ctypes when this module is
 #   imported and checked against np.matmul once. When they cannot be found (or fail that check),

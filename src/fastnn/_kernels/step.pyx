@@ -4,173 +4,20 @@
 # from Python (each checking its arguments, each np.matmul dispatching through NumPy) costs
 # several times that. A Plan is built once per batch size (fastnn/_step.py) from the ops the
 # model's layers make of their own parameters, buffers and gradients (each layer's _step_op),
-# already checked. Running it calls, per layer, the same C-level entry points as that layer's
-# kernels (dense.pxd, dropout.pxd, batchnorm.pxd, loss.pxd), so there is one implementation of
-# each computation; only the loop over layers moved from Python to here.
-#
-# GEMMs go through the GEMM module (gemm.pxd), as the dense kernels' do.
+# already checked. Each layer type's op (an op.Op) is defined beside that layer's kernels
+# (DenseOp and ActivationOp in dense.pyx, DropoutOp in dropout.pyx, BatchNormOp in
+# batchnorm.pyx) and calls their C-level entry points, so there is one implementation of each
+# computation; only the loop over layers moved from Python to here, with the loss (loss.pxd).
 cimport numpy as cnp
 from cython cimport floating
-from libc.stdint cimport uint64_t
 
-from .batchnorm cimport _run_backward as _batchnorm_backward
-from .batchnorm cimport _run_forward as _batchnorm_forward
-from .dense cimport _run_bias_act_backward, _run_bias_act_forward
-from .dropout cimport _dropout_key
-from .dropout cimport _run_backward as _dropout_backward
-from .dropout cimport _run_forward as _dropout_forward
-from .gemm cimport matmul_into
 from .loss cimport _multiclass_loss
-from .penalty cimport _run_elastic_net
+from .op cimport Op
 
 import numpy as np
 
 
 cnp.import_array()
-
-cdef class Op:
-    """One layer of a plan. forward() reads `input` and writes `output`; backward(grad_output)
-    writes the parameter gradients and, when `grad_input` is not None, dL/d input into it."""
-    cdef public cnp.ndarray input, output, grad_input
-    cdef public object layer
-
-    cdef int set_input(self, cnp.ndarray X) except -1:
-        # The first op's input is each run's batch; an op whose layer keeps its input (for its
-        # own backward, kink_pattern) hands it on.
-        self.input = X
-        return 0
-
-    def penalized(self):
-        """The weight arrays penalize() covers."""
-        return []
-
-    cdef int forward(self) except -1:
-        return 0
-
-    cdef int backward(self, cnp.ndarray grad_output) except -1:
-        return 0
-
-    cdef double penalize(self, double l1, double l2) noexcept:
-        # The elastic-net penalty of this op's trainable weights, its gradient added to theirs
-        # (regularization.ElasticNet's arithmetic); 0 when it has none.
-        return 0.0
-
-
-cdef class DenseOp(Op):
-    cdef cnp.ndarray W, b, dW, db, dZ
-    cdef int code
-    cdef double alpha
-
-    def __init__(self, layer, input, output, grad_input, W, b, dW, db, dZ, int code, double alpha):
-        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
-        self.W, self.b, self.dW, self.db, self.dZ = W, b, dW, db, dZ
-        self.code, self.alpha = code, alpha
-
-    cdef int set_input(self, cnp.ndarray X) except -1:
-        self.input = self.layer._X = X
-        return 0
-
-    def penalized(self):
-        return [] if self.dW is None else [self.W]
-
-    cdef int forward(self) except -1:
-        matmul_into(self.input, False, self.W, False, self.output, False)
-        _run_bias_act_forward(self.output, self.b, self.output, self.code, self.alpha)
-        return 0
-
-    cdef int backward(self, cnp.ndarray grad_output) except -1:
-        # A frozen W or b (fastnn.Parameter.requires_grad) comes as None: no gradient for it.
-        _run_bias_act_backward(grad_output, self.output, self.dZ, self.db, self.code, self.alpha,
-                               False)
-        if self.dW is not None:
-            matmul_into(self.input, True, self.dZ, False, self.dW, False)
-        if self.grad_input is not None:
-            matmul_into(self.dZ, False, self.W, True, self.grad_input, False)
-        return 0
-
-    cdef double penalize(self, double l1, double l2) noexcept:
-        if self.dW is None:  # a frozen W carries no penalty
-            return 0.0
-        return _run_elastic_net(self.W, self.dW, l1, l2)
-
-
-cdef class ActivationOp(Op):
-    cdef cnp.ndarray zeros
-    cdef int code
-    cdef double alpha
-
-    def __init__(self, layer, input, output, grad_input, int code, double alpha):
-        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
-        self.zeros = np.zeros(output.shape[1], dtype=output.dtype)
-        self.code, self.alpha = code, alpha
-
-    cdef int forward(self) except -1:
-        _run_bias_act_forward(self.input, self.zeros, self.output, self.code, self.alpha)
-        return 0
-
-    cdef int backward(self, cnp.ndarray grad_output) except -1:
-        if self.grad_input is not None:
-            _run_bias_act_backward(grad_output, self.output, self.grad_input, None, self.code,
-                                   self.alpha, False)
-        return 0
-
-
-def dropout_key_of(seed, index, step):
-    """The key DropoutOp draws its mask with (for tests: it must be _checks.dropout_key's)."""
-    return _dropout_key(seed, index, step)
-
-
-cdef class DropoutOp(Op):
-    # `layer` has the stream's seed, index and step (fastnn.Dropout); each forward draws the mask
-    # of (seed, index, step) and advances step, as Dropout.forward does.
-    cdef cnp.ndarray mask
-    cdef uint64_t threshold
-    cdef double scale
-
-    def __init__(self, layer, input, output, grad_input, mask, uint64_t threshold, double scale):
-        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
-        self.mask, self.threshold, self.scale = mask, threshold, scale
-
-    cdef int forward(self) except -1:
-        layer = self.layer
-        cdef uint64_t key = _dropout_key(layer.seed, layer.index, layer.step)
-        layer.step += 1
-        _dropout_forward(self.input, self.output, self.mask, key, self.threshold, self.scale)
-        return 0
-
-    cdef int backward(self, cnp.ndarray grad_output) except -1:
-        if self.grad_input is not None:
-            _dropout_backward(grad_output, self.mask, self.grad_input, self.scale)
-        return 0
-
-
-cdef class BatchNormOp(Op):
-    cdef cnp.ndarray gamma, beta, running_mean, running_var, mean, inv_std, dgamma, dbeta, dX
-    cdef double momentum, eps
-
-    def __init__(self, layer, input, output, grad_input, gamma, beta, running_mean, running_var,
-                 mean, inv_std, dgamma, dbeta, dX, double momentum, double eps):
-        self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
-        self.gamma, self.beta, self.running_mean, self.running_var = (gamma, beta, running_mean,
-                                                                      running_var)
-        self.mean, self.inv_std, self.dgamma, self.dbeta, self.dX = (mean, inv_std, dgamma, dbeta,
-                                                                     dX)
-        self.momentum, self.eps = momentum, eps
-
-    cdef int set_input(self, cnp.ndarray X) except -1:
-        self.input = self.layer._X = X
-        return 0
-
-    cdef int forward(self) except -1:
-        _batchnorm_forward(self.input, self.gamma, self.beta, self.running_mean,
-                           self.running_var, self.output, self.mean, self.inv_std, True,
-                           self.momentum, self.eps)
-        return 0
-
-    cdef int backward(self, cnp.ndarray grad_output) except -1:
-        _batchnorm_backward(grad_output, self.input, self.gamma, self.mean, self.inv_std,
-                            self.dX, self.dgamma, self.dbeta, True, False)
-        return 0
 
 
 cdef class Plan:

@@ -102,7 +102,7 @@ class Dense(Layer):
                 self._dX._array, self.epilogue, W._requires_grad, b._requires_grad)
 
     def _step_op(self, step, n, features, previous, need_dX):
-        """(the op of fastnn._kernels.step that does this layer's forward and backward on batches
+        """(the step.DenseOp that does this layer's forward and backward on batches
         of n rows from `previous`, the op's output, the saved state it leaves here): forward
         and backward's arithmetic on forward and backward's arrays. previous is the output of
         the op before, None for the batch itself (given to the op at each run)."""
