@@ -30,10 +30,11 @@ several threads can run inference on one layer at once (see Sequential).
 from ._base import (DTYPES, LAYERS, Buffer, Layer, Parameter, _init_config, all_finite, as_dtype,
                     first_trainable, flat_view, gradient_outputs, gradients_written, input_checked,
                     positive_config, register, renewed)
+from ._base import bf16_compute
 from .activations import (DEFAULT_ALPHA, ELU, Activation, Identity, LeakyReLU, PReLU, ReLU,
                           Sigmoid, Tanh, _activation_alpha, _kinks, activation_layers)
 from .batchnorm import BatchNorm
-from .dense import Dense
+from .dense import Dense, fused_activations
 from .dropout import Dropout, stream_seed
 from .units import Maxout
 
@@ -41,4 +42,5 @@ __all__ = ["Activation", "BatchNorm", "Buffer", "DEFAULT_ALPHA", "DTYPES", "Dens
            "ELU", "Identity", "LAYERS", "Layer", "LeakyReLU", "Maxout", "PReLU", "Parameter",
            "ReLU", "Sigmoid", "Tanh", "activation_layers", "all_finite", "as_dtype",
            "first_trainable", "flat_view", "gradient_outputs", "gradients_written",
-           "input_checked", "positive_config", "register", "renewed", "stream_seed"]
+           "input_checked", "positive_config", "register", "renewed", "stream_seed",
+           "bf16_compute", "fused_activations"]

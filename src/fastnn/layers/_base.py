@@ -42,7 +42,7 @@ class Parameter:
     """
 
     __slots__ = ("name", "_data", "_grad", "is_weight", "_grad_is_zero", "replaced",
-                 "_requires_grad")
+                 "_requires_grad", "_bf16", "_bf16_fresh")
 
     def __init__(self, data, name, is_weight=False, grad=None):
         self.name = name
@@ -52,6 +52,12 @@ class Parameter:
         self._grad_is_zero = grad is None
         self.replaced = False  # True once its layer holds another Parameter in its place
         self._requires_grad = True
+        # A model computing in bfloat16 gives its parameters a bf16-valued copy (_bf16), the
+        # GEMMs' operand; _bf16_fresh says it holds the current data: set only by the pass that
+        # wrote both (an optimizer's fused update), cleared by any access through .data (the
+        # caller may write through it) and by the next training forward that used it.
+        self._bf16 = None
+        self._bf16_fresh = False
 
     @property
     def requires_grad(self):
@@ -66,6 +72,7 @@ class Parameter:
 
     @property
     def data(self):
+        self._bf16_fresh = False
         return self._data
 
     @data.setter
@@ -75,6 +82,7 @@ class Parameter:
             raise ValueError(f"Parameter {self.name}: data must keep its shape "
                              f"{self._data.shape}, got {value.shape} (a layer of another size "
                              "is a new layer)")
+        self._bf16_fresh = False
         self._data[...] = value
 
     @property
@@ -97,15 +105,15 @@ class Parameter:
 
     @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self):
-        return self.data.size
+        return self._data.size
 
     def zero_grad(self):
         self._grad_is_zero = True
@@ -122,6 +130,7 @@ def renewed(old, data, name, is_weight=False):
     if isinstance(old, Parameter):
         if old.shape == data.shape and old.dtype == data.dtype:
             old._data[...] = data
+            old._bf16_fresh = False
             old.zero_grad()
             return old
         old.replaced = True
@@ -196,6 +205,9 @@ def all_finite(X):
 # True while a Sequential runs its layers: it checked the batch once, and what flows between its
 # layers is their own output, so the layers' forwards skip the scan for NaN/inf.
 input_checked = contextvars.ContextVar("fastnn_input_checked", default=False)
+# True while a Sequential with compute_dtype="bfloat16" runs its layers' forwards: the layers
+# with GEMMs take bf16 operands (fastnn._mixed).
+bf16_compute = contextvars.ContextVar("fastnn_bf16_compute", default=False)
 
 
 # The layer types the file format and the command line know, by class name: each built-in layer

@@ -190,6 +190,7 @@ class LBFGS(Optimizer):
         return np.concatenate([p._data.ravel() for p in params])
 
     def _set_data(self, params, x):
+        _stale(params)
         data, _ = self._flat_arrays(params)
         if data is not None:
             data[...] = x
@@ -201,6 +202,7 @@ class LBFGS(Optimizer):
 
     def _add(self, params, t, d):
         """x += t * d, in the parameters' dtype."""
+        _stale(params)
         data, _ = self._flat_arrays(params)
         step = d * d.dtype.type(t)
         if data is not None:
@@ -317,3 +319,9 @@ class LBFGS(Optimizer):
         state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_steps, ro=ro, H_diag=H_diag,
                      prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
         return first_loss
+
+
+def _stale(params):
+    """The parameters' bf16 copies no longer hold their data (see Parameter)."""
+    for p in params:
+        p._bf16_fresh = False

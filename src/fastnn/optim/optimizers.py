@@ -187,6 +187,8 @@ class _FlatGroup:
                     p.grad
         entries = len(self.state)
         optimizer._update(self.flat, hyperparameters, self.state)
+        for p in self.params:  # (their bf16 copies, if any, no longer hold their data)
+            p._bf16_fresh = False
         if len(self.state) != entries:  # the first step created the state
             self.share_arrays(optimizer.state)
         else:
