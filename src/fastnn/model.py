@@ -5,6 +5,7 @@ import threading
 import numpy as np
 
 from . import losses
+from ._mixed import check_compute_dtype
 from ._model_state import flatten_parameters, load_state, state_arrays
 from ._step import CompiledStep
 from ._summary import summary as _summary
@@ -27,7 +28,8 @@ class Sequential:
     `seed`, in `dtype` ("float32" or "float64"), so the same seed gives the same model. Layers
     that draw random numbers in training (Dropout) key them on the seed and their index: an
     integer seed is used as it is, any other (None: fresh entropy) gives one integer drawn from
-    that generator after the layers are initialized.
+    that generator after the layers are initialized. compute_dtype="bfloat16" runs the
+    GEMMs on bfloat16 operands (see the compute_dtype property).
 
         model = Sequential(Dense(64, 128, activation="relu"), Dense(128, 10), seed=0)
         scores = model.forward(X, training=True)    # or model(X)
@@ -42,7 +44,7 @@ class Sequential:
     training call (and is never supported: it would read parameters halfway through an update).
     """
 
-    def __init__(self, *layers, dtype="float32", seed=None):
+    def __init__(self, *layers, dtype="float32", seed=None, compute_dtype="float32"):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         if not layers:
@@ -57,6 +59,7 @@ class Sequential:
                                  f"input features, but the layer before it outputs {features}")
             features = layer.out_features or features
         self.dtype = as_dtype(dtype)
+        self._compute_dtype = check_compute_dtype("Sequential", compute_dtype, self.dtype)
         if seed is not None and not isinstance(seed, (np.random.Generator, np.random.BitGenerator,
                                                       np.random.SeedSequence)):
             seed = check_int("Sequential: seed", seed, low=0)
@@ -93,6 +96,16 @@ class Sequential:
                     after.fused = True
                     if before.init_is_default:
                         before.init = default_init(after.activation)
+
+    @property
+    def compute_dtype(self):
+        """"float32", or "bfloat16": GEMM operands rounded to bfloat16, float32 accumulation;
+        parameters, gradients, optimizer state, losses and BatchNorm stay float32."""
+        return self._compute_dtype
+
+    @compute_dtype.setter
+    def compute_dtype(self, value):
+        self._compute_dtype = check_compute_dtype("Sequential", value, self.dtype)
 
     @property
     def in_features(self):
