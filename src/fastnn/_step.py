@@ -36,7 +36,7 @@ rebuilding it.
 from operator import is_
 
 from . import _backend, _kernels, losses
-from .layers import first_trainable
+from .layers import first_trainable, fused_activations
 
 _LOSSES = {losses.softmax_cross_entropy: True, losses.multiclass_hinge: False}
 _module = None
@@ -131,7 +131,7 @@ def _build(model, n, loss):
     """(the Plan, the (layer, saved state) its ops left in the layers, the weight arrays its
     penalty covers); (None, [], []) when a layer cannot be compiled for this batch or no layer
     has an op."""
-    step = step_module()
+    step, op_classes = step_module(), _kernels.STEP_OPS
     ops, left, penalized = [], [], []
     features = model.in_features
     previous = None  # the output of the last op; None: the batch X, set at each run
@@ -139,10 +139,17 @@ def _build(model, n, loss):
     # backward, without dX); frozen Dense parameters get no gradient GEMM.
     trainable = first_trainable(model.layers)
     first_backward = None
+    fused = fused_activations(model.layers)  # run in the Dense before them: no op of their own
     for index, layer in enumerate(model.layers):
+        if index - 1 in fused:
+            continue
         if first_backward is None and index >= trainable:
             first_backward = len(ops)
-        made = layer._step_op(_kernels.STEP_OPS, n, features, previous, index > trainable)
+        if index in fused:
+            made = layer._step_op(op_classes, n, features, previous, index > trainable,
+                                  epilogue=fused[index])
+        else:
+            made = layer._step_op(op_classes, n, features, previous, index > trainable)
         if made is NotImplemented:
             return None, [], []
         op, previous, attributes = made
