@@ -1,6 +1,6 @@
-"""Whole training steps of an MLP, end to end: fastnn (compiled "cython" on each GEMM engine, and
-its "numpy" twin) against the GEMM floor, the step's roofline and PyTorch (float32, and autocast
-to bfloat16) on CPU.
+"""Whole training steps of an MLP, end to end: fastnn (compiled "cython" on each GEMM engine, in
+float32 and in compute_dtype="bfloat16", and its "numpy" twin) against the GEMM floor, the
+step's roofline and PyTorch (float32, and autocast to bfloat16) on CPU.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py [--shapes tiny,medium]
         [--configs sgd,adam] [--engines openblas,onednn] [--compute-dtypes float32,bfloat16]
@@ -11,9 +11,10 @@ kernels: unset them in the command, never inside a script.) A step is forward, s
 cross-entropy, backward and update of a ReLU MLP with float32 parameters; the shapes, configs and
 contenders are in compare_contenders.py, the timing and memory passes in compare_harness.py, the
 roofline in compare_roofline.py, the tables in compare_report.py. An engine that does not load
-is skipped with the reason printed; so is fastnn in bfloat16 (it has no compute_dtype yet: the
-bfloat16 compute dtype times PyTorch's autocast alone). Prints Markdown (--markdown also writes it
-to a file); --json writes every raw figure. Asserts nothing about speed.
+is skipped with the reason printed. fastnn's bfloat16 step runs on the engine's bfloat16 matmul
+where it has one (oneDNN on AMX or AVX512-BF16), else by emulation (float32 GEMMs of operands
+rounded to bfloat16): the report says which. Prints Markdown (--markdown also writes it to a
+file); --json writes every raw figure. Asserts nothing about speed.
 """
 import argparse
 import datetime
@@ -44,8 +45,9 @@ def parse_args(argv=None):
                         help=f"fastnn GEMM engines (fnn.set_gemm_engine), some of "
                         f"{','.join(ENGINES)}, each in a process of its own")
     parser.add_argument("--compute-dtypes", default=",".join(COMPUTE_DTYPES),
-                        help=f"some of {','.join(COMPUTE_DTYPES)}: float32 times fastnn and "
-                        "PyTorch, bfloat16 PyTorch's autocast (fastnn has no compute_dtype yet)")
+                        help=f"some of {','.join(COMPUTE_DTYPES)}: float32 times PyTorch fp32 "
+                        "(fastnn's float32 step always runs), bfloat16 fastnn's "
+                        "compute_dtype='bfloat16' and PyTorch's autocast")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke test)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
@@ -69,7 +71,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         result = worker(args.worker, args.part, args.configs, args.threads, args.quick,
-                        args.engines[0], args.with_numpy)
+                        args.engines[0], args.with_numpy, args.compute_dtypes)
         print(json.dumps(result))
         return
     started = time.perf_counter()

@@ -1,7 +1,8 @@
 """The workload and its contenders for bench/compare.py: the MLP shapes and configs, the network
 described once (architecture(), from which fastnn's model, PyTorch's and the memory count are
 built), and one step function per contender: the GEMM floor, the same GEMMs on fastnn's GEMM
-engine, fastnn (on either backend) and PyTorch (float32, or autocast to bfloat16)."""
+engine, fastnn (on either backend, computing in float32 or bfloat16) and PyTorch (float32, or
+autocast to bfloat16)."""
 import itertools
 
 import numpy as np
@@ -18,7 +19,7 @@ CONFIGS = {  # name: (optimizer, BatchNorm + Dropout on every hidden layer)
     "adam+bn+dropout": ("adam", True),
 }
 ENGINES = ("openblas", "onednn", "auto")  # fnn.set_gemm_engine's names
-# float32: fastnn and torch; bfloat16: torch's autocast only (fastnn has no compute_dtype yet).
+# float32: fastnn and torch; bfloat16: fastnn's compute_dtype="bfloat16" and torch's autocast.
 COMPUTE_DTYPES = ("float32", "bfloat16")
 SGD = dict(lr=0.01, momentum=0.9)
 ADAM = dict(lr=1e-3)
@@ -156,7 +157,8 @@ def gemm_flops(batch, sizes):
 
 # fastnn.
 
-def fastnn_model(spec):
+def fastnn_model(spec, compute_dtype="float32"):
+    """The network as a fastnn Sequential (float32 parameters) computing in compute_dtype."""
     import fastnn as fnn
     layers = []
     for layer in spec:
@@ -168,7 +170,7 @@ def fastnn_model(spec):
             layers.append(fnn.ReLU())
         elif layer[0] == "dropout":
             layers.append(fnn.Dropout(DROPOUT_P))
-    return fnn.Sequential(*layers, dtype="float32", seed=SEED)
+    return fnn.Sequential(*layers, dtype="float32", seed=SEED, compute_dtype=compute_dtype)
 
 
 def fastnn_optimizer(model, optimizer):

@@ -85,9 +85,10 @@ def time_rounds(contenders, steps, block=BLOCK):
     return {name: values[:steps] for name, values in times.items()}
 
 
-def measure_memory(spec, optimizer, batches, steps):
+def measure_memory(spec, optimizer, batches, steps, compute_dtype="float32"):
     """tracemalloc's view (Python's allocations and NumPy's buffers, not the BLAS's or OpenMP's)
-    of the compiled backend training on one batch: model construction, warm-up, then `steps`
+    of the compiled backend training on one batch in `compute_dtype` (its bfloat16 copies of
+    weights and activations are NumPy arrays: seen): model construction, warm-up, then `steps`
     steady-state steps; a pass of its own, since tracing slows every allocation. Returns
     retained_per_step (allocated during the steps and not freed), transient_per_step (the peak
     during the steps above the memory before them), and the peaks of the whole run and of
@@ -99,7 +100,7 @@ def measure_memory(spec, optimizer, batches, steps):
     tracemalloc.start()
     try:
         batch = [(batches[0][0].copy(), batches[0][1].copy())]  # the one batch held, traced
-        model = fastnn_model(spec)
+        model = fastnn_model(spec, compute_dtype)
         opt = fastnn_optimizer(model, optimizer)
         losses = []
         step = fastnn_stepper(model, opt, batch, losses)
@@ -119,7 +120,7 @@ def measure_memory(spec, optimizer, batches, steps):
     needed = needed_bytes(spec, batch[0][0].shape[0], optimizer)
     peak = max(peak_construction, peak_warmup, peak_steps)
     peak_training = max(peak_warmup, peak_steps)
-    return dict(steps=steps, retained_per_step=(after - before) / steps,
+    return dict(compute_dtype=compute_dtype, steps=steps, retained_per_step=(after - before) / steps,
                 transient_per_step=peak_steps - before, constructed_bytes=built,
                 steady_bytes=before, peak_construction_bytes=peak_construction,
                 peak_training_bytes=peak_training, peak_bytes=peak, needed=needed,
@@ -148,18 +149,31 @@ def engine_info():
     return json.loads(json.dumps(fnn.gemm_engine_info(), default=str))
 
 
-def fastnn_contenders(spec, optimizer, batch, sizes, batches, engine, with_numpy, losses, notes):
+def bf16_arithmetic(info):
+    """How fastnn's compute_dtype="bfloat16" multiplies on the engine gemm_engine_info() describes:
+    "oneDNN IMPLEMENTATION" where oneDNN is the engine and has a bfloat16 matmul on this CPU, else
+    "emulated" (float32 GEMMs of operands rounded to bfloat16)."""
+    if info.get("engine") == "onednn" and info.get("onednn_bf16_implementation"):
+        return f"oneDNN {info['onednn_bf16_implementation']}"
+    return "emulated"
+
+
+def fastnn_contenders(spec, optimizer, batch, sizes, batches, engine, with_numpy, losses, notes,
+                      bf16=False):
     """{name: (activate, step)}: the floor (np.matmul), the same GEMMs on fastnn's engine alone
-    ("gemm/ENGINE"), fastnn's compiled step ("cython/ENGINE") and, with_numpy, its NumPy twin."""
+    ("gemm/ENGINE"), fastnn's compiled step ("cython/ENGINE"), with bf16 the same in
+    compute_dtype="bfloat16" ("cython-bf16/ENGINE") and, with_numpy, its NumPy twin (float32)."""
     import fastnn as fnn
     contenders = {"floor": (lambda: None, GemmFloor(batch, sizes, batches).step),
                   f"gemm/{engine}": (lambda: None,
                                      GemmFloor(batch, sizes, batches, engine_matmul()).step)}
-    for backend in ("cython", "numpy") if with_numpy else ("cython",):
-        name = f"cython/{engine}" if backend == "cython" else "numpy"
+    runs = [("cython", "float32", f"cython/{engine}")]
+    runs += [("numpy", "float32", "numpy")] if with_numpy else []
+    runs += [("cython", "bfloat16", f"cython-bf16/{engine}")] if bf16 else []
+    for backend, compute_dtype, name in runs:
         with warnings.catch_warnings(record=True) as caught, fnn.use_backend(backend):
             warnings.simplefilter("always")
-            model = fastnn_model(spec)
+            model = fastnn_model(spec, compute_dtype)
             step = fastnn_stepper(model, fastnn_optimizer(model, optimizer), batches,
                                   losses[name])
             step()  # a warning may come with the first step
@@ -168,10 +182,13 @@ def fastnn_contenders(spec, optimizer, batch, sizes, batches, engine, with_numpy
     return contenders
 
 
-def worker(shape, part, configs, threads, quick, engine="openblas", with_numpy=True):
+def worker(shape, part, configs, threads, quick, engine="openblas", with_numpy=True,
+           compute_dtypes=("float32",)):
     """Time one shape: part "fastnn" on GEMM engine `engine` (floor, the engine's GEMMs alone,
-    fastnn's step, with_numpy its twin, the copy bandwidth, the roofline and the memory pass) or
-    a torch part ("torch", "torch-bf16"); returns a JSON-able dict."""
+    fastnn's step, with_numpy its twin, the copy bandwidth, the roofline and the memory pass;
+    with "bfloat16" among compute_dtypes also fastnn's step and memory in bfloat16) or a torch
+    part ("torch", "torch-bf16"); returns a JSON-able dict."""
+    bf16 = part == "fastnn" and "bfloat16" in compute_dtypes
     torch = None
     if part in TORCH_PARTS:
         # Before fastnn loads libgomp with its passive wait policy (see the top of this file).
@@ -210,6 +227,7 @@ def worker(shape, part, configs, threads, quick, engine="openblas", with_numpy=T
         env["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     else:
         env["gemm_engine"] = engine_info()
+        env["fastnn_bf16"] = bf16_arithmetic(env["gemm_engine"]) if bf16 else None
         env["copy_bandwidth_large"] = copy_bandwidth(LARGE_COPY_BYTES, threads)
     batches = make_batches(batch, sizes)
     steps = (QUICK_STEPS if quick else STEPS)[shape]
@@ -229,7 +247,7 @@ def worker(shape, part, configs, threads, quick, engine="openblas", with_numpy=T
                 autocast=TORCH_PARTS[part]))}
         else:
             contenders = fastnn_contenders(spec, optimizer, batch, sizes, batches, engine,
-                                           with_numpy, losses, notes)
+                                           with_numpy, losses, notes, bf16)
         log(f"{config}: warm-up")
         for name, (activate, step) in contenders.items():
             activate()
@@ -256,6 +274,9 @@ def worker(shape, part, configs, threads, quick, engine="openblas", with_numpy=T
                                      seconds=roofline(gemm, traffic, bandwidth))
             log(f"{config}: memory, {memory_steps} traced steps")
             entry["memory"] = measure_memory(spec, optimizer, batches, memory_steps)
+            if bf16:
+                entry["memory_bf16"] = measure_memory(spec, optimizer, batches, memory_steps,
+                                                      "bfloat16")
         result["configs"][config] = entry
     return result
 
@@ -276,7 +297,8 @@ def source_version():
 def run_worker(shape, part, args, engine="openblas", with_numpy=False):
     command = [sys.executable, str(SCRIPT), "--worker", shape, "--part", part,
                "--threads", str(args.threads), "--configs", ",".join(args.configs),
-               "--engines", engine] + (["--with-numpy"] if with_numpy else [])
+               "--engines", engine, "--compute-dtypes", ",".join(args.compute_dtypes)]
+    command += ["--with-numpy"] if with_numpy else []
     command += ["--quick"] if args.quick else []
     started = time.perf_counter()
     process = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # stderr: progress
@@ -289,16 +311,17 @@ def run_worker(shape, part, args, engine="openblas", with_numpy=False):
     return result
 
 
-FASTNN_BF16_NOTE = "fastnn bfloat16: not available: fastnn has no compute_dtype yet"
-PER_ENGINE = ("roofline", "memory", "other_load", "notes")  # of each engine's run, per config
+# of each engine's run, per config (memory_bf16 when bfloat16 ran)
+PER_ENGINE = ("roofline", "memory", "memory_bf16", "other_load", "notes")
 
 
 def run_shape(shape, args):
     """The fastnn part of a shape once per engine (the NumPy twin with the first), then, unless
     --no-torch, each torch part ("torch" for float32, "torch-bf16" for bfloat16 among the compute
     dtypes), every one in a process of its own, merged: each config's times hold "floor" and
-    "numpy" (the first engine's run), "gemm/ENGINE" and "cython/ENGINE" per engine, "torch",
-    "torch-bf16"; its "engines" hold each engine's own floor, roofline, memory, load and notes."""
+    "numpy" (the first engine's run), "gemm/ENGINE", "cython/ENGINE" and (bfloat16)
+    "cython-bf16/ENGINE" per engine, "torch", "torch-bf16"; its "engines" hold each engine's own
+    floor, roofline, memory (and memory_bf16), load and notes."""
     runs, skipped = [], []
     for engine in args.engines:
         run = run_worker(shape, "fastnn", args, engine, with_numpy=not runs)
@@ -306,8 +329,6 @@ def run_shape(shape, args):
             skipped.append(f"engine {engine}: {run['engine_unavailable']}")
         else:
             runs.append(run)
-    if "bfloat16" in args.compute_dtypes:
-        skipped.append(FASTNN_BF16_NOTE)
     if not runs:
         batch, sizes = SHAPES[shape]
         return dict(shape=shape, batch=batch, sizes=list(sizes), skipped=skipped,
@@ -321,6 +342,8 @@ def run_shape(shape, args):
                   seconds=sum(run["seconds"] for run in runs), configs={})
     env = result["environment"]
     env["gemm_engines"] = {run["engine"]: run["environment"]["gemm_engine"] for run in runs}
+    env["fastnn_bf16"] = {run["engine"]: run["environment"]["fastnn_bf16"] for run in runs
+                          if run["environment"].get("fastnn_bf16")}
     env["copy_bandwidth_large"] = max(run["environment"]["copy_bandwidth_large"]
                                       for run in runs)
     del env["gemm_engine"]
@@ -334,7 +357,8 @@ def run_shape(shape, args):
             entry["times"]["floor"] = runs[0]["configs"][config]["times"]["floor"]
             entry["losses"].update(theirs["losses"])
             entry["engines"][run["engine"]] = dict(
-                floor=theirs["times"]["floor"], **{key: theirs[key] for key in PER_ENGINE})
+                floor=theirs["times"]["floor"],
+                **{key: theirs[key] for key in PER_ENGINE if key in theirs})
         result["configs"][config] = entry
     if args.no_torch:
         return result

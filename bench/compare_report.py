@@ -1,8 +1,9 @@
 """The report of bench/compare.py: the Markdown it prints (and writes with --markdown): the machine
 (CPU, its vector and bfloat16 instructions, copy bandwidth), the software and what each GEMM
-engine dispatched to, then per shape a table of fastnn's step on each engine against the
-OpenBLAS floor, the engine's GEMMs alone, the roofline and PyTorch, one of the other contenders
-(the NumPy twin, PyTorch float32 and autocast bfloat16), and one of memory."""
+engine dispatched to, then per shape a table of fastnn's step on each engine (float32, and
+bfloat16 when it ran) against the OpenBLAS floor, the engine's GEMMs alone, the roofline and
+PyTorch, one of the other contenders (the NumPy twin, PyTorch float32 and autocast bfloat16), and
+one of memory (float32 and bfloat16)."""
 from compare_harness import BLOCK, WARMUP_STEPS
 
 NOISY_SHARE = 0.25  # of the CPU taken by other processes: above it, the report says so
@@ -28,9 +29,12 @@ def table(head, rows, left=1):
 
 def engines_table(result):
     """Per config and engine: fastnn's compiled step against the floor measured in the same
-    process, the engine's GEMMs alone, the roofline and PyTorch float32."""
+    process, the engine's GEMMs alone, the roofline and PyTorch float32; then fastnn's bfloat16
+    step (how it multiplies: emulated or oneDNN's kernel) against its float32 step."""
+    bf16 = result["environment"].get("fastnn_bf16", {})
     head = ["config", "engine", "floor ms", "engine GEMMs ms (GFLOP/s)", "roofline ms",
             "fastnn ms", "×floor", "×roofline", "torch fp32 ms", "torch / fastnn"]
+    head += ["fastnn bf16 ms (×fp32 step)"] if bf16 else []
     rows = []
     for config, entry in result["configs"].items():
         torch = entry["times"].get("torch", {}).get("median")
@@ -43,13 +47,16 @@ def engines_table(result):
                          ms(line["seconds"]), ms(step), f"{step / floor:.2f}×",
                          f"{step / line['seconds']:.2f}×", ms(torch) if torch else "—",
                          f"{torch / step:.2f}×" if torch else "—"])
+            if bf16:
+                low = entry["times"].get(f"cython-bf16/{engine}", {}).get("median")
+                rows[-1].append(f"{ms(low)} ({low / step:.2f}×, {bf16[engine]})" if low else "—")
     return table(head, rows, left=2)
 
 
 def others_table(result):
     """Per config: the NumPy twin and PyTorch, float32 and autocast bfloat16."""
     head = ["config", "fastnn numpy ms (×floor)", "torch fp32 ms (×floor)",
-            "torch autocast-bf16 ms (×floor)", "fastnn bfloat16"]
+            "torch autocast-bf16 ms (×floor)"]
     rows = []
     for config, entry in result["configs"].items():
         medians = {name: t["median"] for name, t in entry["times"].items()}
@@ -57,29 +64,30 @@ def others_table(result):
         for name in ("numpy", "torch", "torch-bf16"):
             cells.append(f"{ms(medians[name])} ({medians[name] / medians['floor']:.2f}×)"
                          if name in medians else "—")
-        rows.append(cells + ["not available"])
+        rows.append(cells)
     return table(head, rows)
 
 
 def memory_table(result):
-    head = ["config", "engine", "needed", "peak (whole run)", "peak / needed", "peak in training",
-            "training peak / needed", "retained / step", "transient / step"]
+    head = ["config", "engine", "compute", "needed", "peak (whole run)", "peak / needed",
+            "peak in training", "training peak / needed", "retained / step", "transient / step"]
     rows = []
     for config, entry in result["configs"].items():
         for engine, run in entry["engines"].items():
-            memory = run["memory"]
-            rows.append([
-                config, engine, megabytes(memory["needed"]["total"]),
-                megabytes(memory["peak_bytes"]), f"{memory['peak_over_needed']:.2f}",
-                megabytes(memory["peak_training_bytes"]),
-                f"{memory['training_peak_over_needed']:.2f}",
-                f"{memory['retained_per_step']:.0f} B",
-                f"{memory['transient_per_step'] / 1024:.1f} KiB"])
-    return table(head, rows, left=2) + [
+            for memory in filter(None, (run["memory"], run.get("memory_bf16"))):
+                rows.append([
+                    config, engine, memory.get("compute_dtype", "float32"),
+                    megabytes(memory["needed"]["total"]),
+                    megabytes(memory["peak_bytes"]), f"{memory['peak_over_needed']:.2f}",
+                    megabytes(memory["peak_training_bytes"]),
+                    f"{memory['training_peak_over_needed']:.2f}",
+                    f"{memory['retained_per_step']:.0f} B",
+                    f"{memory['transient_per_step'] / 1024:.1f} KiB"])
+    return table(head, rows, left=3) + [
         "(fastnn cython, tracemalloc: Python's and NumPy's allocations, not the BLAS's or "
         "oneDNN's; needed = parameters + gradients + optimizer state + BatchNorm running "
-        "statistics + activations kept for backward + one batch, in float32, see "
-        "needed_bytes())", ""]
+        "statistics + activations kept for backward + one batch, all in float32, see "
+        "needed_bytes(), for both compute dtypes)", ""]
 
 
 def shape_tables(result):
@@ -179,6 +187,10 @@ def environment_lines(results, threads):
         f"- fastnn step: {', '.join(apis)}",
     ]
     lines += engine_lines(env)
+    lines += [f"- fastnn compute_dtype='bfloat16' on engine {engine!r}: "
+              + ("emulated (float32 GEMMs of operands rounded to bfloat16: no bfloat16 matmul "
+                 "here), so slower than float32" if how == "emulated" else f"multiplies on {how}")
+              for engine, how in env.get("fastnn_bf16", {}).items()]
     lines += [f"- skipped: {note}" for note in skipped]
     lines += [f"- torch {part}: {error}" for part, error in env.get("torch_errors", {}).items()]
     return lines

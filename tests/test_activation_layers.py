@@ -7,6 +7,7 @@ import pytest
 
 import fastnn as fnn
 from fastnn.gradient_check import numerical_gradient, relative_error
+from fastnn.layers import fused_activations
 
 
 def _sigmoid(x):
@@ -148,9 +149,7 @@ def _run(model, X, y):
 def test_fused_layer_gives_bitwise_the_same_model(rng, name, dtype):
     layered, fused = _pair(name, dtype=dtype)
     _, act, alpha, _ = LAYERS[name]
-    act_layer = layered.layers[1]
-    assert act_layer.fused is True
-    assert layered.layers[0].epilogue == (act, alpha)
+    assert fused_activations(layered.layers) == {0: (act, alpha)}
     assert layered.layers[0].activation == "identity"  # its own setting is unchanged
     for p, q in zip(layered.parameters(), fused.parameters()):
         np.testing.assert_array_equal(p.data, q.data)
@@ -216,7 +215,7 @@ def test_activation_after_batchnorm_is_not_fused(rng, name):
     make, _, _, formula = LAYERS[name]
     net = fnn.Sequential(fnn.Dense(5, 8), fnn.BatchNorm(8), make(), fnn.Dense(8, 3),
                          dtype="float64", seed=0)
-    assert net.layers[2].fused is False
+    assert fused_activations(net.layers) == {}
     assert net.layers[0].epilogue == ("identity", 0.0)
     X = rng.standard_normal((12, 5))
     y = rng.integers(0, 3, 12)
@@ -237,7 +236,7 @@ def test_activation_after_batchnorm_is_not_fused(rng, name):
 def test_activation_first_in_the_model_is_not_fused(rng, name):
     make, _, _, formula = LAYERS[name]
     net = fnn.Sequential(make(), fnn.Dense(5, 3), dtype="float64", seed=0)
-    assert net.layers[0].fused is False
+    assert fused_activations(net.layers) == {}
     assert net.in_features == 5
     X = away_from_zero(rng, (10, 5))
     y = rng.integers(0, 3, 10)
@@ -255,8 +254,7 @@ def test_activation_after_another_activation_is_not_fused(rng, first, second):
     make2, _, _, f2 = LAYERS[second]
     net = fnn.Sequential(fnn.Dense(5, 8), make1(), make2(), fnn.Dense(8, 3), dtype="float64",
                          seed=1)
-    assert net.layers[1].fused is True and net.layers[2].fused is False
-    assert net.layers[0].epilogue == (act1, alpha1)
+    assert fused_activations(net.layers) == {0: (act1, alpha1)}
     X = rng.standard_normal((10, 5))
     y = rng.integers(0, 3, 10)
     d0, d1 = net.layers[0], net.layers[3]
@@ -274,7 +272,7 @@ def test_dense_with_its_own_activation_is_not_fused(rng, own, layer_name):
              "leaky_relu": lambda x: np.where(x > 0, x, 0.01 * x)}[own]
     net = fnn.Sequential(fnn.Dense(5, 8, activation=own), make(), fnn.Dense(8, 3),
                          dtype="float64", seed=2)
-    assert net.layers[1].fused is False
+    assert fused_activations(net.layers) == {}
     assert net.layers[0].epilogue == (own, net.layers[0].alpha)
     X = rng.standard_normal((10, 5))
     y = rng.integers(0, 3, 10)
@@ -309,3 +307,22 @@ def test_fused_model_trains_like_the_fused_dense(rng):
         np.testing.assert_array_equal(p.data, q.data)
     assert not np.array_equal(layered.parameters()[0].data,
                               _pair("relu", dtype="float32", seed=4)[0].parameters()[0].data)
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh"])
+def test_fusion_leaves_the_layers_as_they_are(rng, name):
+    # The model decides to run the activation inside the Dense; the layer objects keep what they
+    # are: the activation layer used alone still applies its activation, the Dense moved into
+    # another model computes its own (identity) activation.
+    make, act, _, formula = LAYERS[name]
+    dense, layer = fnn.Dense(5, 4), make()
+    net = fnn.Sequential(dense, layer, dtype="float64", seed=0)
+    X = rng.standard_normal((6, 5))
+    net(X)
+    Z = rng.standard_normal((3, 4))
+    np.testing.assert_allclose(layer.forward(Z), formula(Z), rtol=1e-12, atol=1e-14)
+    assert dense.activation == "identity"
+    other = fnn.Sequential(dense, fnn.Dense(4, 2), dtype="float64", seed=1)
+    d0, d1 = other.layers
+    np.testing.assert_allclose(other(X), (X @ d0.W.data + d0.b.data) @ d1.W.data + d1.b.data,
+                               rtol=1e-12, atol=1e-14)

@@ -14,7 +14,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "compare.py"
 CONFIGS = ("sgd", "adam+bn+dropout")  # both optimizers, plain and regularized
-BF16_NOTE = "fastnn bfloat16: not available: fastnn has no compute_dtype yet"
 
 
 @pytest.fixture
@@ -110,18 +109,23 @@ def test_compare_quick_run_writes_complete_results(tmp_path):
                              "--no-torch", "--json", str(out)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "### tiny" in result.stdout and BF16_NOTE in result.stdout
+    assert "### tiny" in result.stdout and "fastnn bf16 ms" in result.stdout
     assert "CPU instructions" in result.stdout
 
     runs = json.loads(out.read_text())["results"]
     assert [run["shape"] for run in runs] == ["tiny"]
     engines = ["openblas", "onednn"] if onednn_loads() else ["openblas"]
     assert runs[0]["engines"] == engines
-    assert BF16_NOTE in runs[0]["skipped"]
     if engines == ["openblas"]:
         assert any(note.startswith("engine onednn: ") for note in runs[0]["skipped"])
     env = runs[0]["environment"]
     assert set(env["gemm_engines"]) == set(engines)
+    bf16_native = env["cpu_isa"]["bf16"] in ("AMX", "AVX512-BF16")
+    for engine, how in env["fastnn_bf16"].items():  # emulated is said so, in the report too
+        assert how == "emulated" or (engine == "onednn" and bf16_native), (engine, how)
+        if how == "emulated":
+            assert f"compute_dtype='bfloat16' on engine {engine!r}: emulated" in result.stdout
+    assert set(env["fastnn_bf16"]) == set(engines)
     for engine, info in env["gemm_engines"].items():
         assert info["engine"] == engine and info["requested"] == engine
         if engine == "onednn":
@@ -131,7 +135,8 @@ def test_compare_quick_run_writes_complete_results(tmp_path):
     configs = runs[0]["configs"]
     assert set(configs) == set(CONFIGS)
     for name, entry in configs.items():
-        per_engine = {f"{kind}/{engine}" for engine in engines for kind in ("gemm", "cython")}
+        per_engine = {f"{kind}/{engine}" for engine in engines
+                      for kind in ("gemm", "cython", "cython-bf16")}
         assert set(entry["times"]) == {"floor", "numpy", *per_engine}, name
         assert set(entry["engines"]) == set(engines), name
         for engine, run in entry["engines"].items():
@@ -140,16 +145,18 @@ def test_compare_quick_run_writes_complete_results(tmp_path):
             assert line["traffic"]["total"] > 0 and line["bandwidth"] > 1e8
             assert line["seconds"] > line["gemm_seconds"]
             assert run["floor"]["n"] > 0
-            memory = run["memory"]
-            for key in ("peak_bytes", "peak_training_bytes", "steady_bytes",
-                        "peak_over_needed"):
-                assert memory[key] > 0, (name, engine, key)
-            assert memory["needed"]["total"] > 0
+            for memory, dtype in ((run["memory"], "float32"), (run["memory_bf16"], "bfloat16")):
+                assert memory["compute_dtype"] == dtype
+                for key in ("peak_bytes", "peak_training_bytes", "steady_bytes",
+                            "peak_over_needed"):
+                    assert memory[key] > 0, (name, engine, dtype, key)
+                assert memory["needed"]["total"] > 0
         for contender, times in entry["times"].items():
             assert times["n"] > 0
             for key in ("median", "q1", "q3", "min"):
                 assert math.isfinite(times[key]) and times[key] > 0, (name, contender, key)
-        assert set(entry["losses"]) == {"numpy", *(f"cython/{e}" for e in engines)}
+        assert set(entry["losses"]) == {"numpy", *(f"{kind}/{e}" for e in engines
+                                                   for kind in ("cython", "cython-bf16"))}
         assert all(loss["finite"] for loss in entry["losses"].values()), name
         assert entry["fastnn_step_api"] in ("train_step", "forward/zero_grad/backward/step")
 
@@ -169,8 +176,8 @@ def test_compare_times_torch_in_a_process_of_its_own(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     entry = json.loads(out.read_text())["results"][0]["configs"]["sgd"]
-    assert set(entry["times"]) == {"floor", "gemm/openblas", "cython/openblas", "numpy", "torch",
-                                   "torch-bf16"}
+    assert set(entry["times"]) == {"floor", "gemm/openblas", "cython/openblas",
+                                   "cython-bf16/openblas", "numpy", "torch", "torch-bf16"}
     assert all(times["n"] > 0 and times["median"] > 0 for times in entry["times"].values())
     assert entry["losses"]["torch"]["finite"] and entry["losses"]["torch-bf16"]["finite"]
     assert set(entry["other_load_torch_runs"]) == {"torch", "torch-bf16"}

@@ -136,7 +136,7 @@ def test_plan_follows_batch_sizes_grown_buffers_and_changed_options(backend, rng
     for model in (fast, slow):
         model.layers[3].p = 0.6
         model.layers[1].momentum = 0.5
-        model.layers[0].epilogue = ("tanh", 0.0)
+        model.layers[0].activation = "tanh"
     both(13)
     for model in (fast, slow):  # a parameter given a new array
         model.layers[4].W.data = model.layers[4].W.data * 0.5

@@ -1,10 +1,14 @@
 """A Sequential keeps its parameters (and their gradients) in one flat array each, and an optimizer
 updates such a group in one kernel call: the same numbers and the same per-parameter state as one
 update per parameter."""
+import copy
+
 import numpy as np
 import pytest
 
 import fastnn as fnn
+from fastnn.layers import renewed
+from fastnn.optim import _FlatGroup
 
 OPTIMIZERS = {
     "sgd": lambda ps: fnn.optim.SGD(ps, lr=0.05),
@@ -38,16 +42,40 @@ def step(model, opt, X, y):
 def test_parameters_are_views_of_one_flat_array_in_order():
     model = make_model()
     params = model.parameters()
-    for attribute in ("data", "_grad"):
-        arrays = [getattr(p, attribute) for p in params]
-        base = arrays[0].base
-        assert base.ndim == 1 and base.size == sum(p.size for p in params)
+    data, grad = model._flat
+    storage = params[0]._place.storage
+    assert storage.data is data and storage.grad is grad
+    assert data.ndim == 1 and data.size == sum(p.size for p in params)
+    offset = 0
+    for p in params:  # each Parameter records its place, and its arrays are that place's views
+        place = p._place
+        assert place.storage is storage and (place.start, place.stop) == (offset, offset + p.size)
+        assert place.data is p._data and place.grad is p._grad
+        offset += p.size
+    for flat, attribute in ((data, "_data"), (grad, "_grad")):
+        flat[...] = np.arange(flat.size)  # what the flat array holds, each Parameter shows
         offset = 0
-        for a in arrays:
-            assert a.base is base
-            assert a.ctypes.data == base.ctypes.data + offset * base.itemsize
-            offset += a.size
-    assert params[0].data.base is not params[0]._grad.base
+        for p in params:
+            np.testing.assert_array_equal(getattr(p, attribute).ravel(),
+                                          np.arange(offset, offset + p.size))
+            offset += p.size
+    assert not np.shares_memory(data, grad)
+
+
+def test_a_parameter_made_alone_has_no_flat_place(rng):
+    """A standalone layer's parameters belong to no FlatStorage: updated one by one, even when
+    their arrays happen to be parts of one array."""
+    layer = fnn.Dense(5, 3)
+    assert all(p._place is None for p in layer.parameters())
+    flat = np.zeros(5 * 3 + 3)
+    W = fnn.Parameter(flat[:15].reshape(5, 3), "W")
+    b = fnn.Parameter(flat[15:], "b")
+    assert W._place is None and not _FlatGroup.build([W, b], {})
+    opt = fnn.optim.SGD([W, b], lr=0.5)
+    W.grad, b.grad = np.ones((5, 3)), np.full(3, 2.0)
+    opt.step()
+    assert not opt._flat[id(opt.param_groups[0])]
+    np.testing.assert_array_equal(flat, np.r_[np.full(15, -0.5), np.full(3, -1.0)])
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
@@ -137,18 +165,27 @@ def test_layers_put_into_a_second_sequential_keep_their_optimizer(rng):
     opt = fnn.optim.SGD(first.parameters(), lr=0.2)
     X, y = batches(rng, 1)[0]
     step(first, opt, X, y)
+    group = opt._flat[id(opt.param_groups[0])]
     second = fnn.Sequential(d1, d2, dtype="float64", seed=1)
     assert second.parameters() == first.parameters()
+    assert second._flat[0] is first._flat[0]  # already laid out so: the same storage
     losses = []
     for _ in range(30):
         losses.append(fnn.losses.softmax_cross_entropy(second.forward(X, training=False), y)[0])
         step(second, opt, X, y)
     assert losses[-1] < 0.5 * losses[0]
-    # Layers mixed with others are laid out again; the optimizer follows the new views.
+    assert opt._flat[id(opt.param_groups[0])] is group  # not examined again
+    # Layers mixed with others are laid out again; the optimizer follows the new views, still
+    # one run (the first part of the new storage).
     third = fnn.Sequential(d1, d2, fnn.ReLU(), fnn.Dense(4, 4), dtype="float64", seed=2)
     before = d1.W.data.copy()
     step(third, opt, X, y)
     assert not np.array_equal(d1.W.data, before)
+    group = opt._flat[id(opt.param_groups[0])]
+    assert group and group.flat.data.size == sum(p.size for p in first.parameters())
+    assert np.shares_memory(group.flat.data, third._flat[0])
+    assert all(p._place.storage is third.parameters()[0]._place.storage
+               for p in first.parameters())
 
 
 def test_an_optimizer_of_replaced_parameters_refuses_to_step(rng):
@@ -196,7 +233,6 @@ def test_a_changed_parameter_group_is_laid_out_again(rng):
 
 
 def test_the_layout_is_examined_once_not_every_step(rng, monkeypatch):
-    from fastnn.optim import _FlatGroup
     calls = []
     build = _FlatGroup.build.__func__
     monkeypatch.setattr(_FlatGroup, "build",
@@ -208,3 +244,112 @@ def test_the_layout_is_examined_once_not_every_step(rng, monkeypatch):
         for X, y in batches(rng):
             step(model, opt, X, y)
         assert len(calls) == 1
+
+
+def test_a_group_out_of_order_is_updated_one_parameter_at_a_time():
+    params = make_model().parameters()
+    assert _FlatGroup.build(params, {})
+    assert not _FlatGroup.build(params[::-1], {})
+    assert not _FlatGroup.build([params[1], params[0]] + params[2:], {})  # one pair swapped
+    assert not _FlatGroup.build(params + params[:1], {})  # one twice
+
+
+def test_a_subset_is_one_run_only_without_a_gap(rng):
+    model = make_model()
+    params = model.parameters()
+    data, _ = model._flat
+    part = params[2:6]  # BatchNorm's gamma, beta, Maxout's W, b: one after another
+    group = _FlatGroup.build(part, {})
+    start = sum(p.size for p in params[:2])
+    data[...] = np.arange(data.size)
+    np.testing.assert_array_equal(group.flat.data,
+                                  np.arange(start, start + sum(p.size for p in part)))
+    # Without BatchNorm's parameters the rest lie in one array but not one after another.
+    gap = params[:2] + params[4:]
+    assert not _FlatGroup.build(gap, {})
+    model, reference = make_model(), make_model()
+    opt = fnn.optim.SGD(model.parameters()[:2] + model.parameters()[4:], lr=0.1, momentum=0.9)
+    ref_opt = fnn.optim.SGD((reference.parameters()[:2] + reference.parameters()[4:])[::-1],
+                            lr=0.1, momentum=0.9)
+    skipped = [p.data.copy() for p in model.parameters()[2:4]]
+    for X, y in batches(rng):
+        step(model, opt, X, y)
+        step(reference, ref_opt, X, y)
+    assert not opt._flat[id(opt.param_groups[0])]
+    for p, old in zip(model.parameters()[2:4], skipped):
+        np.testing.assert_array_equal(p.data, old)
+    for p, q in zip(model.parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("frozen, one_run", [([0], True), ([0, 1, 3], True), ([3], False)])
+def test_frozen_first_layers_leave_the_rest_one_run(frozen, one_run, rng):
+    """Frozen parameters are left out of the group: the first layers frozen, the rest is one
+    run; a frozen layer in the middle splits it, and the update goes parameter by parameter."""
+    model, reference = make_model(), make_model()
+    for m in (model, reference):
+        for i in frozen:
+            m.layers[i].freeze()
+    opt = fnn.optim.Adam(model.parameters(), lr=1e-2)
+    ref_opt = fnn.optim.Adam(reference.parameters()[::-1], lr=1e-2)
+    before = [p.data.copy() for p in model.parameters()]
+    for X, y in batches(rng):
+        step(model, opt, X, y)
+        step(reference, ref_opt, X, y)
+    group = opt._flat[id(opt.param_groups[0])]
+    assert bool(group) == one_run
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert group.params == trainable
+    for p, q, old in zip(model.parameters(), reference.parameters(), before):
+        if p.requires_grad:
+            assert not np.array_equal(p.data, old)
+            np.testing.assert_allclose(p.data, q.data, rtol=1e-13, atol=1e-15)
+        else:
+            np.testing.assert_array_equal(p.data, old)
+            assert p not in opt.state
+
+
+def test_a_parameter_renewed_in_another_dtype_is_no_longer_part_of_the_run():
+    params = make_model().parameters()
+    W = params[0]
+    renewed(W, np.zeros(W.shape, np.float32), "W")
+    assert W.replaced and W._place is not None  # its place is still recorded, but its array
+    assert not _FlatGroup.build(params, {})     # is no longer that place's view
+    assert _FlatGroup.build(params[1:], {})
+
+
+def test_deep_copied_layers_are_laid_out_anew(rng):
+    """A deep copy copies a parameter's views apart from the copied flat arrays: the copies must
+    not be taken for a run of the copied storage, and a Sequential of them lays them out again."""
+    layers = copy.deepcopy(make_model().layers)
+    params = [p for layer in layers for p in layer.parameters()]
+    assert params[0]._place.data is params[0]._data  # the copied record looks intact
+    assert not _FlatGroup.build(params, {})
+    copied, reference = fnn.Sequential(*layers, dtype="float64", seed=5), make_model()
+    assert all(np.shares_memory(p.data, copied._flat[0]) for p in copied.parameters())
+    opt, ref_opt = fnn.optim.Adam(copied.parameters(), lr=1e-2), \
+        fnn.optim.Adam(reference.parameters(), lr=1e-2)
+    for X, y in batches(rng):
+        step(copied, opt, X, y)
+        step(reference, ref_opt, X, y)
+    assert all(opt._flat.values())
+    for p, q in zip(copied.parameters(), reference.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_lbfgs_follows_layers_laid_out_again(rng):
+    d1, d2 = fnn.Dense(7, 16, activation="relu"), fnn.Dense(16, 4)
+    first = fnn.Sequential(d1, d2, dtype="float64", seed=0)
+    opt = fnn.optim.LBFGS(first.parameters(), max_iter=3)
+    X, y = batches(rng, 1)[0]
+
+    def closure_for(model):
+        return lambda: model.forward_backward(X, y, "softmax_cross_entropy")[0]
+
+    opt.step(closure_for(first))
+    assert opt._layout and np.shares_memory(opt._layout.flat.data, first._flat[0])
+    third = fnn.Sequential(d1, d2, fnn.ReLU(), fnn.Dense(4, 4), dtype="float64", seed=2)
+    before = d1.W.data.copy()
+    opt.step(closure_for(third))
+    assert opt._layout and np.shares_memory(opt._layout.flat.data, third._flat[0])
+    assert not np.array_equal(d1.W.data, before)

@@ -5,33 +5,37 @@ from collections import namedtuple
 
 import numpy as np
 
-from .layers import flat_view
+from .layers import FlatPlace, FlatStorage, flat_run
 
 LoadResult = namedtuple("LoadResult", "missing_keys unexpected_keys mismatched_keys")
 
 
 def flatten_parameters(params, dtype):
-    """Move every parameter's data and gradient into one flat array each, in `params` order,
-    leaving each Parameter a view of its part; returns (data, grad), or None without parameters.
-    An optimizer then updates the whole model in one kernel call (see
-    fastnn.optim.Optimizer.step)."""
+    """Move every parameter's data and gradient into one FlatStorage, in `params` order, leaving
+    each Parameter a view of its part and recording its FlatPlace (so that an optimizer updates
+    the whole model in one kernel call, see fastnn.optim.Optimizer.step); returns the flat
+    (data, grad), or None without parameters."""
     if not params:
         return None
-    data, grad = flat_view([p._data for p in params]), flat_view([p._grad for p in params])
-    if data is not None and grad is not None and data.base.size == data.size and \
-            data.dtype == dtype:
-        return data, grad  # already so (the layers of another Sequential): optimizers keep views
+    run = flat_run(params)
+    if run is not None:
+        storage, start, stop = run
+        if start == 0 and stop == storage.data.size and storage.data.dtype == dtype:
+            return storage.data, storage.grad  # already so (the layers of another Sequential)
     total = sum(p.size for p in params)
     for p in params:  # fresh, all zero: dropped first, so that the model is never held twice
         p._grad = None
-    data, grad = np.empty(total, dtype), np.zeros(total, dtype)
+    storage = FlatStorage(np.empty(total, dtype), np.zeros(total, dtype))
     offset = 0
     for p in params:
-        part = slice(offset, offset + p.size)
-        data[part] = p.data.ravel()
-        p._data, p._grad = data[part].reshape(p.shape), grad[part].reshape(p.shape)
-        offset += p.size
-    return data, grad
+        stop = offset + p.size
+        data = storage.data[offset:stop]
+        data[...] = p.data.ravel()
+        p._data = data.reshape(p.shape)
+        p._grad = storage.grad[offset:stop].reshape(p.shape)
+        p._place = FlatPlace(storage, offset, stop, p._data, p._grad)
+        offset = stop
+    return storage.data, storage.grad
 
 
 def state_arrays(layers):

@@ -32,7 +32,7 @@ rebuilding it.
 from operator import is_
 
 from . import _backend, losses
-from .layers import first_trainable
+from .layers import first_trainable, fused_activations
 
 _LOSSES = {losses.softmax_cross_entropy: True, losses.multiclass_hinge: False}
 _module = None
@@ -135,10 +135,17 @@ def _build(model, n, loss):
     # backward, without dX); frozen Dense parameters get no gradient GEMM.
     trainable = first_trainable(model.layers)
     first_backward = None
+    fused = fused_activations(model.layers)  # run in the Dense before them: no op of their own
     for index, layer in enumerate(model.layers):
+        if index - 1 in fused:
+            continue
         if first_backward is None and index >= trainable:
             first_backward = len(ops)
-        made = layer._step_op(step, n, features, previous, index > trainable)
+        if index in fused:
+            made = layer._step_op(step, n, features, previous, index > trainable,
+                                  epilogue=fused[index])
+        else:
+            made = layer._step_op(step, n, features, previous, index > trainable)
         if made is NotImplemented:
             return None, [], []
         op, previous, attributes = made

@@ -14,7 +14,7 @@ import numpy as np
 
 from ._activations import SPECS
 from ._validation import check_float, check_int
-from .layers import Activation, Dense
+from .layers import Activation, Dense, fused_activations
 
 
 class TrainingWarning(UserWarning):
@@ -281,10 +281,17 @@ class Progress:
 
 def _effective_activation(layer):
     if isinstance(layer, Dense):
-        return layer.epilogue[0]
-    if isinstance(layer, Activation) and not layer.fused:
+        return layer.epilogue[0]  # (its own, or the activation layer's it ran, fused)
+    if isinstance(layer, Activation):
         return layer.activation
     return None
+
+
+def _running_layers(model):
+    """(index, layer) of the layers that run their own forward: not an activation layer that the
+    model runs inside the Dense before it."""
+    fused = fused_activations(model.layers)
+    return [(i, layer) for i, layer in enumerate(model.layers) if i - 1 not in fused]
 
 
 def _saturated(activation, A):
@@ -305,7 +312,8 @@ class Monitor:
     def on_epoch_begin(self, trainer, epoch):
         self.epoch, self.first = epoch, len(trainer.history.loss) + 1
         self.n_batches = trainer.n_batches
-        self.relu_layers = [l for l in trainer.model.layers if _effective_activation(l) == "relu"]
+        self.relu_layers = [l for _, l in _running_layers(trainer.model)
+                            if _effective_activation(l) == "relu"]
         self.fired = {}  # per ReLU layer: which units fired at least once this epoch
         self.before = self._parameters(trainer) if self.n_batches == 1 else None
 
@@ -350,7 +358,7 @@ class Monitor:
                               kind=f"update ratio {label}")
         history.update_ratio.append(ratios)
         activations, gradients = {}, {}
-        for i, layer in enumerate(model.layers):
+        for i, layer in _running_layers(model):
             A = getattr(layer, "_A", None)
             if A is None or not isinstance(layer, (Dense, Activation)):
                 continue

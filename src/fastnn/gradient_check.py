@@ -6,6 +6,7 @@ f may return an array: the checked quantity is sum(f(x) * df).
 import numpy as np
 
 from ._validation import check_float, check_int
+from .layers import fused_activations
 
 
 def numerical_gradient(f, x, df=None, h=1e-6, coords=None):
@@ -107,8 +108,9 @@ class GradcheckResult:
 
 def _kink_state(layers, scores, y, loss_name):
     """Which side of every kink the current evaluation is on (compared before and after a step)."""
-    state = [pattern for pattern in (layer.kink_pattern() for layer in layers)
-             if pattern is not None]
+    fused = fused_activations(layers)  # (those run inside the Dense before them)
+    state = [pattern for pattern in (layer.kink_pattern() for i, layer in enumerate(layers)
+                                     if i - 1 not in fused) if pattern is not None]
     from .losses import SPECS
     spec = SPECS.get(loss_name)
     if spec is not None and spec.margins is not None:

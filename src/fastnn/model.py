@@ -5,14 +5,14 @@ import threading
 import numpy as np
 
 from . import losses
-from ._mixed import check_compute_dtype
+from ._mixed import attach_copies, check_compute_dtype, detach_copies, refresh_copies
 from ._model_state import flatten_parameters, load_state, state_arrays
 from ._step import CompiledStep
 from ._summary import summary as _summary
 from ._validation import as_labels, check_int
 from .init import default_init
-from .layers import (Activation, Buffer, Dense, Layer, all_finite, as_dtype, first_trainable,
-                     gradients_written, input_checked)
+from .layers import (Buffer, Layer, all_finite, as_dtype, bf16_compute, first_trainable,
+                     fused_activations, gradients_written, input_checked)
 
 
 def softmax(scores):
@@ -66,11 +66,15 @@ class Sequential:
         self.seed = seed
         self.layers = list(layers)
         self.training = True
-        self._fuse_activations()
         rng = np.random.default_rng(seed)
+        fused = fused_activations(self.layers)
         for i, layer in enumerate(self.layers):
             layer.name = f"layer {i} ({layer!r})"
-            layer.reset_parameters(self.dtype, rng)
+            if i in fused and layer.init_is_default:
+                # Dense(a, b) + ReLU() is initialized like Dense(a, b, activation="relu")
+                layer.reset_parameters(self.dtype, rng, init=default_init(fused[i][0]))
+            else:
+                layer.reset_parameters(self.dtype, rng)
         integer_seed = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
         stream_seed = int(seed) if integer_seed else int(rng.integers(2**63))
         for i, layer in enumerate(self.layers):
@@ -82,20 +86,8 @@ class Sequential:
         self._dscores = Buffer(self.out_features, self.dtype) if self.out_features else None
         self._compiled = CompiledStep()
         self._training_call = threading.Lock()  # held by the training operation under way
-
-    def _fuse_activations(self):
-        """Run an activation layer that follows an identity Dense inside the Dense's kernel.
-        A Dense whose init was left to its default takes the activation's default init, so
-        Dense(a, b) + ReLU() is initialized like Dense(a, b, activation="relu")."""
-        for before, after in zip(self.layers, self.layers[1:]):
-            if isinstance(after, Activation):
-                fuse = (isinstance(before, Dense) and before.activation == "identity"
-                        and not after.fused)
-                if fuse:
-                    before.epilogue = (after.activation, after.alpha)
-                    after.fused = True
-                    if before.init_is_default:
-                        before.init = default_init(after.activation)
+        self._copies = threading.Lock()  # held while the bf16 parameter copies are written
+        self.compute_dtype = self._compute_dtype
 
     @property
     def compute_dtype(self):
@@ -106,6 +98,10 @@ class Sequential:
     @compute_dtype.setter
     def compute_dtype(self, value):
         self._compute_dtype = check_compute_dtype("Sequential", value, self.dtype)
+        if value == "bfloat16":
+            attach_copies(self.parameters(), None if self._flat is None else self._flat[0])
+        else:
+            detach_copies(self.parameters())
 
     @property
     def in_features(self):
@@ -171,12 +167,20 @@ class Sequential:
         reduction."""
         if not all_finite(X):
             raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
-        checked = input_checked.set(True)
+        bf16 = self._compute_dtype == "bfloat16"
+        if bf16:
+            refresh_copies(self.parameters(), self._copies)
+        checked, compute = input_checked.set(True), bf16_compute.set(bf16)
+        fused = fused_activations(self.layers)
         try:
-            for layer in self.layers:
-                X = layer.forward(X, training=training)
+            for i, layer in enumerate(self.layers):
+                if i in fused:
+                    X = layer.forward(X, training=training, epilogue=fused[i])
+                elif i - 1 not in fused:  # (an activation fused into the Dense before it)
+                    X = layer.forward(X, training=training)
         finally:
             input_checked.reset(checked)
+            bf16_compute.reset(compute)
         if not training:
             self._compiled.stale = True
         self._output_shape = X.shape
@@ -210,9 +214,10 @@ class Sequential:
     def _backward(self, dscores, input_grad=False):
         # Below the first layer with a trainable parameter nothing needs a gradient.
         stop = 0 if input_grad else first_trainable(self.layers)
-        grad = dscores
+        grad, fused = dscores, fused_activations(self.layers)
         for i in range(len(self.layers) - 1, stop - 1, -1):
-            grad = self.layers[i].backward(grad, need_dX=i > stop or bool(input_grad))
+            if i - 1 not in fused:
+                grad = self.layers[i].backward(grad, need_dX=i > stop or bool(input_grad))
         return np.array(grad, dtype=self.dtype) if input_grad else None
 
     def forward_backward(self, X, y, loss):
@@ -249,7 +254,8 @@ class Sequential:
         X = self.layers[0]._check_input(X, self.dtype, finite=False)
         n = X.shape[0]
         compiled = self._compiled
-        plan = compiled.plan_for(self, n, loss) if self._dscores is not None else None
+        plan = compiled.plan_for(self, n, loss) if (
+            self._dscores is not None and self._compute_dtype == "float32") else None
         if plan is not None:
             if not (finite and X is X_given) and not plan.all_finite(X):
                 raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")

@@ -144,24 +144,37 @@ def bias_vector(kernel, b, m, dtype):
     return b
 
 
-def bias_act_forward_args(Z, b, activation, alpha, out):
+def bf16_rounding(kernel, round_bf16, dtype):
+    """Checks the round_bf16 option of a dense kernel: a bool, True only in float32 (bfloat16
+    rounding emulates bfloat16 arithmetic on float32 arrays; float64 would be silently
+    meaningless)."""
+    if not isinstance(round_bf16, (bool, np.bool_)):
+        raise TypeError(f"{kernel}: round_bf16 must be True or False, got {round_bf16!r}")
+    if round_bf16 and dtype != np.float32:
+        raise ValueError(f"{kernel}: round_bf16=True needs float32 arrays, got {dtype}")
+
+
+def bias_act_forward_args(Z, b, activation, alpha, out, round_bf16=False):
     """(code, alpha, Z, b, out) of bias_act_forward: the activation code and alpha (see
-    activation_code), Z (N, M) in its own float dtype, b (M,) or None, out (N, M)."""
+    activation_code), Z (N, M) in its own float dtype, b (M,) or None, out (N, M); round_bf16
+    only with float32."""
     kernel = "bias_act_forward"
     code, alpha = activation_code(kernel, activation, alpha)
     dtype = float_dtype(kernel, "Z", Z)
+    bf16_rounding(kernel, round_bf16, dtype)
     Z = as_input(kernel, "Z", Z, dtype, 2)
     n, m = Z.shape
     out = as_output(kernel, "out", out, (n, m), dtype)
     return code, alpha, Z, bias_vector(kernel, b, m, dtype), out
 
 
-def bias_act_backward_args(dA, A, activation, alpha, dZ, db):
+def bias_act_backward_args(dA, A, activation, alpha, dZ, db, round_bf16=False):
     """(code, alpha, dA, A, dZ, db) of bias_act_backward, converted to A's dtype; db may be None
-    (no bias gradient)."""
+    (no bias gradient); round_bf16 only with float32."""
     kernel = "bias_act_backward"
     code, alpha = activation_code(kernel, activation, alpha)
     dtype = float_dtype(kernel, "A", A)
+    bf16_rounding(kernel, round_bf16, dtype)
     A = as_input(kernel, "A", A, dtype, 2)
     dA = as_input(kernel, "dA", dA, dtype, 2)
     if dA.shape != A.shape:
@@ -172,11 +185,13 @@ def bias_act_backward_args(dA, A, activation, alpha, dZ, db):
     return code, alpha, dA, A, dZ, db
 
 
-def dense_forward_args(X, W, b, activation, alpha, out):
-    """(code, alpha, X, W, b, out) of dense_forward, converted to W's dtype; b (M,) or None."""
+def dense_forward_args(X, W, b, activation, alpha, out, round_bf16=False):
+    """(code, alpha, X, W, b, out) of dense_forward, converted to W's dtype; b (M,) or None;
+    round_bf16 only with float32."""
     kernel = "dense_forward"
     code, alpha = activation_code(kernel, activation, alpha)
     dtype = float_dtype(kernel, "W", W)
+    bf16_rounding(kernel, round_bf16, dtype)
     W = as_input(kernel, "W", W, dtype, 2)
     X = as_input(kernel, "X", X, dtype, 2)
     n, (k, m) = X.shape[0], W.shape
@@ -186,12 +201,15 @@ def dense_forward_args(X, W, b, activation, alpha, out):
     return code, alpha, X, W, b, as_output(kernel, "out", out, (n, m), dtype)
 
 
-def dense_backward_args(dA, X, W, A, activation, alpha, dZ, dW, db, accumulate):
+def dense_backward_args(dA, X, W, A, activation, alpha, dZ, dW, db, accumulate,
+                        round_bf16=False):
     """(code, alpha, dA, X, W, A, dZ, dW, db) of dense_backward, converted to W's dtype; a
-    missing db starts at zero. dX is checked by the kernel, only when it is needed."""
+    missing db starts at zero; round_bf16 only with float32. dX is checked by the kernel, only
+    when it is needed."""
     kernel = "dense_backward"
     code, alpha = activation_code(kernel, activation, alpha)
     dtype = float_dtype(kernel, "W", W)
+    bf16_rounding(kernel, round_bf16, dtype)
     W = as_input(kernel, "W", W, dtype, 2)
     X = as_input(kernel, "X", X, dtype, 2)
     A = as_input(kernel, "A", A, dtype, 2)

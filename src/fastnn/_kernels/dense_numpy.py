@@ -7,6 +7,7 @@ import numpy as np
 
 from ._checks import (bias_act_backward_args, bias_act_forward_args, dense_backward_args,
                       dense_forward_args)
+from .bf16_numpy import round_bfloat16
 from .gemm_numpy import matmul_into, weight_gradients
 
 __all__ = ["bias_act_forward", "bias_act_backward", "dense_forward", "dense_backward"]
@@ -75,17 +76,21 @@ def _activation_backward(dA, A, code, alpha, dZ):
     np.multiply(dA, slope, out=dZ)
 
 
-def _bias_act(Z, b, code, alpha, out):
-    """out = act(Z + b), adding nothing when b is None; out may be Z."""
+def _bias_act(Z, b, code, alpha, out, round_bf16):
+    """out = act(Z + b), adding nothing when b is None, then rounded to bfloat16 when
+    round_bf16; out may be Z."""
     if b is None:
         np.copyto(out, Z)
     else:
         np.add(Z, b, out=out)
     _activate(out, code, alpha)
+    if round_bf16:
+        round_bfloat16(out, out=out)
 
 
-def _bias_act_grad(dA, A, code, alpha, dZ, db, accumulate):
-    """dZ = dA * act'(A); db (+)= the column sums of dZ unless db is None."""
+def _bias_act_grad(dA, A, code, alpha, dZ, db, accumulate, round_bf16):
+    """dZ = dA * act'(A); db (+)= the column sums of dZ unless db is None; then dZ is rounded
+    to bfloat16 when round_bf16 (db sums it unrounded)."""
     _activation_backward(dA, A, code, alpha, dZ)
     if db is not None:
         column_sum = dZ.sum(axis=0, dtype=np.float64)
@@ -93,44 +98,56 @@ def _bias_act_grad(dA, A, code, alpha, dZ, db, accumulate):
             db += column_sum
         else:
             db[...] = column_sum
+    if round_bf16:
+        round_bfloat16(dZ, out=dZ)
 
 
-def bias_act_forward(Z, b, *, activation="identity", alpha=0.0, out=None):
-    """out = act(Z + b). Z is (N, M), b is (M,) or None; out may be Z itself. Returns out."""
-    code, alpha, Z, b, out = bias_act_forward_args(Z, b, activation, alpha, out)
-    _bias_act(Z, b, code, alpha, out)
+def bias_act_forward(Z, b, *, activation="identity", alpha=0.0, out=None, round_bf16=False):
+    """out = act(Z + b). Z is (N, M), b is (M,) or None; out may be Z itself. Returns out.
+
+    round_bf16 (float32 only): out holds act(Z + b) rounded to bfloat16 (nearest even).
+    """
+    code, alpha, Z, b, out = bias_act_forward_args(Z, b, activation, alpha, out, round_bf16)
+    _bias_act(Z, b, code, alpha, out, round_bf16)
     return out
 
 
 def bias_act_backward(dA, A, *, activation="identity", alpha=0.0, dZ=None, db=None,
-                      accumulate=False):
+                      accumulate=False, round_bf16=False):
     """dZ = dA * act'(A); db = sum of dZ over rows (+= when accumulate). Returns (dZ, db).
 
     dA and A are (N, M); dZ may be dA itself. db=None skips the bias gradient.
+    round_bf16 (float32 only): db sums the unrounded dZ, dZ is stored rounded to bfloat16.
     """
-    code, alpha, dA, A, dZ, db = bias_act_backward_args(dA, A, activation, alpha, dZ, db)
-    _bias_act_grad(dA, A, code, alpha, dZ, db, accumulate)
+    code, alpha, dA, A, dZ, db = bias_act_backward_args(dA, A, activation, alpha, dZ, db,
+                                                        round_bf16)
+    _bias_act_grad(dA, A, code, alpha, dZ, db, accumulate, round_bf16)
     return dZ, db
 
 
-def dense_forward(X, W, b, *, activation="identity", alpha=0.0, out=None):
-    """out = act(X @ W + b) for X (N, K), W (K, M), b (M,) or None. Returns out (N, M)."""
-    code, alpha, X, W, b, out = dense_forward_args(X, W, b, activation, alpha, out)
+def dense_forward(X, W, b, *, activation="identity", alpha=0.0, out=None, round_bf16=False):
+    """out = act(X @ W + b) for X (N, K), W (K, M), b (M,) or None. Returns out (N, M).
+
+    round_bf16 (float32 only): out is rounded to bfloat16 after the activation, in the same pass.
+    """
+    code, alpha, X, W, b, out = dense_forward_args(X, W, b, activation, alpha, out, round_bf16)
     matmul_into(X, False, W, False, out, False)
-    _bias_act(out, b, code, alpha, out)
+    _bias_act(out, b, code, alpha, out, round_bf16)
     return out
 
 
 def dense_backward(dA, X, W, A, *, activation="identity", alpha=0.0, dZ=None, dW=None, db=None,
-                   dX=None, need_dX=True, accumulate=False):
+                   dX=None, need_dX=True, accumulate=False, round_bf16=False):
     """Gradients of a dense layer A = act(X @ W + b), given dA = dL/dA.
 
     dZ = dA * act'(A) (dZ may be dA itself); dW = X.T @ dZ; db = sum of dZ over rows;
     dX = dZ @ W.T, skipped when need_dX is False (a network's first layer).
     With accumulate, dW and db are added to instead of overwritten; dX is always overwritten.
+    round_bf16 (float32 only): db sums the unrounded dZ; dZ is stored rounded to bfloat16, and
+    dW and dX are computed from that rounded dZ.
     Returns (dX or None, dW, db).
     """
     code, alpha, dA, X, W, A, dZ, dW, db = dense_backward_args(dA, X, W, A, activation, alpha, dZ,
-                                                               dW, db, accumulate)
-    _bias_act_grad(dA, A, code, alpha, dZ, db, accumulate)
+                                                               dW, db, accumulate, round_bf16)
+    _bias_act_grad(dA, A, code, alpha, dZ, db, accumulate, round_bf16)
     return weight_gradients("dense_backward", X, W, dZ, dW, db, dX, need_dX, accumulate)

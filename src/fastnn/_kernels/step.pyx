@@ -75,13 +75,13 @@ cdef class DenseOp(Op):
 
     cdef int forward(self) except -1:
         matmul_into(self.input, False, self.W, False, self.output, False)
-        _run_bias_act_forward(self.output, self.b, self.output, self.code, self.alpha)
+        _run_bias_act_forward(self.output, self.b, self.output, self.code, self.alpha, False)
         return 0
 
     cdef int backward(self, cnp.ndarray grad_output) except -1:
         # A frozen W or b (fastnn.Parameter.requires_grad) comes as None: no gradient for it.
         _run_bias_act_backward(grad_output, self.output, self.dZ, self.db, self.code, self.alpha,
-                               False)
+                               False, False)
         if self.dW is not None:
             matmul_into(self.input, True, self.dZ, False, self.dW, False)
         if self.grad_input is not None:
@@ -105,13 +105,13 @@ cdef class ActivationOp(Op):
         self.code, self.alpha = code, alpha
 
     cdef int forward(self) except -1:
-        _run_bias_act_forward(self.input, self.zeros, self.output, self.code, self.alpha)
+        _run_bias_act_forward(self.input, self.zeros, self.output, self.code, self.alpha, False)
         return 0
 
     cdef int backward(self, cnp.ndarray grad_output) except -1:
         if self.grad_input is not None:
             _run_bias_act_backward(grad_output, self.output, self.grad_input, None, self.code,
-                                   self.alpha, False)
+                                   self.alpha, False, False)
         return 0
 
 

@@ -27,18 +27,20 @@ and backward only: an inference-mode forward (training=False) writes fresh array
 several threads can run inference on one layer at once (see Sequential).
 """
 
-from ._base import (DTYPES, LAYERS, Buffer, Layer, Parameter, _init_config, all_finite, as_dtype,
-                    first_trainable, flat_view, gradient_outputs, gradients_written, input_checked,
-                    positive_config, register, renewed)
+from ._base import (DTYPES, LAYERS, Buffer, FlatPlace, FlatStorage, Layer, Parameter, _init_config,
+                    all_finite, as_dtype, first_trainable, flat_run, gradient_outputs,
+                    gradients_written, input_checked, positive_config, register, renewed)
+from ._base import bf16_compute
 from .activations import (DEFAULT_ALPHA, ELU, Activation, Identity, LeakyReLU, PReLU, ReLU,
                           Sigmoid, Tanh, _activation_alpha, _kinks, activation_layers)
 from .batchnorm import BatchNorm
-from .dense import Dense
+from .dense import Dense, fused_activations
 from .dropout import Dropout, stream_seed
 from .units import Maxout
 
 __all__ = ["Activation", "BatchNorm", "Buffer", "DEFAULT_ALPHA", "DTYPES", "Dense", "Dropout",
-           "ELU", "Identity", "LAYERS", "Layer", "LeakyReLU", "Maxout", "PReLU", "Parameter",
-           "ReLU", "Sigmoid", "Tanh", "activation_layers", "all_finite", "as_dtype",
-           "first_trainable", "flat_view", "gradient_outputs", "gradients_written",
-           "input_checked", "positive_config", "register", "renewed", "stream_seed"]
+           "ELU", "FlatPlace", "FlatStorage", "Identity", "LAYERS", "Layer", "LeakyReLU", "Maxout",
+           "PReLU", "Parameter", "ReLU", "Sigmoid", "Tanh", "activation_layers", "all_finite",
+           "as_dtype", "first_trainable", "flat_run", "gradient_outputs", "gradients_written",
+           "input_checked", "positive_config", "register", "renewed", "stream_seed",
+           "bf16_compute", "fused_activations"]

@@ -42,7 +42,7 @@ class Parameter:
     """
 
     __slots__ = ("name", "_data", "_grad", "is_weight", "_grad_is_zero", "replaced",
-                 "_requires_grad")
+                 "_requires_grad", "_place", "_bf16", "_bf16_fresh")
 
     def __init__(self, data, name, is_weight=False, grad=None):
         self.name = name
@@ -52,6 +52,13 @@ class Parameter:
         self._grad_is_zero = grad is None
         self.replaced = False  # True once its layer holds another Parameter in its place
         self._requires_grad = True
+        self._place = None  # its FlatPlace once a Sequential keeps it in a FlatStorage
+        # A model computing in bfloat16 gives its parameters a bf16-valued copy (_bf16), the
+        # GEMMs' operand; _bf16_fresh says it holds the current data: set only by the pass that
+        # wrote both (an optimizer's fused update), cleared by any access through .data (the
+        # caller may write through it) and by the next training forward that used it.
+        self._bf16 = None
+        self._bf16_fresh = False
 
     @property
     def requires_grad(self):
@@ -66,6 +73,7 @@ class Parameter:
 
     @property
     def data(self):
+        self._bf16_fresh = False
         return self._data
 
     @data.setter
@@ -75,6 +83,7 @@ class Parameter:
             raise ValueError(f"Parameter {self.name}: data must keep its shape "
                              f"{self._data.shape}, got {value.shape} (a layer of another size "
                              "is a new layer)")
+        self._bf16_fresh = False
         self._data[...] = value
 
     @property
@@ -97,15 +106,15 @@ class Parameter:
 
     @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self):
-        return self.data.size
+        return self._data.size
 
     def zero_grad(self):
         self._grad_is_zero = True
@@ -122,6 +131,7 @@ def renewed(old, data, name, is_weight=False):
     if isinstance(old, Parameter):
         if old.shape == data.shape and old.dtype == data.dtype:
             old._data[...] = data
+            old._bf16_fresh = False
             old.zero_grad()
             return old
         old.replaced = True
@@ -129,22 +139,43 @@ def renewed(old, data, name, is_weight=False):
     return Parameter(data, name, is_weight=is_weight)
 
 
-def flat_view(arrays):
-    """The flat array that `arrays` (C-contiguous views of one 1-D array, of one dtype, one
-    after another) together make up, or None if they are not laid out so."""
-    first = arrays[0]
-    base = first.base
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+class FlatStorage:
+    """One flat data array and one flat gradient array that a model's parameters are views of,
+    one after another (Sequential's, made by fastnn._model_state.flatten_parameters)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data, grad):
+        self.data, self.grad = data, grad
+
+
+class FlatPlace:
+    """Where a Parameter lies in a FlatStorage: elements [start, stop) of its arrays, and the
+    views of them it was given (`data`, `grad`). It holds only while the Parameter's arrays are
+    those very views (see flat_run)."""
+
+    __slots__ = ("storage", "start", "stop", "data", "grad")
+
+    def __init__(self, storage, start, stop, data, grad):
+        self.storage, self.start, self.stop, self.data, self.grad = storage, start, stop, data, grad
+
+
+def flat_run(params):
+    """(storage, start, stop) when `params` (a non-empty list) make up elements [start, stop) of
+    one FlatStorage in this order, each right after the one before and still holding the views
+    its FlatPlace gave it; else None. An optimizer then updates them in one kernel call."""
+    first = params[0]._place
+    if first is None:
         return None
-    itemsize = base.itemsize
-    start, rest = divmod(first.ctypes.data - base.ctypes.data, itemsize)
-    end = start
-    for a in arrays:
-        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
-                or a.ctypes.data != base.ctypes.data + end * itemsize):
-            return None
-        end += a.size
-    return None if rest or start < 0 or end > base.size else base[start:end]
+    storage, stop = first.storage, first.start
+    for p in params:
+        place = p._place
+        if place is None or place.storage is not storage or place.start != stop \
+                or p._data is not place.data or p._grad is not place.grad \
+                or place.data.base is not storage.data or place.grad.base is not storage.grad:
+            return None  # (the last two: copy.deepcopy copies the views apart from the storage)
+        stop = place.stop
+    return storage, first.start, stop
 
 
 def gradient_outputs(params):
@@ -196,6 +227,9 @@ def all_finite(X):
 # True while a Sequential runs its layers: it checked the batch once, and what flows between its
 # layers is their own output, so the layers' forwards skip the scan for NaN/inf.
 input_checked = contextvars.ContextVar("fastnn_input_checked", default=False)
+# True while a Sequential with compute_dtype="bfloat16" runs its layers' forwards: the layers
+# with GEMMs take bf16 operands (fastnn._mixed).
+bf16_compute = contextvars.ContextVar("fastnn_bf16_compute", default=False)
 
 
 # The layer types the file format and the command line know, by class name: each built-in layer

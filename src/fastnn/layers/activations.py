@@ -20,15 +20,14 @@ def _kinks(activation, A):
 class Activation(Layer):
     """An elementwise activation as a layer of its own: A = act(X). Any shape (N, D) passes.
 
-    Prefer the fused form Dense(..., activation=...); a Sequential fuses an identity Dense
-    followed by an activation layer by itself (the layer then passes values through).
+    Prefer the fused form Dense(..., activation=...); a Sequential runs an activation layer that
+    follows an identity Dense inside the Dense's kernel by itself (see Dense).
     """
 
     activation = "identity"
 
     def __init__(self, alpha=None, dtype="float32"):
         self.alpha = _activation_alpha(type(self).__name__, self.activation, alpha)
-        self.fused = False
         self.reset_parameters(dtype)
 
     def reset_parameters(self, dtype="float32", rng=None):
@@ -41,9 +40,6 @@ class Activation(Layer):
 
     def forward(self, X, training=False):
         X = self._check_input(X, self.dtype)
-        if self.fused:
-            self._A = X
-            return X
         n, d = X.shape
         if training:
             self._size_buffers(d)
@@ -61,8 +57,6 @@ class Activation(Layer):
         dA = self._check_grad(dA, None if self._A is None else self._A.shape, self.dtype)
         if not need_dX:
             return None
-        if self.fused:
-            return dA
         self._size_buffers(dA.shape[1])  # (an inference forward does not make them)
         dX, _ = _backend.kernels.bias_act_backward(
             dA, self._A, activation=self.activation, alpha=self.alpha,
@@ -72,13 +66,11 @@ class Activation(Layer):
     def _step_held(self):
         """See Dense._step_held."""
         out = self._out
-        return (self.fused, self.activation, self.alpha, out and out._array,
+        return (self.activation, self.alpha, out and out._array,
                 out and self._dX._array)
 
     def _step_op(self, step, n, features, previous, need_dX):
-        """See Dense._step_op; fused into the Dense before it, there is no op."""
-        if self.fused:
-            return None, previous, self._leave(_A=previous)
+        """See Dense._step_op."""
         self._size_buffers(features)
         out = self._out.rows(n)
         op = step.ActivationOp(self, previous, out, self._dX.rows(n) if need_dX else None,
@@ -86,7 +78,7 @@ class Activation(Layer):
         return op, out, self._leave(_A=out)
 
     def kink_pattern(self):
-        return None if self.fused else _kinks(self.activation, self._A)
+        return _kinks(self.activation, self._A)
 
     def __repr__(self):
         alpha = f"alpha={self.alpha:g}" if self.activation in DEFAULT_ALPHA else ""

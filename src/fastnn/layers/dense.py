@@ -5,9 +5,9 @@ import numpy as np
 from .. import _backend
 from .._activations import CODES as ACTIVATIONS
 from ..init import check_init, default_init, initialize
-from ._base import (Buffer, Layer, as_dtype, gradient_outputs, gradients_written, _init_config,
-                    positive_config, register, renewed)
-from .activations import _activation_alpha, _kinks
+from ._base import (Buffer, Layer, as_dtype, bf16_compute, gradient_outputs, gradients_written,
+                    _init_config, positive_config, register, renewed)
+from .activations import Activation, _activation_alpha, _kinks
 
 
 @register
@@ -20,8 +20,8 @@ class Dense(Layer):
     (default otherwise), a float scale s for s * randn, or any name in fastnn.init.
 
     In a Sequential, an identity Dense followed by an activation layer (ReLU(), Tanh(), ...) runs
-    the activation inside this layer's fused kernel (`epilogue`); the activation layer then
-    passes values through.
+    that activation inside this layer's fused kernel: the model's forward gives it as
+    `epilogue` and skips the activation layer (the layers themselves keep their settings).
     """
 
     @classmethod
@@ -45,20 +45,24 @@ class Dense(Layer):
         self.init = default_init(activation) if init is None else init
         self.init_is_default = init is None
         check_init(self.init)
-        self.epilogue = (activation, self.alpha)
         self.reset_parameters(dtype, np.random.default_rng(seed))
 
-    def reset_parameters(self, dtype="float32", rng=None):
+    def reset_parameters(self, dtype="float32", rng=None, init=None):
+        """New W from `init` (default: this layer's) and zero b, in `dtype`."""
         dtype = as_dtype(dtype)
         rng = np.random.default_rng() if rng is None else rng
         shape = (self.in_features, self.out_features)
+        init = self.init if init is None else init
         self.W = renewed(getattr(self, "W", None),
-                         initialize(self.init, shape, rng, dtype, self._label()), "W", True)
+                         initialize(init, shape, rng, dtype, self._label()), "W", True)
         self.b = renewed(getattr(self, "b", None), np.zeros(self.out_features, dtype=dtype), "b")
         self._out = Buffer(self.out_features, dtype)
         self._dZ = Buffer(self.out_features, dtype)
         self._dX = Buffer(self.in_features, dtype)
+        self._Xb = None  # the bf16-rounded input of a bf16 forward (made at the first)
         self._X = self._A = None
+        self._bf16 = False  # whether the saved forward ran on bf16 operands
+        self.epilogue = (self.activation, self.alpha)  # the activation the last forward ran
 
     @property
     def dtype(self):
@@ -66,19 +70,31 @@ class Dense(Layer):
 
     def config(self):
         return dict(in_features=self.in_features, out_features=self.out_features,
-                    activation=self.activation, init=_init_config(self.init), alpha=self.alpha,
+                    activation=self.activation,
+                    init=None if self.init_is_default else _init_config(self.init),
+                    alpha=self.alpha,
                     dtype=self.dtype.name)
 
     def parameters(self):
         return [self.W, self.b]
 
-    def forward(self, X, training=False):
+    def forward(self, X, training=False, epilogue=None):
+        """act(X @ W + b) with this layer's activation, or (activation, alpha) `epilogue`'s."""
         X = self._check_input(X, self.dtype)
+        self.epilogue = epilogue = (self.activation, self.alpha) if epilogue is None else epilogue
+        activation, alpha = epilogue
+        kernels, n = _backend.kernels, X.shape[0]
+        W = self.W._data
+        self._bf16 = bf16 = bf16_compute.get()
+        if bf16:  # a bfloat16 Sequential: bf16 operands (its copy of W), bf16-valued output
+            if training and self._Xb is None:
+                self._Xb = Buffer(self.in_features, self.dtype)
+            X = kernels.round_bfloat16(X, out=self._Xb.rows(n) if training else None)
+            W = self.W._bf16
         self._X = X
-        activation, alpha = self.epilogue
-        self._A = A = _backend.kernels.dense_forward(
-            X, self.W.data, self.b.data, activation=activation, alpha=alpha,
-            out=self._out.rows(X.shape[0]) if training else None)
+        self._A = A = kernels.dense_forward(
+            X, W, self.b._data, activation=activation, alpha=alpha,
+            out=self._out.rows(n) if training else None, **_rounded(bf16))
         return A
 
     def backward(self, dA, need_dX=True):
@@ -88,9 +104,10 @@ class Dense(Layer):
         accumulate, (dW, db) = gradient_outputs(params)
         activation, alpha = self.epilogue
         dX, _, _ = _backend.kernels.dense_backward(
-            dA, self._X, self.W.data, self._A, activation=activation, alpha=alpha,
-            dZ=self._dZ.rows(n), dW=dW, db=db, dX=self._dX.rows(n) if need_dX else None,
-            need_dX=need_dX, accumulate=accumulate)
+            dA, self._X, self.W._bf16 if self._bf16 else self.W._data, self._A,
+            activation=activation, alpha=alpha, dZ=self._dZ.rows(n), dW=dW, db=db,
+            dX=self._dX.rows(n) if need_dX else None, need_dX=need_dX, accumulate=accumulate,
+            **_rounded(self._bf16))
         gradients_written(params)
         return dX
 
@@ -99,21 +116,24 @@ class Dense(Layer):
         while each is the same object)."""
         W, b = self.W, self.b
         return (W._data, W._grad, b._data, b._grad, self._out._array, self._dZ._array,
-                self._dX._array, self.epilogue, W._requires_grad, b._requires_grad)
+                self._dX._array, self.activation, self.alpha, W._requires_grad,
+                b._requires_grad)
 
-    def _step_op(self, step, n, features, previous, need_dX):
+    def _step_op(self, step, n, features, previous, need_dX, epilogue=None):
         """(the op of fastnn._kernels.step that does this layer's forward and backward on batches
         of n rows from `previous`, the op's output, the saved state it leaves here): forward
         and backward's arithmetic on forward and backward's arrays. previous is the output of
-        the op before, None for the batch itself (given to the op at each run)."""
-        activation, alpha = self.epilogue
+        the op before, None for the batch itself (given to the op at each run). epilogue: as
+        forward's."""
+        epilogue = (self.activation, self.alpha) if epilogue is None else epilogue
+        activation, alpha = epilogue
         W, b = self.W, self.b
         out = self._out.rows(n)
         op = step.DenseOp(self, previous, out, self._dX.rows(n) if need_dX else None, W.data,
                           b.data, W._grad if W.requires_grad else None,
                           b._grad if b.requires_grad else None, self._dZ.rows(n),
                           ACTIVATIONS[activation], float(alpha))
-        return op, out, self._leave(_X=previous, _A=out)
+        return op, out, self._leave(_X=previous, _A=out, epilogue=epilogue)
 
     def kink_pattern(self):
         return _kinks(self.epilogue[0], self._A)
@@ -121,3 +141,19 @@ class Dense(Layer):
     def __repr__(self):
         act = "" if self.activation == "identity" else f", {self.activation}"
         return f"Dense({self.in_features} -> {self.out_features}{act})"
+
+
+def _rounded(bf16):
+    return {"round_bf16": True} if bf16 else {}
+
+
+def fused_activations(layers):
+    """{index of a Dense: (activation, alpha)} for each identity Dense followed by an activation
+    layer: the model runs that activation in the Dense's kernel (its epilogue) and skips the
+    activation layer. The layers themselves are left as they are (either can be used alone, or
+    in another model, as what it is)."""
+    return {i: (after.activation, after.alpha)
+            for i, (before, after) in enumerate(zip(layers, layers[1:]))
+            if type(before) is Dense and before.activation == "identity"
+            and isinstance(after, Activation) and type(after).forward is Activation.forward
+            and type(after).backward is Activation.backward}

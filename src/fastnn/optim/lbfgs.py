@@ -18,8 +18,7 @@ import numbers
 
 import numpy as np
 
-from ..layers import flat_view
-from .optimizers import Optimizer
+from .optimizers import Optimizer, _FlatGroup
 
 
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
@@ -167,12 +166,10 @@ class LBFGS(Optimizer):
 
     def _flat_arrays(self, params):
         """(flat data view or None, flat grad view or None) of the trainable parameters."""
-        if self._layout is None or self._layout[0] != [(p._data, p._grad) for p in params]:
-            views = [(p._data, p._grad) for p in params]
-            data = flat_view([p._data for p in params]) if params else None
-            grad = flat_view([p._grad for p in params]) if params else None
-            self._layout = views, data, grad
-        return self._layout[1], self._layout[2]
+        if self._layout is None or not self._layout.still_valid(params):
+            self._layout = _FlatGroup.build(params, {})  # (LBFGS keeps no per-parameter state)
+        flat = self._layout.flat
+        return (flat._data, flat._grad) if flat is not None else (None, None)
 
     def _gather_grad(self, params):
         for p in params:
@@ -190,6 +187,7 @@ class LBFGS(Optimizer):
         return np.concatenate([p._data.ravel() for p in params])
 
     def _set_data(self, params, x):
+        _stale(params)
         data, _ = self._flat_arrays(params)
         if data is not None:
             data[...] = x
@@ -201,6 +199,7 @@ class LBFGS(Optimizer):
 
     def _add(self, params, t, d):
         """x += t * d, in the parameters' dtype."""
+        _stale(params)
         data, _ = self._flat_arrays(params)
         step = d * d.dtype.type(t)
         if data is not None:
@@ -317,3 +316,9 @@ class LBFGS(Optimizer):
         state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_steps, ro=ro, H_diag=H_diag,
                      prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
         return first_loss
+
+
+def _stale(params):
+    """The parameters' bf16 copies no longer hold their data (see Parameter)."""
+    for p in params:
+        p._bf16_fresh = False

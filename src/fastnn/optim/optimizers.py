@@ -6,14 +6,15 @@ import numpy as np
 
 from .. import _backend
 from .._validation import check_float
-from ..layers import Parameter, flat_view
+from ..layers import Parameter, flat_run
 
 
 class Optimizer:
     """Holds parameter groups (dicts with "params" and hyperparameters) and per-parameter state.
 
     When a group's parameters lie one after another in a single flat array, as a Sequential's do
-    (data in one array, gradients in another), step() updates the whole group in one kernel call
+    (data in one array, gradients in another: each Parameter records its place in the model's
+    FlatStorage, see fastnn.layers.flat_run), step() updates the whole group in one kernel call
     over the flat arrays, with its state in flat arrays too; each parameter's state entries are
     views of their part, so `state`, state_dict() and load_state_dict() read as if each
     parameter were updated on its own, and the numbers are the same. Frozen parameters
@@ -159,9 +160,11 @@ class _FlatGroup:
     def build(cls, params, all_state):
         if not params:
             return cls(params)
-        data, grad = flat_view([p._data for p in params]), flat_view([p._grad for p in params])
-        if data is None or grad is None:
+        run = flat_run(params)
+        if run is None:
             return cls(params)
+        storage, start, stop = run
+        data, grad = storage.data[start:stop], storage.grad[start:stop]
         states = [all_state.get(p, {}) for p in params]
         keys = set(states[0])
         if any(set(s) != keys for s in states) or any(
@@ -187,6 +190,8 @@ class _FlatGroup:
                     p.grad
         entries = len(self.state)
         optimizer._update(self.flat, hyperparameters, self.state)
+        for p in self.params:  # (their bf16 copies, if any, no longer hold their data)
+            p._bf16_fresh = False
         if len(self.state) != entries:  # the first step created the state
             self.share_arrays(optimizer.state)
         else:
