@@ -76,6 +76,33 @@ def test_resume_continues_the_run(tmp_path, capsys):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+@pytest.mark.filterwarnings("ignore:compute_dtype='bfloat16' runs by emulation:RuntimeWarning")
+def test_compute_dtype_bfloat16_trains_and_saves_a_bfloat16_model(tmp_path, capsys):
+    path, checkpoint = tmp_path / "bf16.npz", tmp_path / "ck.npz"
+    common = ["train", "--hidden", "32", "--schedule", "step", "--compute-dtype", "bfloat16"]
+    code, out, err = run(common + ["--epochs", "2", "--save", str(path),
+                                   "--checkpoint", str(checkpoint)], capsys)
+    assert code == 0, err
+    assert "float32 (bfloat16 compute)" in out
+    assert final_accuracy(out) > 0.5
+    model = fnn.load(path)
+    assert model.compute_dtype == "bfloat16" and model.dtype == np.float32
+    assert fnn.load_checkpoint(checkpoint).model.compute_dtype == "bfloat16"
+    # a run resumed in another compute dtype would not continue the run: refused
+    code, _, err = run(["train", "--quiet", "--hidden", "32", "--schedule", "step", "--epochs",
+                        "3", "--resume", str(checkpoint)], capsys)
+    assert code == 1
+    assert "trained with compute_dtype 'bfloat16', this run has compute_dtype 'float32'" in err
+    code, _, err = run(common + ["--quiet", "--epochs", "3", "--resume", str(checkpoint),
+                                 "--save", str(path)], capsys)
+    assert code == 0, err
+    assert fnn.load(path).compute_dtype == "bfloat16"
+    code, _, err = run(["train", "--quiet", "--epochs", "1", "--hidden", "8", "--save",
+                        str(path)], capsys)
+    assert code == 0, err
+    assert fnn.load(path).compute_dtype == "float32"  # the default
+
+
 def write_idx(path, array):
     codes = {np.dtype(np.uint8): 0x08}
     header = struct.pack(">HBB", 0, codes[array.dtype], array.ndim)
@@ -106,6 +133,9 @@ def test_check_command(capsys):
     (["train", "--dataset", "mnist"], "--data-dir"),
     (["train", "--dataset", "cifar10", "--data-dir", "/nonexistent"], "nonexistent"),
     (["train", "--resume", "/nonexistent/ck.npz"], "nonexistent"),
+    (["train", "--compute-dtype", "bfloat16", "--dtype", "float64"],
+     "--compute-dtype bfloat16 needs --dtype float32 (its weights are float32), got --dtype "
+     "float64"),
 ])
 def test_errors_are_reported_not_raised(argv, message, capsys):
     code, _, err = run(argv, capsys)

@@ -143,6 +143,7 @@ def test_plot_without_matplotlib_is_refused_before_training(tmp_path):
     (["--momentum", "2"], "--momentum must lie in [0, 1), got 2"),
     (["--warmup", "100", "--epochs", "5"], "--warmup 100 must be fewer than --epochs 5"),
     (["--warmup", "-1"], "expected an integer >= 0, got -1"),
+    (["--compute-dtype", "float16"], "argument --compute-dtype: invalid choice: 'float16'"),
 ])
 def test_bad_arguments_are_refused_with_a_clear_message(argv, message):
     result = fastnn("train", *argv)

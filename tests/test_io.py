@@ -162,6 +162,61 @@ def test_training_mode_and_integer_seed_are_kept(tmp_path):
     assert loaded.layers[2].get_extra_state() == unseeded.layers[2].get_extra_state()
 
 
+EMULATED = "ignore:compute_dtype='bfloat16' runs by emulation:RuntimeWarning"
+
+
+@pytest.mark.filterwarnings(EMULATED)
+def test_the_compute_dtype_is_recorded_and_restored(tmp_path):
+    model = small_model()
+    model.compute_dtype = "bfloat16"
+    optimizer = fnn.optim.Adam(model.parameters(), lr=0.01)
+    train(model, optimizer, 2)
+    X, _ = batch(99, "float32", n=40)
+    fnn.save_checkpoint(tmp_path / "ck.npz", model, optimizer)
+    model.save(tmp_path / "m.npz")
+    assert metadata(tmp_path / "m.npz")["compute_dtype"] == "bfloat16"
+    assert {a.dtype for a in entries(tmp_path / "ck.npz").values() if a.ndim} == \
+        {np.dtype(np.float32)}  # the parameters (master weights) stay float32
+    for loaded in (fnn.load(tmp_path / "m.npz"), fnn.load_checkpoint(tmp_path / "ck.npz").model):
+        assert loaded.compute_dtype == "bfloat16" and loaded.dtype == np.float32
+        assert_same_state(loaded, model)
+        for method in ("predict", "predict_proba"):
+            np.testing.assert_array_equal(getattr(loaded, method)(X), getattr(model, method)(X),
+                                          strict=True)
+    # float32 models record theirs too; a file written before compute_dtype loads as float32
+    path = tmp_path / "f.npz"
+    small_model().save(path)
+    assert metadata(path)["compute_dtype"] == "float32"
+    rewrite(path, meta=lambda m: m.pop("compute_dtype"))
+    assert fnn.load(path).compute_dtype == "float32"
+
+
+@pytest.mark.parametrize("value, match", [
+    ("float16", "invalid metadata 'compute_dtype': 'float16'; expected 'float32' or 'bfloat16'"),
+    (16, "invalid metadata 'compute_dtype': 16"),
+    (None, "invalid metadata 'compute_dtype': None"),
+])
+def test_an_unknown_compute_dtype_is_refused(value, match, tmp_path):
+    path = tmp_path / "m.npz"
+    small_model().save(path)
+    rewrite(path, meta=lambda m: m.update(compute_dtype=value))
+    with pytest.raises(ValueError, match=match) as info:
+        fnn.load(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+def test_bfloat16_with_float64_parameters_is_refused_before_anything_is_built(tmp_path,
+                                                                            monkeypatch):
+    path = tmp_path / "m.npz"
+    small_model("float64").save(path)
+    rewrite(path, meta=lambda m: m.update(compute_dtype="bfloat16"))
+    monkeypatch.setattr(fnn.Sequential, "__init__", None)  # building anything would fail
+    with pytest.raises(ValueError, match="'compute_dtype': 'bfloat16' needs float32 parameters, "
+                                         "the file declares dtype 'float64'") as info:
+        fnn.load(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
 @pytest.mark.parametrize("kind", [str, pathlib.Path])
 def test_paths_as_str_and_pathlib(kind, tmp_path):
     model = small_model()

@@ -159,10 +159,47 @@ def test_fastnn_options_train():
     assert kinds.count("BatchNorm") == 2 and kinds.count("Dropout") == 2
 
 
+@pytest.mark.filterwarnings("ignore:compute_dtype='bfloat16' runs by emulation:RuntimeWarning")
+def test_compute_dtype_bfloat16_fits_predicts_pickles_and_saves(tmp_path):
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(16,), compute_dtype="bfloat16", max_iter=20,
+                        learning_rate_init=0.01, random_state=0).fit(X, y)
+    assert clf.model_.compute_dtype == "bfloat16" and clf.model_.dtype == np.float32
+    assert clf.get_params()["compute_dtype"] == "bfloat16"
+    assert clone(clf).get_params() == clf.get_params()
+    assert clf.score(X, y) > 0.9
+    proba = clf.predict_proba(X)
+    assert proba.dtype == np.float64 and np.isfinite(proba).all()
+    clf.save(tmp_path / "clf.npz")
+    for again in (pickle.loads(pickle.dumps(clf)), fastnn.sklearn.load(tmp_path / "clf.npz")):
+        assert again.model_.compute_dtype == "bfloat16"
+        np.testing.assert_array_equal(again.predict_proba(X), proba)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), compute_dtype="bfloat16", max_iter=3,
+                       random_state=0).fit(X, X[:, :2])
+    assert reg.model_.compute_dtype == "bfloat16" and reg.predict(X).shape == (len(X), 2)
+
+
+@pytest.mark.filterwarnings("ignore:compute_dtype='bfloat16' runs by emulation:RuntimeWarning")
+def test_warm_start_takes_a_new_compute_dtype_but_not_new_weights():
+    X, y = blobs(n=60)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, warm_start=True,
+                        random_state=0).fit(X, y)
+    clf.set_params(compute_dtype="bfloat16").fit(X, y)  # float32 weights both: continues
+    assert clf.model_.compute_dtype == "bfloat16" and clf.n_iter_ == 4
+    clf.set_params(compute_dtype="float32").partial_fit(X, y)
+    assert clf.model_.compute_dtype == "float32" and clf.n_iter_ == 5
+    weights = clf.model_.state_dict()
+    with pytest.raises(ValueError, match="compute_dtype='float64' trains float64 weights, the "
+                                         "fitted network's are float32"):
+        clf.set_params(compute_dtype="float64").fit(X, y)
+    assert all(np.array_equal(v, clf.model_.state_dict()[k]) for k, v in weights.items())
+
+
 @pytest.mark.parametrize("param, value", [
     ("hidden_layer_sizes", (10, 0)), ("activation", "softplus"), ("optimizer", "lbfgs"),
     ("alpha", -1.0), ("batch_size", 0), ("learning_rate_init", 0.0), ("max_iter", 0),
     ("dropout", 1.0), ("schedule", "cyclic"), ("compute_dtype", "float16"),
+    ("compute_dtype", "bf16"), ("compute_dtype", None), ("compute_dtype", ["float32"]),
     ("backend", "gpu"), ("n_threads", 0), ("early_stopping_metric", "auc"),
     ("validation_fraction", 1.0), ("init", "nonsense"), ("ema", 1.5)])
 def test_bad_parameters_are_named(param, value):

@@ -1042,6 +1042,74 @@ def test_a_refused_resume_leaves_the_model_untouched(tmp_path):
     assert_same_state(model, before)
 
 
+# -- compute dtype -------------------------------------------------------------------------------
+
+EMULATED = "ignore:compute_dtype='bfloat16' runs by emulation:RuntimeWarning"
+
+
+@pytest.mark.filterwarnings(EMULATED)
+def test_compute_dtype_is_set_on_the_model_before_the_first_step():
+    X, y = blobs(103)
+    runs = {}
+    for own, asked in (("float32", "bfloat16"), ("bfloat16", None), ("bfloat16", "float32"),
+                       ("float32", None)):
+        model = make_model()
+        model.compute_dtype = own
+        trainer = make_trainer(model, epochs=2, compute_dtype=asked)
+        assert model.compute_dtype == own  # set by fit, not by the constructor
+        history = trainer.fit(X, y)
+        assert history.stop_reason == "completed"
+        assert model.compute_dtype == (asked or own)
+        runs[own, asked] = model.state_dict()
+    # the trainer's compute dtype trains as the model's own would, from the first step on
+    assert_same_state(runs["float32", "bfloat16"], runs["bfloat16", None])
+    assert_same_state(runs["bfloat16", "float32"], runs["float32", None])
+
+
+@pytest.mark.parametrize("value, error, match", [
+    ("float16", ValueError, "Trainer: compute_dtype must be one of 'float32', 'bfloat16', got "
+                            "'float16'"),
+    ("bf16", ValueError, "Trainer: compute_dtype must be one of"),
+    (16, TypeError, r"Trainer: compute_dtype must be None \(the model's own\) or one of"),
+    (np.float32, TypeError, "Trainer: compute_dtype must be None"),
+])
+def test_bad_compute_dtype(value, error, match):
+    model = make_model()
+    with pytest.raises(error, match=match):
+        make_trainer(model, compute_dtype=value)
+    assert model.compute_dtype == "float32"
+
+
+def test_bfloat16_compute_on_a_float64_model_is_refused_up_front():
+    model = make_model(dtype="float64")
+    with pytest.raises(ValueError, match="Trainer: compute_dtype='bfloat16' needs "
+                                         "dtype='float32'.*got dtype='float64'"):
+        make_trainer(model, compute_dtype="bfloat16")
+    make_trainer(model, compute_dtype="float32").fit(*blobs(40))
+    assert model.compute_dtype == "float32"
+
+
+@pytest.mark.filterwarnings(EMULATED)
+def test_resume_takes_the_runs_compute_dtype_and_refuses_another(tmp_path):
+    model, history, copy = run_with_copy(tmp_path, resumable_model, 3, 1,
+                                         compute_dtype="bfloat16")
+    assert model.compute_dtype == "bfloat16"
+    refused = resumable_model(seed=6)
+    before = refused.state_dict()
+    with pytest.raises(ValueError, match="trained with compute_dtype 'bfloat16', this Trainer "
+                                         "has compute_dtype 'float32'"):
+        build_trainer(refused, 3, compute_dtype="float32").resume(copy)
+    assert_same_state(refused, before)
+    assert refused.compute_dtype == "float32"
+    fresh = resumable_model(seed=6)
+    trainer = build_trainer(fresh, 3).resume(copy)
+    assert fresh.compute_dtype == "bfloat16"
+    X, y = blobs(103)
+    resumed = trainer.fit(X, y, validation_data=blobs(30, seed=1))
+    assert history_without_timing(resumed) == history_without_timing(history)
+    assert_same_state(fresh, model)
+
+
 # -- callbacks -----------------------------------------------------------------------------------
 
 def test_callbacks_once_per_step_and_once_per_epoch():

@@ -161,6 +161,9 @@ def train(args):
     if args.warmup >= args.epochs:
         raise ValueError(f"--warmup {args.warmup} must be fewer than --epochs {args.epochs} "
                          f"(the warm-up is part of the run)")
+    if args.compute_dtype == "bfloat16" and args.dtype != "float32":
+        raise ValueError(f"--compute-dtype bfloat16 needs --dtype float32 (its weights are "
+                         f"float32), got --dtype {args.dtype}")
     _check_outputs(args)
     _configure_runtime(args)
     X_train, y_train, X_val, y_val, name = load_data(args)
@@ -176,7 +179,8 @@ def train(args):
         constraint=regularization.MaxNorm(args.max_norm) if args.max_norm else None,
         early_stopping=EarlyStopping("val_loss", args.early_stopping)
         if args.early_stopping else None,
-        ema=args.ema, checkpoint=args.checkpoint, seed=args.seed, progress=not args.quiet)
+        ema=args.ema, checkpoint=args.checkpoint, seed=args.seed, progress=not args.quiet,
+        compute_dtype=args.compute_dtype)
     if args.resume:
         try:
             trainer.resume(args.resume)
@@ -191,7 +195,8 @@ def train(args):
         print(f"model: {' -> '.join(map(str, width))} ({args.activation}"
               f"{', batchnorm' if args.batchnorm else ''}"
               f"{f', dropout {args.dropout:g}' if args.dropout else ''}), "
-              f"{sum(p.size for p in model.parameters())} parameters, {args.dtype}, "
+              f"{sum(p.size for p in model.parameters())} parameters, {args.dtype}"
+              f"{' (bfloat16 compute)' if args.compute_dtype == 'bfloat16' else ''}, "
               f"{args.optimizer}, backend {_backend.get_backend()}, "
               f"{_backend.get_num_threads()} threads")
         if args.resume:

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import init
 from ._archive import CHUNK, _Archive
+from ._mixed import COMPUTE_DTYPES
 from ._save import ARRAY_REF, METADATA, OPTIMIZERS
 from .layers import LAYERS, Parameter, as_dtype
 from .model import Sequential
@@ -39,6 +40,13 @@ class _Reader(_Archive):
         m = self.metadata
         if m.get("dtype") not in ("float32", "float64"):
             raise self.invalid("metadata 'dtype'", m.get("dtype"), "'float32' or 'float64'")
+        compute = m.get("compute_dtype", "float32")  # (files written before it: float32)
+        if not isinstance(compute, str) or compute not in COMPUTE_DTYPES:
+            raise self.invalid("metadata 'compute_dtype'", compute,
+                               " or ".join(map(repr, COMPUTE_DTYPES)))
+        if compute == "bfloat16" and m["dtype"] != "float32":
+            raise self.error(f"invalid metadata 'compute_dtype': 'bfloat16' needs float32 "
+                             f"parameters, the file declares dtype {m['dtype']!r}")
         seed = m.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise self.invalid("metadata 'seed'", seed, "null or a non-negative integer")
@@ -203,7 +211,8 @@ class _Reader(_Archive):
                                  f"{spec['config']!r}: {error}") from error
         with init.deferred():
             model = Sequential(*layers, dtype=as_dtype(self.metadata["dtype"]),
-                               seed=self.metadata["seed"])
+                               seed=self.metadata["seed"],
+                               compute_dtype=self.metadata.get("compute_dtype", "float32"))
         for i, (layer, spec) in enumerate(zip(model.layers, self.metadata["layers"])):
             self._check_layer_values(i, layer, spec)
             layer.set_extra_state(spec["state"])

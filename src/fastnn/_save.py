@@ -68,7 +68,8 @@ def _model_entries(model):
     seed = model.seed
     seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "fastnn_version": __version__,
-                "dtype": model.dtype.name, "seed": seed, "training": bool(model.training),
+                "dtype": model.dtype.name, "compute_dtype": model.compute_dtype, "seed": seed,
+                "training": bool(model.training),
                 "layers": layers, "optimizer": None, "extra": None}
     arrays = {f"model/{key}": array for key, array in model._state_arrays().items()}
     return arrays, metadata

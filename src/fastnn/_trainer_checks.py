@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 
+from ._mixed import COMPUTE_DTYPES, check_compute_dtype
 from ._validation import _is_bool, as_binary_labels, as_labels, check_bool, check_float, check_int
 from .callbacks import EarlyStopping
 from .losses import SPECS, check_sample_weight
@@ -28,6 +29,17 @@ def check_collaborators(model, optimizer, schedule, regularization, constraint):
             raise TypeError(f"Trainer: {name} must be None or a penalty from "
                             f"fastnn.regularization (e.g. fastnn.regularization.{example}), got "
                             f"{value!r}")
+
+
+def check_compute(model, compute_dtype):
+    """Trainer's compute_dtype: None (the model's own) or one of COMPUTE_DTYPES, which fit sets
+    on the model (bfloat16 only for a float32 model)."""
+    if compute_dtype is None:
+        return None
+    if not isinstance(compute_dtype, str):
+        raise TypeError(f"Trainer: compute_dtype must be None (the model's own) or one of "
+                        f"{', '.join(map(repr, COMPUTE_DTYPES))}, got {compute_dtype!r}")
+    return check_compute_dtype("Trainer", compute_dtype, model.dtype)
 
 
 def check_thresholds(update_ratio_range, dead_threshold, gap_threshold):

@@ -209,6 +209,12 @@ def resume(trainer, path):
                          f"{_describe_schedule(mine)}: the learning rates would not continue "
                          "the run; resume with the same schedule (and, for a schedule over "
                          "the run's length, the same epochs) or start anew")
+    compute = state.model.compute_dtype
+    if trainer.compute_dtype not in (None, compute):
+        raise ValueError(f"Trainer.resume: {path} was trained with compute_dtype {compute!r}, "
+                         f"this Trainer has compute_dtype {trainer.compute_dtype!r}: the run "
+                         f"would not continue as it was; resume with {compute!r} or start anew")
+    trainer.model.compute_dtype = compute  # (refused, before anything is loaded, when unfit)
     trainer.model.load_state_dict(state.model.state_dict())
     for layer, saved_layer in zip(trainer.model.layers, state.model.layers):
         layer.set_extra_state(saved_layer.get_extra_state())  # Dropout's seed, index and step

@@ -14,6 +14,7 @@ from . import _backend, _cli_commands
 from ._activations import CODES as ACTIVATIONS
 from ._cli_commands import (CLASSIFICATION_LOSSES, DATASETS, OPTIMIZERS, SCHEDULES,  # noqa: F401
                             build_model, build_optimizer, build_schedule, load_data, load_dataset)
+from ._mixed import COMPUTE_DTYPES
 from ._version import __version__
 from .init import ALIASES, INITIALIZERS
 
@@ -146,6 +147,11 @@ def build_parser():
                             "restore the best epoch")
     group.add_argument("--ema", type=float, default=None, metavar="DECAY",
                        help="evaluate (and keep) an exponential moving average of the weights")
+    group.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default="float32",
+                       help="arithmetic of the matrix multiplies: float32, or bfloat16 operands "
+                            "with float32 accumulation (mixed precision: the weights, and the "
+                            "saved model's, stay float32; needs --dtype float32; emulated, and "
+                            "slower, on a CPU without bfloat16 instructions)")
     group.add_argument("--quiet", action="store_true",
                        help="print only the final result (no epoch lines, no warnings)")
     group = train.add_argument_group("files")

@@ -7,7 +7,9 @@
 
 The format (version 1) is a zip archive of .npy entries, the layout of numpy.savez:
     __metadata__            0-d unicode array holding a JSON object:
-                                format "fastnn", format_version 1, fastnn_version, dtype, seed,
+                                format "fastnn", format_version 1, fastnn_version, dtype,
+                                compute_dtype ("float32" or "bfloat16"; absent in files written
+                                before it, which load as "float32"), seed,
                                 training (the model's mode), layers: [{type, config, state}] (the
                                 layer's class name, layer.config(), layer.get_extra_state(); and
                                 "frozen", the names of its frozen parameters, when there are any),
@@ -43,8 +45,8 @@ from .model import Sequential
 # -- writing ---------------------------------------------------------------------------------
 
 def save(model, path, optimizer=None, extra=None):
-    """Write `model` (architecture, dtype, parameters, BatchNorm statistics, Dropout stream
-    positions) to `path` as a fastnn .npz file; with `optimizer` and `extra`, a checkpoint (see
+    """Write `model` (architecture, dtype, compute dtype, parameters, BatchNorm statistics,
+    Dropout stream positions) to `path` as a fastnn .npz file; with `optimizer` and `extra`, a checkpoint (see
     save_checkpoint). `path` (str or os.PathLike) is used as given: no suffix is added."""
     _check_model(model)
     _save.write(model, path, optimizer, extra)

@@ -25,7 +25,8 @@ import numpy as np
 from . import _backend
 from . import losses as _losses
 from ._best_epoch import monitored, track_best
-from ._trainer_checks import check_collaborators, check_fit, check_options, check_thresholds
+from ._trainer_checks import (check_collaborators, check_compute, check_fit, check_options,
+                              check_thresholds)
 from ._validation import check_bool, check_int
 from .augment import RandomFlipCrop
 from .callbacks import (EMA, EarlyStopping, History, Monitor, Progress, TrainingWarning, resume,
@@ -80,6 +81,9 @@ class Trainer:
     activation and gradient statistics, dead units); `update_ratio_range` (default: two orders
     of magnitude either side of the notes' 1e-3), `dead_threshold` and `gap_threshold` set when
     they warn.
+    compute_dtype: None (train in the model's own model.compute_dtype), or "float32" or
+    "bfloat16" (a float32 model only), which fit sets as the model's compute_dtype before the
+    first step (it stays the model's afterwards).
     """
 
     def __init__(self, model, optimizer, loss="softmax_cross_entropy", batch_size=64, epochs=10,
@@ -87,11 +91,12 @@ class Trainer:
                  ema=None, checkpoint=None, best_checkpoint=None, seed=0, progress=True,
                  callbacks=(), monitor=True, update_ratio_range=(1e-5, 1e-1),
                  dead_threshold=0.5, gap_threshold=0.15, drop_last=False, shuffle=True,
-                 augment=None):
+                 augment=None, compute_dtype=None):
         batch_size = check_int("Trainer: batch_size", batch_size, low=1)
         epochs = check_int("Trainer: epochs", epochs, low=0)
         check_collaborators(model, optimizer, schedule, regularization, constraint)
         early_stopping, ema, seed, shuffle = check_options(early_stopping, ema, seed, shuffle)
+        self.compute_dtype = check_compute(model, compute_dtype)
         self.model, self.optimizer = model, optimizer
         self.loss_fn = _losses.get(loss)
         self.loss_name = loss if isinstance(loss, str) else loss.__name__
@@ -160,6 +165,8 @@ class Trainer:
         validation is unweighted."""
         X, y, validation_data, sample_weight, self.early_stopping = check_fit(
             self, X, y, validation_data, sample_weight)
+        if self.compute_dtype is not None:
+            self.model.compute_dtype = self.compute_dtype
         history = self.history
         started = time.perf_counter()
         last_good = self._snapshot()
@@ -360,9 +367,10 @@ class Trainer:
         """Continue a run from a checkpoint written with `checkpoint=`: parameters, optimizer
         state, epoch, shuffling generator, schedule and history. Returns self.
 
-        Only what continues the run exactly is accepted: a different optimizer class or a
+        Only what continues the run exactly is accepted: a different optimizer class, a
         schedule configured differently (e.g. a cosine schedule of another length, which is what
-        a longer `epochs` gives) raises ValueError before anything is loaded."""
+        a longer `epochs` gives) or a compute_dtype other than the run's raises ValueError
+        before anything is loaded; with compute_dtype=None the model takes the run's."""
         return resume(self, path)
 
     # -- reporting -----------------------------------------------------------------------------

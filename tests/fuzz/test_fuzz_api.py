@@ -176,11 +176,14 @@ TRAINER = {
     "regularization": lambda v: v is None,
     "constraint": lambda v: v is None,
     "shuffle": lambda v: isinstance(v, (bool, np.bool_)),
+    "compute_dtype": lambda v: v is None or (isinstance(v, str) and v in ("float32",
+                                                                        "bfloat16")),
 }
 
 
 @fuzz_settings
-@given(st.sampled_from(sorted(TRAINER)), ODD)
+@given(st.sampled_from(sorted(TRAINER)),
+       ODD | st.sampled_from(["float32", "bfloat16", "float64", "float16"]))
 def test_trainer_arguments(name, value):
     model = fnn.Sequential(fnn.Dense(3, 2), seed=0)
     opt = optim.SGD(model.parameters(), lr=0.1)

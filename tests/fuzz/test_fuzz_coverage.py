@@ -145,6 +145,9 @@ ARGUMENTS = {
                          lambda v: None),
     "Sequential.seed": (lambda v: fnn.Sequential(fnn.Dense(2, 2), seed=v), "seed",
                         lambda v: None),
+    "Sequential.compute_dtype": (lambda v: fnn.Sequential(fnn.Dense(2, 2), compute_dtype=v),
+                                 "compute_dtype", lambda v: isinstance(v, str) and
+                                 v in ("float32", "bfloat16")),
     "Sequential.predict.batch_size": (lambda v: model().predict(np.ones((3, 4)), batch_size=v),
                                       "batch_size", lambda v: is_int(v, 1) or None),
     "Sequential.train_step.optimizer": (lambda v: model().train_step(
@@ -167,7 +170,8 @@ ARGUMENTS = {
 
 @fuzz_settings
 @given(st.sampled_from(sorted(ARGUMENTS)), ODD | st.sampled_from(
-    ["he", "relu", "val_loss", "float32", "numpy", "cython", "", (1, 4, 4), [3, 4], {}]))
+    ["he", "relu", "val_loss", "float32", "bfloat16", "numpy", "cython", "", (1, 4, 4), [3, 4],
+     {}]))
 def test_arguments(which, value):
     make, name, valid = ARGUMENTS[which]
     backend, threads = fnn.get_backend(), fnn.get_num_threads()

@@ -111,7 +111,8 @@ def test_optimizer_hyperparameters_are_checked(name, data):
 
 @fuzz_settings
 @given(st.sampled_from(["batch_size", "epochs", "early_stopping", "ema", "seed",
-                        "schedule", "regularization", "constraint", "progress"]), WRONG)
+                        "schedule", "regularization", "constraint", "progress",
+                        "compute_dtype"]), WRONG)
 def test_trainer_arguments_are_checked_at_construction(key, value):
     model = fnn.Sequential(fnn.Dense(3, 2), seed=0)
     opt = fnn.optim.SGD(model.parameters(), lr=0.1)

@@ -14,7 +14,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .. import _backend, io
 from ..callbacks import History
 from ..model import Sequential
-from ._params import build_model, build_optimizer, build_trainer, check_params, is_int
+from ._params import DTYPES, build_model, build_optimizer, build_trainer, check_params, is_int
 
 # Checks of sklearn.utils.estimator_checks that a minibatch learner cannot pass, with the reason
 # (pass as check_estimator(est, expected_failed_checks=EXPECTED_FAILED_CHECKS)).
@@ -124,7 +124,12 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError(f"{type(self).__name__}: the data has {X.shape[1]} features "
                                  f"and {n_out} outputs, the fitted network "
                                  f"{self.model_.in_features} and {self.model_.out_features}")
-            X = X.astype(self.compute_dtype, copy=False)
+            elif self.model_.dtype.name != DTYPES[self.compute_dtype][0]:
+                raise ValueError(f"{type(self).__name__}: compute_dtype={self.compute_dtype!r} "
+                                 f"trains {DTYPES[self.compute_dtype][0]} weights, the fitted "
+                                 f"network's are {self.model_.dtype.name}: fit afresh "
+                                 "(warm_start=False) to change them")
+            X = X.astype(self.model_.dtype, copy=False)
             validation = None
             if self.early_stopping and not incremental:
                 X, targets, sample_weight, validation = self._split(X, targets, sample_weight,

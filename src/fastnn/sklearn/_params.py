@@ -17,6 +17,9 @@ ACTIVATION_LAYERS = {cls.activation: cls for cls in LAYERS.values()
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
               "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
 SCHEDULES = (None, "constant", "cosine", "step", "exponential", "inverse-time")
+# compute_dtype -> (the weights' dtype, the network's compute_dtype)
+DTYPES = {"float32": ("float32", "float32"), "float64": ("float64", "float32"),
+          "bfloat16": ("float32", "bfloat16")}
 
 PARAMETERS_DOC = """
     Parameters (scikit-learn's names where the meaning is the same)
@@ -84,8 +87,10 @@ PARAMETERS_DOC = """
     ema : float or None, default=None
         Keep an exponential moving average of the weights with this decay (e.g. 0.999); the
         averaged weights are validated and kept.
-    compute_dtype : {"float32", "float64"}, default="float32"
-        Precision of the weights and the arithmetic (outputs are float64).
+    compute_dtype : {"float32", "float64", "bfloat16"}, default="float32"
+        Precision of the weights and the arithmetic (outputs are float64); "bfloat16" is mixed
+        precision: float32 weights, bfloat16 GEMM operands with float32 accumulation in fit
+        (fastnn.Sequential's compute_dtype).
     backend : {None, "cython", "numpy"}, default=None
         fastnn's kernels for fit and predict (None: the current backend).
     n_threads : int or None, default=None
@@ -168,8 +173,8 @@ def check_params(est):
         raise bad("max_norm", "None or a number > 0")
     if est.ema is not None and not (is_real(est.ema) and 0 < est.ema < 1):
         raise bad("ema", "None or a decay in (0, 1)")
-    if est.compute_dtype not in ("float32", "float64"):
-        raise bad("compute_dtype", "\"float32\" or \"float64\"")
+    if not isinstance(est.compute_dtype, str) or est.compute_dtype not in DTYPES:
+        raise bad("compute_dtype", "\"float32\", \"float64\" or \"bfloat16\"")
     if est.backend is not None and est.backend not in _backend.BACKENDS:
         raise bad("backend", f"None or one of {_backend.BACKENDS}")
     if est.n_threads is not None and not (is_int(est.n_threads) and est.n_threads > 0):
@@ -200,7 +205,8 @@ def build_model(est, sizes, n_in, n_out, seed):
             layers.append(Dropout(float(est.dropout)))
         width = size
     layers.append(Dense(width, n_out, init=est.init))
-    return Sequential(*layers, dtype=est.compute_dtype, seed=seed)
+    dtype, compute = DTYPES[est.compute_dtype]
+    return Sequential(*layers, dtype=dtype, seed=seed, compute_dtype=compute)
 
 
 def build_optimizer(est, model):
@@ -253,4 +259,5 @@ def build_trainer(est, model, optimizer, n_samples, epochs, seed, incremental):
                    if est.max_norm is not None else None,
                    early_stopping=stopping, ema=est.ema, seed=seed,
                    progress=bool(est.verbose), monitor=False,
-                   gap_threshold=float("inf"), shuffle=bool(est.shuffle))
+                   gap_threshold=float("inf"), shuffle=bool(est.shuffle),
+                   compute_dtype=DTYPES[est.compute_dtype][1])

@@ -3,7 +3,7 @@ import numpy as np
 from sklearn.base import RegressorMixin
 
 from ._base import _BaseMLP
-from ._params import ATTRIBUTES_DOC, PARAMETERS_DOC
+from ._params import ATTRIBUTES_DOC, DTYPES, PARAMETERS_DOC
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
@@ -32,7 +32,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if fresh:
             self._y_ndim = y.ndim
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-        targets = y.reshape(len(y), -1).astype(self.compute_dtype)
+        targets = y.reshape(len(y), -1).astype(DTYPES[self.compute_dtype][0])
         if targets.shape[1] != self.n_outputs_:
             raise ValueError(f"MLPRegressor: y has {targets.shape[1]} outputs, the fitted "
                              f"network {self.n_outputs_}")
