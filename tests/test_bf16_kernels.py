@@ -270,3 +270,138 @@ def test_round_bf16_converts_inputs_as_the_kernels_do(rng):
         got = kernels.bias_act_backward(dA.astype(np.float64)[:, ::-1][:, ::-1], A,
                                         activation="elu", alpha=1.0, round_bf16=True)
         np.testing.assert_array_equal(got[0], want[0])
+
+
+# ------------------------------------------------------------------------------------------------
+# optimizer updates: bf16_copy
+
+UPDATES = {
+    "sgd": lambda k, p, g, s, step, **kw: k.sgd_update(p, g, None, lr=0.1, **kw),
+    "sgd_weight_decay": lambda k, p, g, s, step, **kw: k.sgd_update(
+        p, g, None, lr=0.1, weight_decay=0.01, **kw),
+    "sgd_momentum": lambda k, p, g, s, step, **kw: k.sgd_update(
+        p, g, s[0], lr=0.1, momentum=0.9, first_step=step == 1, **kw),
+    "sgd_nesterov": lambda k, p, g, s, step, **kw: k.sgd_update(
+        p, g, s[0], lr=0.1, momentum=0.9, nesterov=True, dampening=0.0, first_step=step == 1,
+        **kw),
+    "adagrad": lambda k, p, g, s, step, **kw: k.adagrad_update(
+        p, g, s[0], lr=0.1, lr_decay=0.01, weight_decay=0.01, step=step, **kw),
+    "rmsprop": lambda k, p, g, s, step, **kw: k.rmsprop_update(p, g, s[0], None, None, lr=0.01,
+                                                               **kw),
+    "rmsprop_centered_momentum": lambda k, p, g, s, step, **kw: k.rmsprop_update(
+        p, g, s[0], s[1], s[2], lr=0.01, centered=True, momentum=0.9, weight_decay=0.01, **kw),
+    "adam": lambda k, p, g, s, step, **kw: k.adam_update(p, g, s[0], s[1], None, lr=0.01,
+                                                         step=step, **kw),
+    "adam_amsgrad": lambda k, p, g, s, step, **kw: k.adam_update(
+        p, g, s[0], s[1], s[2], lr=0.01, weight_decay=0.01, step=step, amsgrad=True, **kw),
+    "adamw": lambda k, p, g, s, step, **kw: k.adam_update(
+        p, g, s[0], s[1], None, lr=0.01, weight_decay=0.1, step=step,
+        decoupled_weight_decay=True, **kw),
+}
+# Odd shapes; with a copy the last two are updated in pieces (of 8192), which the last one also
+# spreads over threads (above the suite's 65536 threshold).
+UPDATE_SHAPES = [(1,), (7, 13), (33, 65), (20_001,), (70_001,)]
+
+
+def _run_updates(kernels, update, p0, grads, copy):
+    """Three steps of `update` from p0 with fresh state; the param (and the copy) after each."""
+    p = p0.copy()
+    states = [np.zeros_like(p0) for _ in range(3)]
+    seen = []
+    for step, g in enumerate(grads, start=1):
+        assert UPDATES[update](kernels, p, g, states, step, **(
+            {"bf16_copy": copy} if copy is not None else {})) is None
+        seen.append((p.copy(), None if copy is None else copy.copy()))
+    return seen, states
+
+
+@pytest.mark.parametrize("shape", UPDATE_SHAPES, ids=str)
+@pytest.mark.parametrize("update", sorted(UPDATES))
+def test_updates_write_the_rounded_param_into_bf16_copy(rng, update, shape):
+    p0 = rng.standard_normal(shape).astype(F32)
+    grads = [rng.standard_normal(shape).astype(F32) for _ in range(3)]
+    params = {}
+    for kernels in (C, P):
+        plain, plain_states = _run_updates(kernels, update, p0, grads, None)
+        copy = np.full(shape, np.nan, F32)
+        with_copy, states = _run_updates(kernels, update, p0, grads, copy)
+        for (p, _), (q, c) in zip(plain, with_copy):
+            np.testing.assert_array_equal(q, p)  # the update itself is unchanged
+            np.testing.assert_array_equal(c, kernels.round_bfloat16(q))
+        for s, t in zip(states, plain_states):
+            np.testing.assert_array_equal(s, t)
+        assert not np.array_equal(with_copy[-1][0], with_copy[-1][1])  # a real rounding
+        params[kernels.name] = with_copy[-1][0]
+    # The backends' updates agree to float32 tolerance (test_optimizers.py compares them).
+    assert_close(params["cython"], params["numpy"], scale=float(np.abs(p0).max()) + 1.0)
+
+
+def _bad_copies(shape):
+    base = np.zeros(2 * int(np.prod(shape)), F32)
+    read_only = np.zeros(shape, F32)
+    read_only.flags.writeable = False
+    return {
+        "float64": (np.zeros(shape), TypeError),
+        "float16": (np.zeros(shape, np.float16), TypeError),
+        "list": (np.zeros(shape, F32).tolist(), TypeError),
+        "shape": (np.zeros((shape[0] + 1,), F32), ValueError),
+        "non_contiguous": (base[::2], ValueError),
+        "read_only": (read_only, ValueError),
+    }
+
+
+@pytest.mark.parametrize("case", ["float64", "float16", "list", "shape", "non_contiguous",
+                                  "read_only"])
+@pytest.mark.parametrize("update", ["sgd_momentum", "adagrad", "rmsprop_centered_momentum",
+                                    "adam_amsgrad"])
+def test_bad_bf16_copies_are_refused_alike_and_nothing_is_written(update, case):
+    shape = (6,)
+    for kernels in (C, P):
+        copy, error = _bad_copies(shape)[case]
+        p = np.ones(shape, F32)
+        states = [np.zeros(shape, F32) for _ in range(3)]
+        with pytest.raises(error, match="bf16_copy"):
+            UPDATES[update](kernels, p, np.ones(shape, F32), states, 1, bf16_copy=copy)
+        np.testing.assert_array_equal(p, 1)
+        assert not any(s.any() for s in states)
+
+
+@pytest.mark.parametrize("update", sorted(UPDATES))
+def test_bf16_copy_refuses_float64_params_and_overlaps(update):
+    shape = (8,)
+    for kernels in (C, P):
+        p = np.ones(shape)
+        with pytest.raises(ValueError, match="bf16_copy needs a float32 param"):
+            UPDATES[update](kernels, p, np.ones(shape), [np.zeros(shape) for _ in range(3)], 1,
+                            bf16_copy=np.zeros(shape, F32))
+        np.testing.assert_array_equal(p, 1)
+        # sharing memory with any array the same loop reads or writes
+        big = np.ones(3 * shape[0], F32)
+        p, g = big[:8], np.ones(shape, F32)
+        states = [np.zeros(shape, F32) for _ in range(3)]
+        uses_state = update not in ("sgd", "sgd_weight_decay")  # (no momentum: no buffer)
+        for overlapping in (big[4:12], p, g) + ((states[0],) if uses_state else ()):
+            with pytest.raises(ValueError, match="bf16_copy must not overlap"):
+                UPDATES[update](kernels, p, g, states, 1, bf16_copy=overlapping)
+        np.testing.assert_array_equal(p, 1)
+        # disjoint views of one array are fine
+        UPDATES[update](kernels, p, g, states, 1, bf16_copy=big[8:16])
+        np.testing.assert_array_equal(big[8:16], kernels.round_bfloat16(p))
+
+
+def test_bf16_copy_is_checked_with_converted_gradients():
+    """A gradient of another dtype or layout is converted as without bf16_copy (its copy
+    cannot overlap), and the result is the same."""
+    rng = np.random.default_rng(1)
+    p0 = rng.standard_normal((5, 7)).astype(F32)
+    g = rng.standard_normal((5, 7))
+    for kernels in (C, P):
+        p1, p2 = p0.copy(), p0.copy()
+        c1, c2 = np.empty_like(p0), np.empty_like(p0)
+        kernels.adam_update(p1, g, np.zeros_like(p0), np.zeros_like(p0), None, lr=0.1, step=1,
+                            bf16_copy=c1)
+        kernels.adam_update(p2, np.asfortranarray(g.astype(F32)), np.zeros_like(p0),
+                            np.zeros_like(p0), None, lr=0.1, step=1, bf16_copy=c2)
+        np.testing.assert_array_equal(p1, p2)
+        np.testing.assert_array_equal(c1, c2)
+        np.testing.assert_array_equal(c1, kernels.round_bfloat16(p1))
