@@ -20,7 +20,16 @@ class Optimizer:
     parameter were updated on its own, and the numbers are the same. Frozen parameters
     (`requires_grad = False`) are skipped: no update, no weight decay, no state; freezing the
     first layers of a Sequential leaves the rest one flat run, still updated in one call.
+
+    A model computing in bfloat16 keeps a bf16-valued copy of each parameter (its GEMM
+    operand). The built-in optimizers write it in the update's own pass (the kernels'
+    bf16_copy), over the flat run when the copies lie in one store laid out like the flat data,
+    and mark it fresh, so the next forward does not round the weights again. Only an `_update`
+    whose class sets `_update_writes_bf16 = True` is trusted to do so: a subclass that overrides
+    `_update` leaves the copies stale, and the forward rounds them.
     """
+
+    _update_writes_bf16 = False
 
     def __init__(self, params, defaults):
         params = list(params)
@@ -32,6 +41,7 @@ class Optimizer:
         self.state = {}
         self._flat = {}  # id(group) -> _FlatGroup, built at the first step
         self._checked = {}  # id(group) -> the group's values when last checked
+        self._writes_bf16 = _writes_bf16_copies(type(self))
         for group in groups:
             self.add_param_group(group)
 
@@ -88,10 +98,19 @@ class Optimizer:
             else:
                 for p in params:
                     self._update(p, group, self.state.setdefault(p, {}))
+                    p._bf16_fresh = self._bf16_copy(p) is not None
         return loss
 
     def _update(self, p, group, state):
         raise NotImplementedError
+
+    def _bf16_copy(self, p):
+        """The array this optimizer's update writes p's bf16 copy into (the kernels'
+        bf16_copy), or None: when p has none, or _update does not write it (see Optimizer)."""
+        copy = p._bf16
+        if copy is None or not self._writes_bf16 or copy.shape != p._data.shape:
+            return None
+        return copy
 
     def state_dict(self):
         """Hyperparameters per group and copies of the state, keyed by parameter index."""
@@ -142,6 +161,36 @@ _grad_cleared = attrgetter("_grad_is_zero")
 _replaced = attrgetter("replaced")
 
 
+def _writes_bf16_copies(cls):
+    """Whether cls's _update writes the bf16 copies: the class that defines _update says so
+    (a subclass that overrides it does not inherit the promise)."""
+    owner = next(k for k in cls.__mro__ if "_update" in vars(k))
+    return bool(vars(owner).get("_update_writes_bf16", False))
+
+
+def _flat_copy(params, storage, start, stop):
+    """Elements [start, stop) of the one array the params' bf16 copies are views of, when it is
+    laid out like storage.data (fastnn._mixed.attach_copies) and each copy is its part, in
+    order; else None (a float32 model has no copies)."""
+    base = getattr(params[0]._bf16, "base", None)
+    if not (isinstance(base, np.ndarray) and base.dtype == np.float32
+            and base.shape == storage.data.shape and base.flags.c_contiguous
+            and base.flags.writeable):
+        return None
+    origin, offset = _address(base), start
+    for p in params:
+        copy = p._bf16
+        if not (isinstance(copy, np.ndarray) and copy.base is base and copy.shape == p.shape
+                and copy.flags.c_contiguous and _address(copy) == origin + offset * 4):
+            return None
+        offset += p.size
+    return base[start:stop]
+
+
+def _address(array):
+    return array.__array_interface__["data"][0]
+
+
 class _FlatGroup:
     """A parameter group updated as one flat Parameter (see Optimizer). Falsy when the group's
     parameters are not laid out in one flat array, or their states differ in what they hold;
@@ -150,7 +199,7 @@ class _FlatGroup:
 
     def __init__(self, params, flat=None, state=None):
         self.params, self.flat, self.state = list(params), flat, state
-        self.views = [(p._data, p._grad) for p in params]
+        self.views = [(p._data, p._grad, p._bf16) for p in params]
         self.counters, self.param_states = [], []
 
     def __bool__(self):
@@ -172,6 +221,7 @@ class _FlatGroup:
                 for s in states for k in keys):
             return cls(params)
         flat = Parameter(data, "flat", grad=grad)
+        flat._bf16 = _flat_copy(params, storage, start, stop)
         state = {k: (np.concatenate([s[k].ravel() for s in states]).astype(data.dtype)
                      if isinstance(states[0][k], np.ndarray) else states[0][k]) for k in keys}
         group = cls(params, flat, state)
@@ -179,9 +229,11 @@ class _FlatGroup:
         return group
 
     def still_valid(self, params):
-        """Whether the group holds the same parameters, still views of the same flat arrays."""
+        """Whether the group holds the same parameters, still views of the same flat arrays (and
+        the same bf16 copies: a model's compute_dtype may change)."""
         return params == self.params and all(
-            p._data is d and p._grad is g for p, (d, g) in zip(params, self.views))
+            p._data is d and p._grad is g and p._bf16 is c
+            for p, (d, g, c) in zip(params, self.views))
 
     def update(self, optimizer, hyperparameters):
         if any(map(_grad_cleared, self.params)):
@@ -190,8 +242,9 @@ class _FlatGroup:
                     p.grad
         entries = len(self.state)
         optimizer._update(self.flat, hyperparameters, self.state)
-        for p in self.params:  # (their bf16 copies, if any, no longer hold their data)
-            p._bf16_fresh = False
+        fresh = optimizer._bf16_copy(self.flat) is not None  # (the update wrote their copies)
+        for p in self.params:
+            p._bf16_fresh = fresh
         if len(self.state) != entries:  # the first step created the state
             self.share_arrays(optimizer.state)
         else:
@@ -224,6 +277,8 @@ class SGD(Optimizer):
         p -= lr * g
     """
 
+    _update_writes_bf16 = True  # (its kernel call passes bf16_copy)
+
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -247,7 +302,8 @@ class SGD(Optimizer):
         _backend.kernels.sgd_update(
             p.data, p.grad, buf, lr=group["lr"], momentum=momentum,
             dampening=group["dampening"], nesterov=group["nesterov"],
-            weight_decay=group["weight_decay"], first_step=first_step)
+            weight_decay=group["weight_decay"], first_step=first_step,
+            bf16_copy=self._bf16_copy(p))
 
 
 def _zeros_state(state, p, *names):
@@ -259,6 +315,8 @@ def _zeros_state(state, p, *names):
 class Adagrad(Optimizer):
     """Adagrad, as torch.optim.Adagrad: per-coordinate learning rates from the sum of squared
     gradients. param -= lr / (1 + (t - 1) * lr_decay) * g / (sqrt(sum g^2) + eps)."""
+
+    _update_writes_bf16 = True  # (its kernel call passes bf16_copy)
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10):
@@ -277,12 +335,15 @@ class Adagrad(Optimizer):
         state["step"] += 1
         _backend.kernels.adagrad_update(
             p.data, p.grad, state["sum"], lr=group["lr"], lr_decay=group["lr_decay"],
-            weight_decay=group["weight_decay"], eps=group["eps"], step=state["step"])
+            weight_decay=group["weight_decay"], eps=group["eps"], step=state["step"],
+            bf16_copy=self._bf16_copy(p))
 
 
 class RMSprop(Optimizer):
     """RMSprop, as torch.optim.RMSprop: a leaky average of squared gradients (decay `alpha`)
     normalizes the step; optional momentum and centering (subtract the mean gradient)."""
+
+    _update_writes_bf16 = True  # (its kernel call passes bf16_copy)
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False):
@@ -304,7 +365,7 @@ class RMSprop(Optimizer):
             p.data, p.grad, state["square_avg"], state.get("grad_avg"),
             state.get("momentum_buffer"), lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
             weight_decay=group["weight_decay"], momentum=group["momentum"],
-            centered=group["centered"])
+            centered=group["centered"], bf16_copy=self._bf16_copy(p))
 
 
 class Adam(Optimizer):
@@ -312,6 +373,7 @@ class Adam(Optimizer):
     param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps); weight_decay adds
     weight_decay * param to the gradient (L2). `amsgrad` uses the running maximum of v."""
 
+    _update_writes_bf16 = True  # (its kernel call passes bf16_copy)
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
@@ -339,7 +401,8 @@ class Adam(Optimizer):
             p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
             lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
             weight_decay=group["weight_decay"], step=state["step"],
-            decoupled_weight_decay=self._decoupled, amsgrad=group["amsgrad"])
+            decoupled_weight_decay=self._decoupled, amsgrad=group["amsgrad"],
+            bf16_copy=self._bf16_copy(p))
 
 
 class AdamW(Adam):
