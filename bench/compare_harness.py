@@ -279,6 +279,17 @@ def worker(shape, part, configs, threads, quick, engine="openblas", with_numpy=T
     return result
 
 
+def write_outputs(args, text, data):
+    """Print the report; write it to args.markdown and `data` to args.json when asked."""
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
+
+
 def source_version():
     """{"commit": short hash of HEAD, "src_dirty": uncommitted changes under src/}, or None outside
     a git checkout: which fastnn sources the run measured."""
