@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from compare_contenders import CONFIGS, SHAPES, architecture, make_batches  # noqa: E402
 from compare_harness import (MEMORY_STEPS, QUICK_MEMORY_STEPS, apply_threads,  # noqa: E402
                              bf16_arithmetic, engine_info, load_bench_conftest, measure_memory,
-                             source_version)
+                             source_version, write_outputs)
 from compare_roofline import cpu_isa  # noqa: E402
 
 DTYPES = ("float32", "bfloat16")
@@ -378,13 +378,7 @@ def main(argv=None):
     result["load_after"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     result["load_before"] = load_before
     text = report(result)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+    write_outputs(args, text, result)
 
 
 if __name__ == "__main__":

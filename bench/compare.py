@@ -24,7 +24,7 @@ import sys
 import time
 
 from compare_contenders import COMPUTE_DTYPES, CONFIGS, ENGINES, SHAPES
-from compare_harness import TORCH_PARTS, run_shape, source_version, worker
+from compare_harness import TORCH_PARTS, run_shape, source_version, worker, write_outputs
 from compare_report import report
 
 
@@ -80,14 +80,8 @@ def main(argv=None):
     results = [run_shape(shape, args) for shape in args.shapes]
     seconds = time.perf_counter() - started
     text = report(results, date, source, seconds, args.threads)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(date=date, command=sys.argv, source=source, seconds=seconds,
-                           results=results), f, indent=1)
+    write_outputs(args, text, dict(date=date, command=sys.argv, source=source, seconds=seconds,
+                                   results=results))
     if any("error" in r for r in results):
         sys.exit(1)
 

@@ -150,12 +150,10 @@ def engine_info():
 
 
 def bf16_arithmetic(info):
-    """How fastnn's compute_dtype="bfloat16" multiplies on the engine gemm_engine_info() describes:
-    "oneDNN IMPLEMENTATION" where oneDNN is the engine and has a bfloat16 matmul on this CPU, else
-    "emulated" (float32 GEMMs of operands rounded to bfloat16)."""
-    if info.get("engine") == "onednn" and info.get("onednn_bf16_implementation"):
-        return f"oneDNN {info['onednn_bf16_implementation']}"
-    return "emulated"
+    """How fastnn's compute_dtype="bfloat16" multiplies, from gemm_engine_info(): its
+    bf16_compute ("emulated": float32 GEMMs of operands rounded to bfloat16); "emulated" where
+    the checkout predates that key (it had no other way)."""
+    return info.get("bf16_compute") or "emulated"
 
 
 def fastnn_contenders(spec, optimizer, batch, sizes, batches, engine, with_numpy, losses, notes,
@@ -279,6 +277,17 @@ def worker(shape, part, configs, threads, quick, engine="openblas", with_numpy=T
                                                       "bfloat16")
         result["configs"][config] = entry
     return result
+
+
+def write_outputs(args, text, data):
+    """Print the report; write it to args.markdown and `data` to args.json when asked."""
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
 
 
 def source_version():

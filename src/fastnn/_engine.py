@@ -17,6 +17,7 @@ AUTO_MIN_WORK = 1 << 21
 _REPRESENTATIVE_SHAPE = (128, 512, 784)  # m, n, k: a batch of 128 through a 784-512 layer
 
 _requested = "auto"
+BF16_COMPUTE = "emulated"  # how compute_dtype="bfloat16" multiplies (gemm_engine_info)
 
 _INSTALL_HINT = ("oneDNN is installed with fastnn's `onednn` extra: pip install "
                  "\"fastnn[onednn]\" (from a clone: pip install \".[onednn]\")")
@@ -92,7 +93,9 @@ def gemm_engine_info():
     its float32 matmul of a 128 x 784 by 784 x 512 product on this CPU (e.g. "brg:avx512_core",
     "gemm:jit:f32"), whether or not it is the engine in use; onednn_bf16_implementation: the same
     for bfloat16 operands with float32 accumulation, None where the CPU has no bf16 matmul;
-    onednn_error: why oneDNN did not load (None when it did).
+    onednn_error: why oneDNN did not load (None when it did); bf16_compute: how a
+    compute_dtype="bfloat16" model multiplies: "emulated" (float32 GEMMs of operands rounded to
+    bfloat16; the layers do not call oneDNN's bfloat16 kernel yet, whatever the CPU).
     """
     onednn = _onednn()
     loaded = _onednn_loads()
@@ -107,6 +110,7 @@ def gemm_engine_info():
                                        if loaded else None),
         "onednn_error": None if loaded else (onednn.load_error() if onednn is not None else
                                              "the compiled kernels are not built"),
+        "bf16_compute": BF16_COMPUTE,
     }
 
 

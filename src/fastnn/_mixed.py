@@ -25,14 +25,15 @@ def check_compute_dtype(where, value, dtype):
 
 
 def warn_emulated():
-    """Once per process: bfloat16 GEMMs run by emulation on this CPU (float32 GEMMs of operands
-    rounded to bfloat16), which is slower than float32."""
+    """Once per process: bfloat16 GEMMs run by emulation (float32 GEMMs of operands rounded to
+    bfloat16), which is slower than float32."""
     global _warned
     if not _warned:
         _warned = True
-        warnings.warn("compute_dtype='bfloat16' runs by emulation here (no bfloat16 GEMM on "
-                      "this CPU or without oneDNN): the same numbers as bfloat16 hardware up "
-                      "to summation order, slower than float32", RuntimeWarning, stacklevel=3)
+        warnings.warn("compute_dtype='bfloat16' runs by emulation (float32 GEMMs of operands "
+                      "rounded to bfloat16; fastnn does not call a bfloat16 GEMM yet): the "
+                      "numbers of bfloat16 hardware up to summation order, slower than float32",
+                      RuntimeWarning, stacklevel=3)
 
 
 def attach_copies(params, flat):
