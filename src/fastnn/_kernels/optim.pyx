@@ -10,9 +10,10 @@
 #
 # bf16_copy (float32 only) is the bfloat16 GEMM operand of mixed-precision training. With one,
 # the update runs in CHUNK-sized pieces, threaded or not, and each piece is rounded into the copy
-# right after its update (_round_into), while it is still in cache: the copy costs one more write
-# stream, not a second pass over memory. The update loops themselves are the same with or
-# without it (a store to the copy inside them would make GCC give up vectorizing them).
+# right after its update (_round_into), while it is still in cache: the copy costs its rounding
+# and one more write stream, not a second read of the parameter from memory. The update loops themselves are the same with or
+# without it: a store to the copy under `if copy != NULL` inside them is control flow that GCC
+# does not vectorize (-fopt-info-vec: "control flow in loop").
 #
 # The argument checks are the twin's (_optim_checks.py). Before running them, each update asks
 # _plain() whether its arguments are already what those checks would accept unchanged
