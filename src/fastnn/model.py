@@ -161,14 +161,14 @@ class Sequential:
                            "or this call is inside one of its training calls (training calls "
                            "on one model must come one at a time, from one thread at a time)")
 
-    def _forward(self, X, training):
+    def _forward(self, X, training, refreshed=False):
         """The scores in the last layer's output buffer, which the next forward overwrites. X is
         as the first layer's _check_input returned it; NaN/inf are found with one cheap
-        reduction."""
+        reduction. refreshed: the bf16 copies were just brought up to date."""
         if not all_finite(X):
             raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
         bf16 = self._compute_dtype == "bfloat16"
-        if bf16:
+        if bf16 and not refreshed:
             refresh_copies(self.parameters(), self._copies)
         checked, compute = input_checked.set(True), bf16_compute.set(bf16)
         fused = fused_activations(self.layers)
@@ -254,8 +254,16 @@ class Sequential:
         X = self.layers[0]._check_input(X, self.dtype, finite=False)
         n = X.shape[0]
         compiled = self._compiled
-        plan = compiled.plan_for(self, n, loss) if (
-            self._dscores is not None and self._compute_dtype == "float32") else None
+        bf16 = self._compute_dtype == "bfloat16"
+        if bf16:  # (first: the plan holds the copies)
+            refresh_copies(self.parameters(), self._copies)
+        plan = None
+        if self._dscores is not None:
+            compute = bf16_compute.set(bf16)  # the layers' ops multiply as their forward would
+            try:
+                plan = compiled.plan_for(self, n, loss)
+            finally:
+                bf16_compute.reset(compute)
         if plan is not None:
             if not (finite and X is X_given) and not plan.all_finite(X):
                 raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
@@ -271,7 +279,7 @@ class Sequential:
             self._output_shape = scores.shape
             fused = (plan.penalty, plan.correct if count else None) if fuse else None
             return loss_value, scores, fused
-        scores = self._forward(X, training=True)
+        scores = self._forward(X, training=True, refreshed=bf16)
         if loss in losses.TAKE_DSCORES and self._dscores is not None:
             loss_value, dscores = loss(scores, y, dscores=self._dscores.rows(n))
         else:

@@ -21,7 +21,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport tanh
 from libc.stdlib cimport calloc, free
 
-from .bf16 cimport _round_bf16_f32
+from .bf16 cimport _round_bf16_f32, _run_round_bfloat16
 from .gemm cimport matmul_into, weight_gradients
 from .op cimport Op
 from .penalty cimport _run_elastic_net
@@ -333,33 +333,46 @@ def dense_backward(dA, X, W, A, *, activation="identity", alpha=0.0, dZ=None, dW
 # The Dense and activation layers' ops in the compiled training step (op.pxd, step.pyx): these
 # kernels' entry points on the layers' own, already checked arrays.
 cdef class DenseOp(Op):
-    cdef cnp.ndarray W, b, dW, db, dZ
+    # W is the GEMM operand: the layer's weights, or in a bfloat16 model their bf16-valued copy,
+    # with `master` the float32 weights (the penalty's) and `rounded` the buffer the input is
+    # rounded into before the GEMMs; outputs and dZ are rounded as the layer's round_bf16 does.
+    cdef cnp.ndarray W, master, rounded, b, dW, db, dZ
     cdef int code
     cdef double alpha
+    cdef bint bf16
 
-    def __init__(self, layer, input, output, grad_input, W, b, dW, db, dZ, int code, double alpha):
+    def __init__(self, layer, input, output, grad_input, W, b, dW, db, dZ, int code, double alpha,
+                 master=None, rounded=None):
         self.layer, self.input, self.output, self.grad_input = layer, input, output, grad_input
         self.W, self.b, self.dW, self.db, self.dZ = W, b, dW, db, dZ
+        self.master = W if master is None else master
+        self.rounded, self.bf16 = rounded, rounded is not None
         self.code, self.alpha = code, alpha
 
     cdef int set_input(self, cnp.ndarray X) except -1:
-        self.input = self.layer._X = X
+        self.input = X
+        self.layer._X = self.rounded if self.bf16 else X
         return 0
 
     def penalized(self):
-        return [] if self.dW is None else [self.W]
+        return [] if self.dW is None else [self.master]
 
     cdef int forward(self) except -1:
-        matmul_into(self.input, False, self.W, False, self.output, False)
-        _run_bias_act_forward(self.output, self.b, self.output, self.code, self.alpha, False)
+        cdef cnp.ndarray X = self.input
+        if self.bf16:
+            _run_round_bfloat16(X, self.rounded)
+            X = self.rounded
+        matmul_into(X, False, self.W, False, self.output, False)
+        _run_bias_act_forward(self.output, self.b, self.output, self.code, self.alpha, self.bf16)
         return 0
 
     cdef int backward(self, cnp.ndarray grad_output) except -1:
         # A frozen W or b (fastnn.Parameter.requires_grad) comes as None: no gradient for it.
         _run_bias_act_backward(grad_output, self.output, self.dZ, self.db, self.code, self.alpha,
-                               False, False)
+                               False, self.bf16)
         if self.dW is not None:
-            matmul_into(self.input, True, self.dZ, False, self.dW, False)
+            matmul_into(self.rounded if self.bf16 else self.input, True, self.dZ, False, self.dW,
+                        False)
         if self.grad_input is not None:
             matmul_into(self.dZ, False, self.W, True, self.grad_input, False)
         return 0
@@ -367,7 +380,7 @@ cdef class DenseOp(Op):
     cdef double penalize(self, double l1, double l2) noexcept:
         if self.dW is None:  # a frozen W carries no penalty
             return 0.0
-        return _run_elastic_net(self.W, self.dW, l1, l2)
+        return _run_elastic_net(self.master, self.dW, l1, l2)
 
 
 cdef class ActivationOp(Op):

@@ -115,25 +115,34 @@ class Dense(Layer):
         """What this layer's op in a compiled step is made of (fastnn._step: the op stays valid
         while each is the same object)."""
         W, b = self.W, self.b
+        bf16 = bf16_compute.get()  # (set by the model while it builds and checks its plan)
         return (W._data, W._grad, b._data, b._grad, self._out._array, self._dZ._array,
                 self._dX._array, self.activation, self.alpha, W._requires_grad,
-                b._requires_grad)
+                b._requires_grad, bf16, W._bf16 if bf16 else None,
+                self._Xb._array if bf16 and self._Xb is not None else None)
 
     def _step_op(self, step, n, features, previous, need_dX, epilogue=None):
         """(the step.DenseOp that does this layer's forward and backward on batches
         of n rows from `previous`, the op's output, the saved state it leaves here): forward
         and backward's arithmetic on forward and backward's arrays. previous is the output of
         the op before, None for the batch itself (given to the op at each run). epilogue: as
-        forward's."""
+        forward's. In a bfloat16 model (bf16_compute) the op multiplies as forward does: the
+        input rounded into this layer's Xb buffer, the bf16 copy of W, rounded outputs."""
         epilogue = (self.activation, self.alpha) if epilogue is None else epilogue
         activation, alpha = epilogue
         W, b = self.W, self.b
         out = self._out.rows(n)
-        op = step.DenseOp(self, previous, out, self._dX.rows(n) if need_dX else None, W.data,
-                          b.data, W._grad if W.requires_grad else None,
+        bf16 = bf16_compute.get()
+        if bf16 and self._Xb is None:
+            self._Xb = Buffer(self.in_features, self.dtype)
+        rounded = self._Xb.rows(n) if bf16 else None
+        op = step.DenseOp(self, previous, out, self._dX.rows(n) if need_dX else None,
+                          W._bf16 if bf16 else W._data, b._data,
+                          W._grad if W.requires_grad else None,
                           b._grad if b.requires_grad else None, self._dZ.rows(n),
-                          ACTIVATIONS[activation], float(alpha))
-        return op, out, self._leave(_X=previous, _A=out, epilogue=epilogue)
+                          ACTIVATIONS[activation], float(alpha), W._data, rounded)
+        return op, out, self._leave(_X=rounded if bf16 else previous, _A=out, epilogue=epilogue,
+                                    _bf16=bf16)
 
     def kink_pattern(self):
         return _kinks(self.epilogue[0], self._A)
