@@ -107,12 +107,28 @@ def test_train_step_rejects_bad_input_like_forward(rng):
         model.train_step(X, y, "cross_entropy_typo", opt)
 
 
+@pytest.fixture(params=["openblas", "onednn"])
+def engine(request):
+    """Each GEMM engine in turn (oneDNN for every product, where it loads), set back after."""
+    previous = fnn.gemm_engine_info()["requested"]
+    try:
+        fnn.set_gemm_engine(request.param)
+    except ImportError as error:
+        pytest.skip(str(error))
+    yield request.param
+    fnn.set_gemm_engine(previous)
+
+
 @pytest.mark.parametrize("kind", ["plain", "all_layers"])
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_compiled_train_step_allocates_no_arrays_in_steady_state(kind, optimizer, backend, rng):
+@pytest.mark.parametrize("compute_dtype", ["float32", "bfloat16"])
+@pytest.mark.filterwarnings("ignore:compute_dtype='bfloat16' runs by emulation:RuntimeWarning")
+def test_compiled_train_step_allocates_no_arrays_in_steady_state(kind, optimizer, compute_dtype,
+                                                                 engine, backend, rng):
     if backend != "cython":
         pytest.skip("the NumPy twin computes with temporaries by design")
     model = make_model(kind)
+    model.compute_dtype = compute_dtype
     opt = OPTIMIZERS[optimizer](model.parameters())
     data = [(X.astype(np.float32), y) for X, y in batches(rng, n=256)]
     for X, y in data:  # sizes the layers' buffers and the optimizer's state
