@@ -108,37 +108,29 @@ cdef void _from_bf16_f32(const uint16_t* b, float* out, Py_ssize_t size,
     _convert(WIDEN_F32, b, out, size, threaded)
 
 
+cdef void _run_pass(Pass kind, cnp.ndarray src, cnp.ndarray dst) noexcept:
+    # src and dst C-contiguous, of one size and of the dtypes `kind` converts between.
+    cdef Py_ssize_t size = src.size
+    cdef bint threaded = _threaded(size)
+    cdef const void* a = cnp.PyArray_DATA(src)
+    cdef void* b = cnp.PyArray_DATA(dst)
+    with nogil:
+        _convert(kind, a, b, size, threaded)
+
+
 cdef void _run_to_bfloat16(cnp.ndarray X, cnp.ndarray out) noexcept:
     # X C-contiguous float32/float64, out C-contiguous uint16 of X's size.
-    cdef Pass kind = BITS_F32 if X.descr.type_num == cnp.NPY_FLOAT else BITS_F64
-    cdef Py_ssize_t size = X.size
-    cdef bint threaded = _threaded(size)
-    cdef const void* src = cnp.PyArray_DATA(X)
-    cdef void* dst = cnp.PyArray_DATA(out)
-    with nogil:
-        _convert(kind, src, dst, size, threaded)
+    _run_pass(BITS_F32 if X.descr.type_num == cnp.NPY_FLOAT else BITS_F64, X, out)
 
 
 cdef void _run_round_bfloat16(cnp.ndarray X, cnp.ndarray out) noexcept:
     # X C-contiguous float32/float64, out C-contiguous of X's size and dtype (may be X).
-    cdef Pass kind = ROUND_F32 if X.descr.type_num == cnp.NPY_FLOAT else ROUND_F64
-    cdef Py_ssize_t size = X.size
-    cdef bint threaded = _threaded(size)
-    cdef const void* src = cnp.PyArray_DATA(X)
-    cdef void* dst = cnp.PyArray_DATA(out)
-    with nogil:
-        _convert(kind, src, dst, size, threaded)
+    _run_pass(ROUND_F32 if X.descr.type_num == cnp.NPY_FLOAT else ROUND_F64, X, out)
 
 
 cdef void _run_from_bfloat16(cnp.ndarray B, cnp.ndarray out) noexcept:
     # B C-contiguous uint16, out C-contiguous float32/float64 of B's size.
-    cdef Pass kind = WIDEN_F32 if out.descr.type_num == cnp.NPY_FLOAT else WIDEN_F64
-    cdef Py_ssize_t size = B.size
-    cdef bint threaded = _threaded(size)
-    cdef const void* src = cnp.PyArray_DATA(B)
-    cdef void* dst = cnp.PyArray_DATA(out)
-    with nogil:
-        _convert(kind, src, dst, size, threaded)
+    _run_pass(WIDEN_F32 if out.descr.type_num == cnp.NPY_FLOAT else WIDEN_F64, B, out)
 
 
 # ---- Python entries
