@@ -47,13 +47,11 @@ import warnings
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-
-from compare_contenders import CONFIGS, SHAPES, architecture, make_batches  # noqa: E402
-from compare_harness import (MEMORY_STEPS, QUICK_MEMORY_STEPS, apply_threads,  # noqa: E402
-                             bf16_arithmetic, engine_info, load_bench_conftest, measure_memory,
-                             source_version, write_outputs)
-from compare_roofline import cpu_isa  # noqa: E402
+from compare_contenders import CONFIGS, SHAPES, architecture, make_batches
+from compare_harness import (MEMORY_STEPS, QUICK_MEMORY_STEPS, apply_threads, bf16_arithmetic,
+                             engine_info, load_bench_conftest, measure_memory, source_version,
+                             write_outputs)
+from compare_roofline import cpu_isa
 
 DTYPES = ("float32", "bfloat16")
 TOLERANCE = 0.5  # points of accuracy bfloat16's median may fall below float32's
