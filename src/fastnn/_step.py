@@ -24,7 +24,7 @@ what it does); nor is a layer without one.
 So the numbers are those of the layer-by-layer step, and after a step every layer holds what its
 own forward and backward would have left.
 
-This module keeps the plans: one per batch size and loss (a model keeps the plans of the last
+This module keeps the plans: one per batch size, loss and compute dtype (a model keeps the plans of the last
 few), each kept until anything it holds changes: a layer option (activation, dropout p,
 batchnorm momentum or eps), or any array it holds (a parameter or gradient array replaced, a
 buffer grown by a larger batch elsewhere).
@@ -36,7 +36,7 @@ rebuilding it.
 from operator import is_
 
 from . import _backend, _kernels, losses
-from .layers import first_trainable, fused_activations
+from .layers import bf16_compute, first_trainable, fused_activations
 
 _LOSSES = {losses.softmax_cross_entropy: True, losses.multiclass_hinge: False}
 _module = None
@@ -73,7 +73,7 @@ class CompiledStep:
                  "penalizes")
 
     def __init__(self):
-        self.plans = {}  # (n, loss) -> (plan, held, left, parameters, penalizes)
+        self.plans = {}  # (n, loss, bf16) -> (plan, held, left, parameters, penalizes)
         self.plan = self.current = self.layers = self.parameters = None
         self.compilable = False
         # Whether the current plan's penalty (Plan.run's l1, l2) covers every weight a
@@ -82,9 +82,19 @@ class CompiledStep:
         self.stale = False  # an inference forward has replaced what the plan left in the layers
 
     def plan_for(self, model, n, loss):
-        """The plan for a batch of n rows, or None when this step cannot be compiled."""
+        """The plan for a batch of n rows, or None when this step cannot be compiled. A
+        bfloat16 model's plans are its layers' bf16 ops (bf16_compute, as in its forward),
+        kept apart from its float32 plans."""
         if _backend.get_backend() != "cython" or loss not in _LOSSES:
             return None
+        bf16 = model.compute_dtype == "bfloat16"
+        compute = bf16_compute.set(bf16)
+        try:
+            return self._plan_for(model, n, loss, bf16)
+        finally:
+            bf16_compute.reset(compute)
+
+    def _plan_for(self, model, n, loss, bf16):
         layers = model.layers
         if self.layers != layers:  # (the layer objects compare by identity)
             self.layers = list(layers)
@@ -94,7 +104,7 @@ class CompiledStep:
         if not self.compilable or step_module() is None:
             return None
         held = self._held(model)
-        key = (n, loss)
+        key = (n, loss, bf16)
         entry = self.plans.get(key)
         if entry is None or len(held) != len(entry[1]) or not all(map(is_, held, entry[1])):
             self.plan = self.current = None

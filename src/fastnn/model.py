@@ -257,13 +257,7 @@ class Sequential:
         bf16 = self._compute_dtype == "bfloat16"
         if bf16:  # (first: the plan holds the copies)
             refresh_copies(self.parameters(), self._copies)
-        plan = None
-        if self._dscores is not None:
-            compute = bf16_compute.set(bf16)  # the layers' ops multiply as their forward would
-            try:
-                plan = compiled.plan_for(self, n, loss)
-            finally:
-                bf16_compute.reset(compute)
+        plan = compiled.plan_for(self, n, loss) if self._dscores is not None else None
         if plan is not None:
             if not (finite and X is X_given) and not plan.all_finite(X):
                 raise ValueError(f"{self.layers[0]._label()}: input contains NaN or inf")
