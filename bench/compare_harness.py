@@ -270,6 +270,11 @@ def worker(shape, part, configs, threads, quick, engine="openblas", with_numpy=T
             entry["fastnn_step_api"] = fastnn_step_api(fnn.Sequential)
             entry["roofline"] = dict(gemm_seconds=gemm, traffic=traffic, bandwidth=bandwidth,
                                      seconds=roofline(gemm, traffic, bandwidth))
+            if bf16 and env["fastnn_bf16"] == "emulated":  # (the same float32 GEMMs)
+                traffic = step_traffic(spec, batch, optimizer, "bfloat16")
+                entry["roofline_bf16"] = dict(gemm_seconds=gemm, traffic=traffic,
+                                              bandwidth=bandwidth,
+                                              seconds=roofline(gemm, traffic, bandwidth))
             log(f"{config}: memory, {memory_steps} traced steps")
             entry["memory"] = measure_memory(spec, optimizer, batches, memory_steps)
             if bf16:
@@ -321,7 +326,7 @@ def run_worker(shape, part, args, engine="openblas", with_numpy=False):
 
 
 # of each engine's run, per config (memory_bf16 when bfloat16 ran)
-PER_ENGINE = ("roofline", "memory", "memory_bf16", "other_load", "notes")
+PER_ENGINE = ("roofline", "roofline_bf16", "memory", "memory_bf16", "other_load", "notes")
 
 
 def run_shape(shape, args):

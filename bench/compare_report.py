@@ -34,7 +34,7 @@ def engines_table(result):
     bf16 = result["environment"].get("fastnn_bf16", {})
     head = ["config", "engine", "floor ms", "engine GEMMs ms (GFLOP/s)", "roofline ms",
             "fastnn ms", "×floor", "×roofline", "torch fp32 ms", "torch / fastnn"]
-    head += ["fastnn bf16 ms (×fp32 step)"] if bf16 else []
+    head += ["fastnn bf16 ms (×fp32 step, ×its roofline)"] if bf16 else []
     rows = []
     for config, entry in result["configs"].items():
         torch = entry["times"].get("torch", {}).get("median")
@@ -49,7 +49,10 @@ def engines_table(result):
                          f"{torch / step:.2f}×" if torch else "—"])
             if bf16:
                 low = entry["times"].get(f"cython-bf16/{engine}", {}).get("median")
-                rows[-1].append(f"{ms(low)} ({low / step:.2f}×, {bf16[engine]})" if low else "—")
+                line = run.get("roofline_bf16")
+                against = f"{low / line['seconds']:.2f}× roofline, " if low and line else ""
+                rows[-1].append(f"{ms(low)} ({low / step:.2f}×, {against}{bf16[engine]})"
+                                if low else "—")
     return table(head, rows, left=2)
 
 

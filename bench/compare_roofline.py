@@ -17,6 +17,12 @@ an element):
                Adam: read p, g, m, v, write p, m, v (28)
 
 The GEMMs' own reads and writes are in their measured time, not counted again.
+
+compute_dtype="bfloat16", as fastnn runs it today (emulated: float32 GEMMs of operands rounded
+to bfloat16, gemm_engine_info()["bf16_compute"]), adds to that: each Dense rounds its input into
+a buffer (read and write n x in floats), and the update writes each parameter's bf16 copy
+(4 more bytes an element); the output's and dZ's rounding happen inside their passes. Its GEMMs
+are the float32 ones, so its roofline has the same GEMM time.
 """
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,16 +82,17 @@ def copy_bandwidth(nbytes, threads, seconds=0.05):
     return max(best.values())
 
 
-def step_traffic(spec, batch, optimizer):
+def step_traffic(spec, batch, optimizer, compute_dtype="float32"):
     """Bytes a training step's elementwise passes and update must move (see the top of this
     file), by part: forward, loss, backward, update, and total."""
     n, f = batch, 4
+    bf16 = compute_dtype == "bfloat16"
     forward = backward = params = 0
     for layer in spec:
         if layer[0] == "dense":
             a, b = layer[1], layer[2]
             params += a * b + b
-            forward += 2 * n * b * f + b * f
+            forward += 2 * n * b * f + b * f + (2 * n * a * f if bf16 else 0)
         else:
             w = layer[1]
             forward += 2 * n * w * f
@@ -111,7 +118,7 @@ def step_traffic(spec, batch, optimizer):
                 backward += 3 * n * w * f
             if layer[0] == "batchnorm":
                 backward += 4 * w * f  # dgamma, dbeta, batch mean and 1/std
-    update = params * {"sgd": 5, "adam": 7}[optimizer] * f
+    update = params * ({"sgd": 5, "adam": 7}[optimizer] + bf16) * f
     parts = {"forward": forward, "loss": loss, "backward": backward, "update": update}
     parts["total"] = sum(parts.values())
     return parts

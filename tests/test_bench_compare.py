@@ -53,6 +53,10 @@ def test_roofline_traffic_counts_every_pass_of_a_small_network(bench_modules):
         2 * n * 3 * 4 + n * 3)
     assert regularized["update"] - traffic["update"] == 2 * 3 * 20
     assert roofline.roofline(1e-3, traffic, 1e9) == pytest.approx(1e-3 + traffic["total"] / 1e9)
+    # bfloat16 (emulated): each Dense's input rounded into a buffer, the update writes the copy
+    emulated = roofline.step_traffic(spec, n, "sgd", "bfloat16")
+    assert emulated["forward"] - forward == 2 * n * (4 + 3) * 4
+    assert emulated["update"] == params * 24 and emulated["backward"] == backward
 
 
 @pytest.mark.backend_independent
@@ -110,6 +114,7 @@ def test_compare_quick_run_writes_complete_results(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "### tiny" in result.stdout and "fastnn bf16 ms" in result.stdout
+    assert "× roofline, emulated" in result.stdout
     assert "CPU instructions" in result.stdout
 
     runs = json.loads(out.read_text())["results"]
@@ -144,6 +149,10 @@ def test_compare_quick_run_writes_complete_results(tmp_path):
             assert line["gemm_seconds"] == entry["times"][f"gemm/{engine}"]["median"]
             assert line["traffic"]["total"] > 0 and line["bandwidth"] > 1e8
             assert line["seconds"] > line["gemm_seconds"]
+            if env["fastnn_bf16"][engine] == "emulated":  # the same GEMMs, more bytes
+                emulated = run["roofline_bf16"]
+                assert emulated["gemm_seconds"] == line["gemm_seconds"]
+                assert emulated["traffic"]["total"] > line["traffic"]["total"]
             assert run["floor"]["n"] > 0
             for memory, dtype in ((run["memory"], "float32"), (run["memory_bf16"], "bfloat16")):
                 assert memory["compute_dtype"] == dtype
