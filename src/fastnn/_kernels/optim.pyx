@@ -395,28 +395,24 @@ cdef void _adam_chunk(floating* p, const floating* grad, floating* m, floating* 
 cdef void _adam(floating* p, const floating* grad, floating* m, floating* v, floating* vmax,
                 float* copy, Py_ssize_t size, AdamConfig cfg, bint threaded) noexcept nogil:
     cdef Py_ssize_t c, at, piece = _piece(size, threaded, copy)
+    cdef floating b1 = <floating> cfg.beta1, b2 = <floating> cfg.beta2
+    cdef floating keep1 = <floating> (1 - cfg.beta1), keep2 = <floating> (1 - cfg.beta2)
+    cdef floating eps = <floating> cfg.eps, step = <floating> cfg.step_size
+    cdef floating bc2 = <floating> cfg.bias_correction2_sqrt
+    cdef floating wd = 0 if cfg.decoupled else <floating> cfg.weight_decay
+    cdef floating shrink = <floating> (1 - cfg.lr * cfg.weight_decay) if cfg.decoupled else 1
     if threaded:  # (both branches: see kernels.h)
         for c in prange(_pieces(size, piece), schedule="static"):
             at = c * piece
             _adam_chunk(p + at, grad + at, m + at, v + at, vmax + at if cfg.amsgrad else NULL,
-                        _at(copy, at), _length(c, piece, size), <floating> cfg.beta1,
-                        <floating> cfg.beta2, <floating> (1 - cfg.beta1),
-                        <floating> (1 - cfg.beta2), <floating> cfg.eps, <floating> cfg.step_size,
-                        <floating> cfg.bias_correction2_sqrt,
-                        0 if cfg.decoupled else <floating> cfg.weight_decay,
-                        <floating> (1 - cfg.lr * cfg.weight_decay) if cfg.decoupled else 1,
-                        cfg.amsgrad)
+                        _at(copy, at), _length(c, piece, size), b1, b2, keep1, keep2, eps, step,
+                        bc2, wd, shrink, cfg.amsgrad)
     else:
         for c in range(_pieces(size, piece)):
             at = c * piece
             _adam_chunk(p + at, grad + at, m + at, v + at, vmax + at if cfg.amsgrad else NULL,
-                        _at(copy, at), _length(c, piece, size), <floating> cfg.beta1,
-                        <floating> cfg.beta2, <floating> (1 - cfg.beta1),
-                        <floating> (1 - cfg.beta2), <floating> cfg.eps, <floating> cfg.step_size,
-                        <floating> cfg.bias_correction2_sqrt,
-                        0 if cfg.decoupled else <floating> cfg.weight_decay,
-                        <floating> (1 - cfg.lr * cfg.weight_decay) if cfg.decoupled else 1,
-                        cfg.amsgrad)
+                        _at(copy, at), _length(c, piece, size), b1, b2, keep1, keep2, eps, step,
+                        bc2, wd, shrink, cfg.amsgrad)
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1=0.9, beta2=0.999,
